@@ -1,0 +1,7 @@
+#[path = "crates/mlx-sys/rpath.rs"]
+mod rpath;
+
+fn main() {
+    napi_build::setup();
+    rpath::emit_mlx_rpath();
+}

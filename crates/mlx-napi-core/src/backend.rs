@@ -1,0 +1,201 @@
+//! What MLX runs on here, and a self-test that proves it computes.
+
+use std::{ffi::CStr, time::Instant};
+
+use mlx_rs::{ops, Array, Dtype};
+
+use crate::{Error, Result};
+
+/// Which MLX backend executes GPU work in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Cuda,
+    Metal,
+    Cpu,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Cuda => "cuda",
+            Backend::Metal => "metal",
+            Backend::Cpu => "cpu",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendInfo {
+    /// Version of the loaded libmlx (not the one we compiled against).
+    pub mlx_version: String,
+    /// `"gpu"` or `"cpu"`: MLX's default device.
+    pub device: &'static str,
+    pub backend: Backend,
+    /// e.g. "NVIDIA H200" or "Apple M3 Max", when MLX reports it.
+    pub device_name: Option<String>,
+    /// Device memory in bytes, when MLX reports it.
+    pub memory: Option<u64>,
+}
+
+/// mlx-c's default error handler calls `exit()`. mlx-rs swaps in one that records
+/// the message instead, but only on its first operation; our raw mlx-c calls below
+/// may come first, so run a trivial mlx-rs operation before any of them.
+fn ensure_error_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ops::abs(Array::from_f32(0.0));
+    });
+}
+
+/// The process's default MLX device, freed on drop.
+struct DefaultDevice(mlx_sys::mlx_device);
+
+impl DefaultDevice {
+    fn get() -> Result<Self> {
+        let mut device = DefaultDevice(unsafe { mlx_sys::mlx_device_new() });
+        unsafe { check(mlx_sys::mlx_get_default_device(&mut device.0), "mlx_get_default_device")? };
+        Ok(device)
+    }
+}
+
+impl Drop for DefaultDevice {
+    fn drop(&mut self) {
+        unsafe { mlx_sys::mlx_device_free(self.0) };
+    }
+}
+
+/// Turns a non-zero mlx-c status into our error, with MLX's message when mlx-rs's
+/// error handler captured one.
+fn check(status: i32, what: &str) -> Result<()> {
+    ensure_error_handler();
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(Error::Mlx(format!("{what} failed")))
+    }
+}
+
+fn mlx_string(s: mlx_sys::mlx_string) -> String {
+    // SAFETY: mlx_string_data returns a NUL-terminated buffer owned by `s`.
+    let text = unsafe { CStr::from_ptr(mlx_sys::mlx_string_data(s)) }
+        .to_string_lossy()
+        .into_owned();
+    unsafe { mlx_sys::mlx_string_free(s) };
+    text
+}
+
+pub fn mlx_version() -> Result<String> {
+    unsafe {
+        let mut s = mlx_sys::mlx_string_new();
+        check(mlx_sys::mlx_version(&mut s), "mlx_version")?;
+        Ok(mlx_string(s))
+    }
+}
+
+pub fn backend_info() -> Result<BackendInfo> {
+    let mut cuda = false;
+    let mut metal = false;
+    unsafe {
+        check(mlx_sys::mlx_cuda_is_available(&mut cuda), "mlx_cuda_is_available")?;
+        check(mlx_sys::mlx_metal_is_available(&mut metal), "mlx_metal_is_available")?;
+    }
+    let backend = if cuda {
+        Backend::Cuda
+    } else if metal {
+        Backend::Metal
+    } else {
+        Backend::Cpu
+    };
+    let device = DefaultDevice::get()?;
+    let mut kind = mlx_sys::mlx_device_type__MLX_CPU;
+    unsafe { check(mlx_sys::mlx_device_get_type(&mut kind, device.0), "mlx_device_get_type")? };
+    let is_gpu = kind == mlx_sys::mlx_device_type__MLX_GPU;
+    let (device_name, memory) = device_details(&device);
+    Ok(BackendInfo {
+        mlx_version: mlx_version()?,
+        device: if is_gpu { "gpu" } else { "cpu" },
+        backend,
+        device_name,
+        memory,
+    })
+}
+
+/// Name and memory size from MLX's device-info map; absent keys are not errors
+/// (the CPU device reports little).
+fn device_details(device: &DefaultDevice) -> (Option<String>, Option<u64>) {
+    unsafe {
+        let mut info = mlx_sys::mlx_device_info_new();
+        if mlx_sys::mlx_device_info_get(&mut info, device.0) != 0 {
+            mlx_sys::mlx_device_info_free(info);
+            return (None, None);
+        }
+        let has = |key: &CStr| {
+            let mut present = false;
+            mlx_sys::mlx_device_info_has_key(&mut present, info, key.as_ptr()) == 0 && present
+        };
+        let name = if has(c"device_name") {
+            let mut ptr: *const std::os::raw::c_char = std::ptr::null();
+            (mlx_sys::mlx_device_info_get_string(&mut ptr, info, c"device_name".as_ptr()) == 0
+                && !ptr.is_null())
+            .then(|| CStr::from_ptr(ptr).to_string_lossy().into_owned())
+        } else {
+            None
+        };
+        let memory = ["total_memory", "memory_size"].iter().find_map(|key| {
+            let key = std::ffi::CString::new(*key).unwrap();
+            if !has(&key) {
+                return None;
+            }
+            let mut size = 0usize;
+            (mlx_sys::mlx_device_info_get_size(&mut size, info, key.as_ptr()) == 0)
+                .then_some(size as u64)
+        });
+        mlx_sys::mlx_device_info_free(info);
+        (name, memory)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SelfTestReport {
+    pub n: i32,
+    pub dtype: Dtype,
+    /// Sum of the product's elements, computed in float32.
+    pub checksum: f64,
+    /// The checksum the inputs imply, computed on the host.
+    pub expected: f64,
+    /// |checksum − expected| / expected.
+    pub relative_error: f64,
+    pub millis: f64,
+    pub device: &'static str,
+}
+
+/// Multiplies two deterministic `n`×`n` matrices on the default device and
+/// checks the result against a closed form, so a broken backend cannot pass.
+///
+/// A = ones, B[i][j] = (i mod 7) / 7: every element of A·B in column j is
+/// Σ_i (i mod 7)/7, so the sum over the product is n² · Σ_i (i mod 7)/7.
+pub fn self_test(n: i32, dtype: Dtype) -> Result<SelfTestReport> {
+    if !(1..=16384).contains(&n) {
+        return Err(Error::invalid(format!("self-test size must be in 1..=16384, got {n}")));
+    }
+    let start = Instant::now();
+    let a = ops::ones_dtype(&[n, n], dtype)?;
+    let rows = ops::arange::<_, f32>(0, n, None)?;
+    let col = ops::divide(&ops::remainder(&rows, Array::from_f32(7.0))?, Array::from_f32(7.0))?;
+    let b = ops::broadcast_to(&col.reshape(&[n, 1])?, &[n, n])?.as_dtype(dtype)?;
+    let product = ops::matmul(&a, &b)?;
+    let sum = product.as_dtype(Dtype::Float32)?.sum(None)?;
+    sum.eval()?;
+    let checksum = f64::from(sum.item_cast::<f32>());
+    let expected = f64::from(n) * f64::from(n) * (0..n).map(|i| f64::from(i % 7) / 7.0).sum::<f64>();
+    let info = backend_info()?;
+    Ok(SelfTestReport {
+        n,
+        dtype,
+        checksum,
+        expected,
+        relative_error: (checksum - expected).abs() / expected.abs().max(f64::MIN_POSITIVE),
+        millis: start.elapsed().as_secs_f64() * 1e3,
+        device: info.device,
+    })
+}
