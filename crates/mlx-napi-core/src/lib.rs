@@ -6,5 +6,6 @@
 
 pub mod backend;
 pub mod error;
+pub mod runtime;
 
 pub use error::{Error, ErrorCode, Result};
