@@ -16,7 +16,10 @@ fn self_test_matmul_matches_closed_form() {
     let report = self_test(64, Dtype::Float32).unwrap();
     let expected = 64.0 * 64.0 * (0..64).map(|i| f64::from(i % 7) / 7.0).sum::<f64>();
     assert_eq!(report.expected, expected);
-    assert!((report.checksum - expected).abs() < 1e-4 * expected, "{report:?}");
+    assert!(
+        (report.checksum - expected).abs() < 1e-4 * expected,
+        "{report:?}"
+    );
     assert!(report.relative_error < 1e-4);
 }
 
@@ -34,7 +37,7 @@ fn mlx_exceptions_become_errors() {
     assert_eq!(err.code(), ErrorCode::Mlx);
     assert!(err.to_string().contains("matmul"), "{err}");
     // MLX still works after the exception.
-    let c = ops::matmul(&a, &ops::ones::<f32>(&[3, 2]).unwrap()).unwrap();
+    let c = ops::matmul(&a, ops::ones::<f32>(&[3, 2]).unwrap()).unwrap();
     assert_eq!(c.sum(None).unwrap().item_cast::<f32>(), 12.0);
     let _ = Array::from_f32(1.0);
 }
