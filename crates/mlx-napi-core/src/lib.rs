@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod cache;
 pub mod error;
+pub mod llm;
 pub mod loading;
 pub mod nn;
 pub mod sampling;
