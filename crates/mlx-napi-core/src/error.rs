@@ -25,6 +25,8 @@ pub enum ErrorCode {
     UnsupportedModel,
     /// The tokenizer or chat template failed (load, encode, decode, render).
     Tokenizer,
+    /// The model (or session) was disposed before or while the call ran.
+    Disposed,
 }
 
 impl ErrorCode {
@@ -38,6 +40,7 @@ impl ErrorCode {
             ErrorCode::ModelFormat => "ERR_MODEL_FORMAT",
             ErrorCode::UnsupportedModel => "ERR_UNSUPPORTED_MODEL",
             ErrorCode::Tokenizer => "ERR_TOKENIZER",
+            ErrorCode::Disposed => "ERR_DISPOSED",
         }
     }
 }
@@ -70,6 +73,8 @@ pub enum Error {
     UnsupportedModel(String),
     #[error("{0}")]
     Tokenizer(String),
+    #[error("the model was disposed")]
+    Disposed,
 }
 
 impl Error {
@@ -83,6 +88,26 @@ impl Error {
             Error::ModelFormat(_) => ErrorCode::ModelFormat,
             Error::UnsupportedModel(_) => ErrorCode::UnsupportedModel,
             Error::Tokenizer(_) => ErrorCode::Tokenizer,
+            Error::Disposed => ErrorCode::Disposed,
+        }
+    }
+
+    /// A second error equal to this one (same variant, code and message), for
+    /// reporting one failure to several waiters.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Error::Mlx(m) => Error::Mlx(m.clone()),
+            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+            Error::Io { context, source } => Error::Io {
+                context: context.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Aborted => Error::Aborted,
+            Error::ModelNotFound(m) => Error::ModelNotFound(m.clone()),
+            Error::ModelFormat(m) => Error::ModelFormat(m.clone()),
+            Error::UnsupportedModel(m) => Error::UnsupportedModel(m.clone()),
+            Error::Tokenizer(m) => Error::Tokenizer(m.clone()),
+            Error::Disposed => Error::Disposed,
         }
     }
 
