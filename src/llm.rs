@@ -273,6 +273,9 @@ fn read_options(
         None => None,
     };
     let mut parsed = generate_options(typed);
+    if watch.aborted() {
+        parsed = Err(CoreError::Aborted);
+    }
     if let Ok(p) = parsed.as_mut() {
         p.abort = Some(watch.flag());
     }
@@ -792,6 +795,8 @@ struct StreamState {
     waiters: VecDeque<Settler<Step, StreamStep>>,
     /// Set once generation ended; the error is handed out once, then `done`.
     outcome: Option<Result<Option<GenerationResult>, CoreError>>,
+    /// `return()` was called: no more chunks, only the end.
+    closed: bool,
 }
 
 struct StreamShared {
@@ -811,6 +816,9 @@ impl StreamShared {
             index: chunk.index as u32,
         };
         let mut state = self.state.lock().unwrap();
+        if state.closed {
+            return ControlFlow::Break(());
+        }
         match state.waiters.pop_front() {
             Some(waiter) => waiter.settle(Ok(Step::Chunk(chunk))),
             None => state.chunks.push_back(chunk),
@@ -914,6 +922,11 @@ impl LlmStream {
     #[napi(js_name = "return", ts_return_type = "Promise<StreamStep>")]
     pub fn finish_early<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
         self.shared.abort.store(true, Ordering::SeqCst);
+        {
+            let mut state = self.shared.state.lock().unwrap();
+            state.closed = true;
+            state.chunks.clear();
+        }
         self.release_watch(env);
         let (settler, promise) = Settler::new(env, |_env, ()| {
             Ok(StreamStep {

@@ -12,6 +12,7 @@ use napi::{
 use crate::errors::to_js_error;
 
 type Resolver<V> = Box<dyn FnOnce(Env) -> napi::Result<V>>;
+type Cleanup = Box<dyn FnOnce(&Env)>;
 type ToJs<T, V> = Box<dyn FnOnce(Env, T) -> napi::Result<V> + Send>;
 
 pub struct Settler<T, V: ToNapiValue + 'static> {
@@ -19,7 +20,7 @@ pub struct Settler<T, V: ToNapiValue + 'static> {
     to_js: ToJs<T, V>,
     /// Runs on the JS thread right before the promise settles (e.g. to detach
     /// an AbortSignal listener).
-    cleanup: Option<JsThreadOnly<Box<dyn FnOnce(&Env)>>>,
+    cleanup: Option<JsThreadOnly<Cleanup>>,
 }
 
 /// A value created on the JS thread that must only be used there again. The
