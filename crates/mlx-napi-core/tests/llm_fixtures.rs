@@ -173,3 +173,29 @@ fn wrong_configs_and_weights_are_reported() {
     let err = load(&missing);
     assert!(err.to_string().contains("hidden_size"), "{err}");
 }
+
+#[test]
+fn quantize_at_load_stays_close_to_float() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3");
+    let config: serde_json::Value = read_json(&dir, "config.json").unwrap();
+    let weights = load_weights(&weight_files(&dir).unwrap(), |_, _| {}).unwrap();
+    let spec = mlx_napi_core::loading::QuantSpec {
+        group_size: 32,
+        bits: 8,
+    };
+    let model = load_model(
+        &config,
+        WeightTree::new(weights, Quantization::default(), Some(spec)),
+    )
+    .unwrap();
+    let f = fixture("qwen3");
+    let mut caches = model.new_caches();
+    let logits = to_vec_f32(
+        &model
+            .forward(&tokens(&f.input_ids), &mut caches, false)
+            .unwrap(),
+    );
+    let diff = max_abs_diff(&logits, &f.logits);
+    // 8-bit weights: close to float, but not identical (so quantization really happened).
+    assert!(diff < 0.1 && diff > ATOL, "max diff {diff}");
+}

@@ -36,6 +36,8 @@ impl QuantizedWeight {
     /// Quantizes a dense `[rows, cols]` matrix with MLX's affine quantizer.
     pub fn quantize(dense: &Array, spec: QuantSpec) -> Result<Self> {
         let (weight, scales, biases) = ops::quantize(dense, spec.group_size, spec.bits)?;
+        // Materialize now so the dense original can be freed.
+        mlx_rs::transforms::eval([&weight, &scales, &biases])?;
         Ok(Self {
             weight,
             scales,
