@@ -1,5 +1,19 @@
 //! The LLM engine: load a model folder or repo id, generate text (streamed),
 //! and hold chat sessions whose KV cache survives between turns.
+//!
+//! ```ignore
+//! let llm = Llm::load("path/or/owner-repo", LoadOptions::default())?;
+//! let options = GenerateOptions { max_tokens: 64, ..Default::default() };
+//! let result = llm.generate(Prompt::Text("The capital of France is"), &options, &mut |chunk| {
+//!     print!("{}", chunk.text);
+//!     ControlFlow::Continue(())
+//! })?;
+//! let mut session = llm.chat_session();
+//! let reply = llm.chat(&mut session, &[ChatMessage::new("user", "Hi!")], &options, &mut |_| ControlFlow::Continue(()))?;
+//! ```
+//!
+//! Layout: [`models`] (one file per architecture behind [`LanguageModel`]),
+//! [`generate`] (the decode loop, stop handling, timings).
 
 pub mod generate;
 pub mod models;
