@@ -28,7 +28,10 @@ fn main() {
     let mlx_c = mlx_c_sources();
     compile_mlx_c(&mlx_c, &runtime.link_dir.join("../include"));
 
-    println!("cargo:rustc-link-search=native={}", runtime.link_dir.display());
+    println!(
+        "cargo:rustc-link-search=native={}",
+        runtime.link_dir.display()
+    );
     println!("cargo:rustc-link-lib=dylib=mlx");
     let rpath = env::join_paths(&runtime.rpath).expect("runtime paths contain ':'");
     println!("cargo::metadata=rpath={}", rpath.to_string_lossy());
@@ -57,13 +60,16 @@ struct Runtime {
 impl Runtime {
     fn locate() -> Runtime {
         let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap();
-        let variant = env::var("MLX_VARIANT").unwrap_or_else(|_| {
-            if target_os == "macos" { "metal" } else { "cpu" }.to_string()
-        });
+        let variant = env::var("MLX_VARIANT")
+            .unwrap_or_else(|_| if target_os == "macos" { "metal" } else { "cpu" }.to_string());
         if let Some(dir) = env::var_os("MLX_DIR") {
             let dir = PathBuf::from(dir);
             check_runtime(&dir, &target_os);
-            return Runtime { variant, link_dir: dir.join("lib"), rpath: vec![dir.join("lib")] };
+            return Runtime {
+                variant,
+                link_dir: dir.join("lib"),
+                rpath: vec![dir.join("lib")],
+            };
         }
         let home = env::var_os("MLX_RUNTIME_HOME")
             .map(PathBuf::from)
@@ -77,11 +83,19 @@ impl Runtime {
         match (target_os.as_str(), variant.as_str()) {
             ("macos", "metal") => {
                 let lib = wheel("metal");
-                Runtime { variant, link_dir: lib.clone(), rpath: vec![lib] }
+                Runtime {
+                    variant,
+                    link_dir: lib.clone(),
+                    rpath: vec![lib],
+                }
             }
             ("linux", "cpu") => {
                 let lib = wheel("cpu");
-                Runtime { variant, link_dir: lib.clone(), rpath: vec![lib] }
+                Runtime {
+                    variant,
+                    link_dir: lib.clone(),
+                    rpath: vec![lib],
+                }
             }
             // The CUDA libmlx.so needs the NVIDIA libraries to link an executable, so
             // we link against the CPU build (same headers, same soname) and put the
@@ -89,7 +103,11 @@ impl Runtime {
             ("linux", "cuda13") => {
                 let cpu = wheel("cpu");
                 let cuda = wheel("cuda13");
-                Runtime { variant, link_dir: cpu.clone(), rpath: vec![cuda, cpu] }
+                Runtime {
+                    variant,
+                    link_dir: cpu.clone(),
+                    rpath: vec![cuda, cpu],
+                }
             }
             (os, v) => fail(&format!(
                 "MLX_VARIANT={v} is not available on {os}. Use 'cpu' or 'cuda13' on Linux, \
@@ -102,17 +120,32 @@ impl Runtime {
 
 fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    manifest.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or(manifest)
+    manifest
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or(manifest)
 }
 
 fn check_runtime(dir: &Path, target_os: &str) {
-    let lib = if target_os == "macos" { "libmlx.dylib" } else { "libmlx.so" };
+    let lib = if target_os == "macos" {
+        "libmlx.dylib"
+    } else {
+        "libmlx.so"
+    };
     if !dir.join("lib").join(lib).is_file() {
-        fail(&format!("{} has no lib/{lib}: not an MLX install", dir.display()));
+        fail(&format!(
+            "{} has no lib/{lib}: not an MLX install",
+            dir.display()
+        ));
     }
     let header = dir.join("include/mlx/version.h");
-    let text = fs::read_to_string(&header)
-        .unwrap_or_else(|_| fail(&format!("{} is missing: not an MLX install", header.display())));
+    let text = fs::read_to_string(&header).unwrap_or_else(|_| {
+        fail(&format!(
+            "{} is missing: not an MLX install",
+            header.display()
+        ))
+    });
     let field = |name: &str| {
         text.lines()
             .find_map(|l| l.trim().strip_prefix(&format!("#define {name} ")))
@@ -152,7 +185,15 @@ fn fetch_wheel(variant: &str, dir: &Path) {
     let _ = fs::remove_dir_all(dir);
     fs::create_dir_all(&download).unwrap();
     let status = Command::new(&python)
-        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+        ])
         .arg(&download)
         .arg(format!("{package}=={MLX_VERSION}"))
         .status();
@@ -210,12 +251,16 @@ fn mlx_c_sources() -> PathBuf {
         .arg(out.join("Cargo.toml"))
         .status();
     if !matches!(status, Ok(s) if s.success()) {
-        fail("'cargo fetch' of the mlx-sys 0.7.0 crate (which carries the mlx-c sources) failed. \
-              Check access to crates.io, or set MLX_C_SRC to an mlx-c 0.7.0 source tree.");
+        fail(
+            "'cargo fetch' of the mlx-sys 0.7.0 crate (which carries the mlx-c sources) failed. \
+              Check access to crates.io, or set MLX_C_SRC to an mlx-c 0.7.0 source tree.",
+        );
     }
     find_in_registry().unwrap_or_else(|| {
-        fail("cargo fetched mlx-sys 0.7.0 but its sources are not under $CARGO_HOME/registry/src; \
-              set MLX_C_SRC to an mlx-c 0.7.0 source tree")
+        fail(
+            "cargo fetched mlx-sys 0.7.0 but its sources are not under $CARGO_HOME/registry/src; \
+              set MLX_C_SRC to an mlx-c 0.7.0 source tree",
+        )
     })
 }
 
@@ -244,7 +289,10 @@ fn compile_mlx_c(mlx_c: &Path, mlx_include: &Path) {
         .std("c++20")
         .include(mlx_c)
         .include(mlx_include)
-        .flag(format!("-include{}", compat.join("mlx_c_compat.h").display()))
+        .flag(format!(
+            "-include{}",
+            compat.join("mlx_c_compat.h").display()
+        ))
         .warnings(false)
         .files(&sources);
     // half.h only defines the half scalar types on ARM; elsewhere mlx-rs still needs

@@ -3,7 +3,9 @@
 // crates/mlx-sys found into the RUNPATH, so no LD_LIBRARY_PATH is needed, while
 // one set at run time (e.g. to a CUDA libmlx.so) still takes precedence.
 pub fn emit_mlx_rpath() {
-    let Some(paths) = std::env::var_os("DEP_MLX_RPATH") else { return };
+    let Some(paths) = std::env::var_os("DEP_MLX_RPATH") else {
+        return;
+    };
     let apple = std::env::var("CARGO_CFG_TARGET_VENDOR").as_deref() == Ok("apple");
     if !apple {
         println!("cargo:rustc-link-arg=-Wl,--enable-new-dtags");

@@ -53,7 +53,12 @@ struct DefaultDevice(mlx_sys::mlx_device);
 impl DefaultDevice {
     fn get() -> Result<Self> {
         let mut device = DefaultDevice(unsafe { mlx_sys::mlx_device_new() });
-        unsafe { check(mlx_sys::mlx_get_default_device(&mut device.0), "mlx_get_default_device")? };
+        unsafe {
+            check(
+                mlx_sys::mlx_get_default_device(&mut device.0),
+                "mlx_get_default_device",
+            )?
+        };
         Ok(device)
     }
 }
@@ -96,8 +101,14 @@ pub fn backend_info() -> Result<BackendInfo> {
     let mut cuda = false;
     let mut metal = false;
     unsafe {
-        check(mlx_sys::mlx_cuda_is_available(&mut cuda), "mlx_cuda_is_available")?;
-        check(mlx_sys::mlx_metal_is_available(&mut metal), "mlx_metal_is_available")?;
+        check(
+            mlx_sys::mlx_cuda_is_available(&mut cuda),
+            "mlx_cuda_is_available",
+        )?;
+        check(
+            mlx_sys::mlx_metal_is_available(&mut metal),
+            "mlx_metal_is_available",
+        )?;
     }
     let backend = if cuda {
         Backend::Cuda
@@ -108,7 +119,12 @@ pub fn backend_info() -> Result<BackendInfo> {
     };
     let device = DefaultDevice::get()?;
     let mut kind = mlx_sys::mlx_device_type__MLX_CPU;
-    unsafe { check(mlx_sys::mlx_device_get_type(&mut kind, device.0), "mlx_device_get_type")? };
+    unsafe {
+        check(
+            mlx_sys::mlx_device_get_type(&mut kind, device.0),
+            "mlx_device_get_type",
+        )?
+    };
     let is_gpu = kind == mlx_sys::mlx_device_type__MLX_GPU;
     let (device_name, memory) = device_details(&device);
     Ok(BackendInfo {
@@ -176,18 +192,24 @@ pub struct SelfTestReport {
 /// Σ_i (i mod 7)/7, so the sum over the product is n² · Σ_i (i mod 7)/7.
 pub fn self_test(n: i32, dtype: Dtype) -> Result<SelfTestReport> {
     if !(1..=16384).contains(&n) {
-        return Err(Error::invalid(format!("self-test size must be in 1..=16384, got {n}")));
+        return Err(Error::invalid(format!(
+            "self-test size must be in 1..=16384, got {n}"
+        )));
     }
     let start = Instant::now();
     let a = ops::ones_dtype(&[n, n], dtype)?;
     let rows = ops::arange::<_, f32>(0, n, None)?;
-    let col = ops::divide(&ops::remainder(&rows, Array::from_f32(7.0))?, Array::from_f32(7.0))?;
+    let col = ops::divide(
+        &ops::remainder(&rows, Array::from_f32(7.0))?,
+        Array::from_f32(7.0),
+    )?;
     let b = ops::broadcast_to(&col.reshape(&[n, 1])?, &[n, n])?.as_dtype(dtype)?;
     let product = ops::matmul(&a, &b)?;
     let sum = product.as_dtype(Dtype::Float32)?.sum(None)?;
     sum.eval()?;
     let checksum = f64::from(sum.item_cast::<f32>());
-    let expected = f64::from(n) * f64::from(n) * (0..n).map(|i| f64::from(i % 7) / 7.0).sum::<f64>();
+    let expected =
+        f64::from(n) * f64::from(n) * (0..n).map(|i| f64::from(i % 7) / 7.0).sum::<f64>();
     let info = backend_info()?;
     Ok(SelfTestReport {
         n,

@@ -16,6 +16,10 @@ pub enum ErrorCode {
     Io,
     /// The work was cancelled through an AbortSignal.
     Aborted,
+    /// Audio input is empty, corrupt, truncated or not a recognizable container.
+    AudioDecode,
+    /// Audio input is recognized but uses a codec or layout we cannot decode.
+    AudioUnsupported,
 }
 
 impl ErrorCode {
@@ -25,6 +29,8 @@ impl ErrorCode {
             ErrorCode::InvalidArgument => "ERR_INVALID_ARG",
             ErrorCode::Io => "ERR_IO",
             ErrorCode::Aborted => "ABORT_ERR",
+            ErrorCode::AudioDecode => "ERR_AUDIO_DECODE",
+            ErrorCode::AudioUnsupported => "ERR_AUDIO_UNSUPPORTED",
         }
     }
 }
@@ -49,6 +55,10 @@ pub enum Error {
     },
     #[error("the operation was aborted")]
     Aborted,
+    #[error("cannot decode audio: {0}")]
+    AudioDecode(String),
+    #[error("unsupported audio: {0}")]
+    AudioUnsupported(String),
 }
 
 impl Error {
@@ -58,6 +68,8 @@ impl Error {
             Error::InvalidArgument(_) => ErrorCode::InvalidArgument,
             Error::Io { .. } => ErrorCode::Io,
             Error::Aborted => ErrorCode::Aborted,
+            Error::AudioDecode(_) => ErrorCode::AudioDecode,
+            Error::AudioUnsupported(_) => ErrorCode::AudioUnsupported,
         }
     }
 

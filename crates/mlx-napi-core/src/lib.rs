@@ -4,6 +4,7 @@
 //! `cargo test`. The addon crate (`src/` at the repository root) only converts
 //! arguments and results and schedules work off the JS thread.
 
+pub mod audio;
 pub mod backend;
 pub mod error;
 

@@ -16,7 +16,10 @@ fn self_test_matmul_matches_closed_form() {
     let report = self_test(64, Dtype::Float32).unwrap();
     let expected = 64.0 * 64.0 * (0..64).map(|i| f64::from(i % 7) / 7.0).sum::<f64>();
     assert_eq!(report.expected, expected);
-    assert!((report.checksum - expected).abs() < 1e-4 * expected, "{report:?}");
+    assert!(
+        (report.checksum - expected).abs() < 1e-4 * expected,
+        "{report:?}"
+    );
     assert!(report.relative_error < 1e-4);
 }
 
