@@ -7,5 +7,6 @@
 pub mod audio;
 pub mod backend;
 pub mod error;
+pub mod whisper;
 
 pub use error::{Error, ErrorCode, Result};

@@ -1,0 +1,3 @@
+//! Whisper speech-to-text on MLX.
+
+pub mod mel;
