@@ -9,7 +9,7 @@
 //! Layout: frames × mels (channels last), what the encoder's `conv1d` consumes.
 
 use mlx_rs::{
-    fft,
+    fft::rfft,
     ops::{self, indexing::TryIndexOp},
     Array,
 };
@@ -146,7 +146,7 @@ impl LogMel {
             &[HOP_LENGTH as i64, 1][..],
             0,
         )?;
-        let spectrum = fft::rfft(frames.multiply(&self.window)?, None, -1)?;
+        let spectrum = rfft(frames.multiply(&self.window)?, None, -1)?;
         // The last frame only exists because of the right-hand padding: drop it.
         let spectrum = spectrum.try_index(..(n_frames as i32 - 1))?;
         let power = spectrum.abs()?.square()?;
