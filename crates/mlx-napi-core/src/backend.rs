@@ -188,8 +188,8 @@ pub struct SelfTestReport {
 /// Multiplies two deterministic `n`×`n` matrices on the default device and
 /// checks the result against a closed form, so a broken backend cannot pass.
 ///
-/// A = ones, B[i][j] = (i mod 7) / 7: every element of A·B in column j is
-/// Σ_i (i mod 7)/7, so the sum over the product is n² · Σ_i (i mod 7)/7.
+/// A = ones, B[i][j] = (i mod 8) / 8 (exact in every float type): every element
+/// of A·B is Σ_i (i mod 8)/8, so the sum over the product is n² · Σ_i (i mod 8)/8.
 pub fn self_test(n: i32, dtype: Dtype) -> Result<SelfTestReport> {
     if !(1..=16384).contains(&n) {
         return Err(Error::invalid(format!(
@@ -200,8 +200,8 @@ pub fn self_test(n: i32, dtype: Dtype) -> Result<SelfTestReport> {
     let a = ops::ones_dtype(&[n, n], dtype)?;
     let rows = ops::arange::<_, f32>(0, n, None)?;
     let col = ops::divide(
-        &ops::remainder(&rows, Array::from_f32(7.0))?,
-        Array::from_f32(7.0),
+        &ops::remainder(&rows, Array::from_f32(8.0))?,
+        Array::from_f32(8.0),
     )?;
     let b = ops::broadcast_to(&col.reshape(&[n, 1])?, &[n, n])?.as_dtype(dtype)?;
     let product = ops::matmul(&a, &b)?;
@@ -209,7 +209,7 @@ pub fn self_test(n: i32, dtype: Dtype) -> Result<SelfTestReport> {
     sum.eval()?;
     let checksum = f64::from(sum.item_cast::<f32>());
     let expected =
-        f64::from(n) * f64::from(n) * (0..n).map(|i| f64::from(i % 7) / 7.0).sum::<f64>();
+        f64::from(n) * f64::from(n) * (0..n).map(|i| f64::from(i % 8) / 8.0).sum::<f64>();
     let info = backend_info()?;
     Ok(SelfTestReport {
         n,
@@ -220,4 +220,73 @@ pub fn self_test(n: i32, dtype: Dtype) -> Result<SelfTestReport> {
         millis: start.elapsed().as_secs_f64() * 1e3,
         device: info.device,
     })
+}
+
+/// Parses a dtype name as used in the JS API ("float32", "bfloat16", ...).
+pub fn parse_dtype(name: &str) -> Result<Dtype> {
+    Ok(match name {
+        "float32" => Dtype::Float32,
+        "float16" => Dtype::Float16,
+        "bfloat16" => Dtype::Bfloat16,
+        "int32" => Dtype::Int32,
+        other => {
+            return Err(Error::invalid(format!(
+                "unknown dtype '{other}': expected 'float32', 'float16', 'bfloat16' or 'int32'"
+            )))
+        }
+    })
+}
+
+/// Timings of repeated n×n×n matmuls on inputs that already live on the device.
+#[derive(Debug, Clone)]
+pub struct MatmulTimings {
+    pub n: i32,
+    pub dtype: Dtype,
+    /// Wall time of each timed product, evaluated one at a time (ms).
+    pub millis: Vec<f64>,
+}
+
+impl MatmulTimings {
+    pub fn median_millis(&self) -> f64 {
+        let mut sorted = self.millis.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    }
+
+    /// Throughput at the median time, in TFLOP/s (2·n³ operations per product).
+    pub fn median_tflops(&self) -> f64 {
+        2.0 * f64::from(self.n).powi(3) / (self.median_millis() * 1e-3) / 1e12
+    }
+}
+
+/// Measures matmul throughput: `warmup` untimed products (kernel compilation and
+/// allocation happen there), then `iterations` timed ones.
+pub fn benchmark_matmul(
+    n: i32,
+    dtype: Dtype,
+    warmup: u32,
+    iterations: u32,
+) -> Result<MatmulTimings> {
+    if !(1..=32768).contains(&n) {
+        return Err(Error::invalid(format!(
+            "matmul size must be in 1..=32768, got {n}"
+        )));
+    }
+    if iterations == 0 {
+        return Err(Error::invalid("iterations must be at least 1"));
+    }
+    let key = mlx_rs::random::key(0)?;
+    let a = mlx_rs::random::normal::<f32>(&[n, n], None, None, &key)?.as_dtype(dtype)?;
+    let b = mlx_rs::random::normal::<f32>(&[n, n], None, None, &key)?.as_dtype(dtype)?;
+    mlx_rs::transforms::eval([&a, &b])?;
+    for _ in 0..warmup {
+        ops::matmul(&a, &b)?.eval()?;
+    }
+    let mut millis = Vec::with_capacity(iterations as usize);
+    for _ in 0..iterations {
+        let start = Instant::now();
+        ops::matmul(&a, &b)?.eval()?;
+        millis.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(MatmulTimings { n, dtype, millis })
 }

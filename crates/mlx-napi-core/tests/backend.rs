@@ -2,7 +2,7 @@ use mlx_napi_core::{
     backend::{backend_info, self_test},
     ErrorCode,
 };
-use mlx_rs::{ops, Array, Dtype};
+use mlx_rs::{ops, Dtype};
 
 #[test]
 fn reports_the_linked_mlx() {
@@ -14,7 +14,7 @@ fn reports_the_linked_mlx() {
 #[test]
 fn self_test_matmul_matches_closed_form() {
     let report = self_test(64, Dtype::Float32).unwrap();
-    let expected = 64.0 * 64.0 * (0..64).map(|i| f64::from(i % 7) / 7.0).sum::<f64>();
+    let expected = 64.0 * 64.0 * (0..64).map(|i| f64::from(i % 8) / 8.0).sum::<f64>();
     assert_eq!(report.expected, expected);
     assert!(
         (report.checksum - expected).abs() < 1e-4 * expected,
@@ -37,7 +37,15 @@ fn mlx_exceptions_become_errors() {
     assert_eq!(err.code(), ErrorCode::Mlx);
     assert!(err.to_string().contains("matmul"), "{err}");
     // MLX still works after the exception.
-    let c = ops::matmul(&a, &ops::ones::<f32>(&[3, 2]).unwrap()).unwrap();
+    let c = ops::matmul(&a, ops::ones::<f32>(&[3, 2]).unwrap()).unwrap();
     assert_eq!(c.sum(None).unwrap().item_cast::<f32>(), 12.0);
-    let _ = Array::from_f32(1.0);
+}
+
+#[test]
+fn matmul_benchmark_times_each_iteration() {
+    let t = mlx_napi_core::backend::benchmark_matmul(32, Dtype::Float32, 1, 3).unwrap();
+    assert_eq!(t.millis.len(), 3);
+    assert!(t.median_tflops() > 0.0);
+    let err = mlx_napi_core::backend::benchmark_matmul(32, Dtype::Float32, 0, 0).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
 }
