@@ -1,6 +1,7 @@
 //! Whisper's log-mel front end against mlx-whisper's output in ../shared/reference.
 
-mod common;
+mod whisper_common;
+use whisper_common as common;
 
 use mlx_napi_core::{
     audio::decode_file,
