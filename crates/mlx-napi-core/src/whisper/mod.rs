@@ -1,3 +1,4 @@
 //! Whisper speech-to-text on MLX.
 
+pub mod logit_filters;
 pub mod mel;
