@@ -135,7 +135,7 @@ impl LogitFilters {
             add(lone.logical_and(&is_text)?)?;
             // Rule 4: no timestamp before the last one (before last + 1 unless it
             // would close a pair, so a segment cannot have zero length).
-            let bound = state.last_timestamp.reshape(&[-1, 1])?.add(ops::r#where(
+            let bound = state.last_timestamp.reshape(&[-1, 1])?.add(ops::select(
                 &lone,
                 Array::from_int(0),
                 Array::from_int(1),
@@ -143,7 +143,7 @@ impl LogitFilters {
             add(is_ts.logical_and(self.ids.lt(&bound)?)?)?;
         }
         let logits = match mask {
-            Some(mask) => ops::r#where(&mask, &neg_inf, &logits)?,
+            Some(mask) => ops::select(&mask, &neg_inf, &logits)?,
             None => logits,
         };
         if !self.options.timestamps {
@@ -157,7 +157,7 @@ impl LogitFilters {
         let force_timestamp = timestamp_mass
             .gt(&best_text)?
             .logical_and(self.ids.lt(Array::from_int(tb))?)?;
-        Ok(ops::r#where(&force_timestamp, &neg_inf, &logits)?)
+        Ok(ops::select(&force_timestamp, &neg_inf, &logits)?)
     }
 }
 
@@ -197,7 +197,7 @@ impl TimestampState {
         } else {
             self.last_is_timestamp.clone()
         };
-        self.last_timestamp = ops::r#where(&is_ts, &tokens, &self.last_timestamp)?;
+        self.last_timestamp = ops::select(&is_ts, &tokens, &self.last_timestamp)?;
         self.last_is_timestamp = is_ts;
         self.sampled += 1;
         Ok(())
