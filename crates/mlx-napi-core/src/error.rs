@@ -16,6 +16,15 @@ pub enum ErrorCode {
     Io,
     /// The work was cancelled through an AbortSignal.
     Aborted,
+    /// No model at the given path / repo id (or a required file of it is missing).
+    ModelNotFound,
+    /// A model file exists but is malformed: bad JSON, truncated or corrupt
+    /// safetensors, missing or mis-shaped tensors.
+    ModelFormat,
+    /// The model is well formed but of an architecture or variant we do not run.
+    UnsupportedModel,
+    /// The tokenizer or chat template failed (load, encode, decode, render).
+    Tokenizer,
     /// Audio input is empty, corrupt, truncated or not a recognizable container.
     AudioDecode,
     /// Audio input is recognized but uses a codec or layout we cannot decode.
@@ -29,6 +38,10 @@ impl ErrorCode {
             ErrorCode::InvalidArgument => "ERR_INVALID_ARG",
             ErrorCode::Io => "ERR_IO",
             ErrorCode::Aborted => "ABORT_ERR",
+            ErrorCode::ModelNotFound => "ERR_MODEL_NOT_FOUND",
+            ErrorCode::ModelFormat => "ERR_MODEL_FORMAT",
+            ErrorCode::UnsupportedModel => "ERR_UNSUPPORTED_MODEL",
+            ErrorCode::Tokenizer => "ERR_TOKENIZER",
             ErrorCode::AudioDecode => "ERR_AUDIO_DECODE",
             ErrorCode::AudioUnsupported => "ERR_AUDIO_UNSUPPORTED",
         }
@@ -55,6 +68,14 @@ pub enum Error {
     },
     #[error("the operation was aborted")]
     Aborted,
+    #[error("{0}")]
+    ModelNotFound(String),
+    #[error("{0}")]
+    ModelFormat(String),
+    #[error("{0}")]
+    UnsupportedModel(String),
+    #[error("{0}")]
+    Tokenizer(String),
     #[error("cannot decode audio: {0}")]
     AudioDecode(String),
     #[error("unsupported audio: {0}")]
@@ -68,6 +89,10 @@ impl Error {
             Error::InvalidArgument(_) => ErrorCode::InvalidArgument,
             Error::Io { .. } => ErrorCode::Io,
             Error::Aborted => ErrorCode::Aborted,
+            Error::ModelNotFound(_) => ErrorCode::ModelNotFound,
+            Error::ModelFormat(_) => ErrorCode::ModelFormat,
+            Error::UnsupportedModel(_) => ErrorCode::UnsupportedModel,
+            Error::Tokenizer(_) => ErrorCode::Tokenizer,
             Error::AudioDecode(_) => ErrorCode::AudioDecode,
             Error::AudioUnsupported(_) => ErrorCode::AudioUnsupported,
         }
@@ -75,6 +100,17 @@ impl Error {
 
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidArgument(msg.into())
+    }
+
+    pub fn format(msg: impl Into<String>) -> Self {
+        Error::ModelFormat(msg.into())
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

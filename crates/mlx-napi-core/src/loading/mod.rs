@@ -1,0 +1,33 @@
+//! Everything needed to go from "a model name or folder" to named MLX arrays,
+//! shared by the LLM and Whisper engines.
+//!
+//! * [`source`]: resolve a local folder or a Hugging Face repo id (offline cache).
+//! * [`config`]: read `config.json` & friends with errors that name the file.
+//! * [`safetensors`]: validate and lazily load (single or sharded) checkpoints.
+//! * [`quant`]: the MLX-community `quantization` block and quantize-at-load.
+//! * [`dtype`]: which floating dtype to compute in, and casting the weights to it.
+
+pub mod config;
+pub mod dtype;
+pub mod quant;
+pub mod safetensors;
+pub mod source;
+
+pub use config::{read_json, read_json_opt};
+pub use dtype::{cast_weights, resolve_dtype, DtypeChoice};
+pub use quant::{QuantSpec, Quantization};
+pub use safetensors::{load_weights, weight_files};
+pub use source::resolve_model_dir;
+
+/// Progress of a model load, reported through [`ProgressFn`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadProgress {
+    /// What is being done, e.g. "weights" or "tokenizer".
+    pub stage: &'static str,
+    /// Work done so far and in total, in the stage's own unit (files, tensors).
+    pub done: usize,
+    pub total: usize,
+}
+
+/// Callback for load progress; called on the loading thread.
+pub type ProgressFn<'a> = &'a mut dyn FnMut(&LoadProgress);

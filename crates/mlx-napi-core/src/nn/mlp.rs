@@ -1,0 +1,36 @@
+//! The gated feed-forward block of Llama-family models: `down(silu(gate(x)) * up(x))`.
+
+use mlx_rs::{ops, Array};
+
+use super::{Linear, WeightTree};
+use crate::Result;
+
+#[derive(Clone)]
+pub struct SwiGluMlp {
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+impl SwiGluMlp {
+    /// Loads `<prefix>.{gate,up,down}_proj`.
+    pub fn load(
+        tree: &mut WeightTree,
+        prefix: &str,
+        dim: i32,
+        hidden: i32,
+        bias: bool,
+    ) -> Result<Self> {
+        Ok(Self {
+            gate: Linear::load(tree, &format!("{prefix}.gate_proj"), dim, hidden, bias)?,
+            up: Linear::load(tree, &format!("{prefix}.up_proj"), dim, hidden, bias)?,
+            down: Linear::load(tree, &format!("{prefix}.down_proj"), hidden, dim, bias)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        let gate = self.gate.forward(x)?;
+        let activated = gate.multiply(ops::sigmoid(&gate)?)?;
+        self.down.forward(&activated.multiply(self.up.forward(x)?)?)
+    }
+}

@@ -1,0 +1,21 @@
+//! Layers shared by the LLM and Whisper models, built directly on MLX ops.
+//!
+//! Every layer is loaded from a [`WeightTree`] by name prefix and knows whether
+//! its checkpoint stored it quantized; models compose them by hand (no module
+//! framework), which keeps each model file readable top to bottom.
+
+pub mod attention;
+pub mod embedding;
+pub mod linear;
+pub mod mlp;
+pub mod norm;
+pub mod rope;
+pub mod weight_tree;
+
+pub use attention::{attention, causal_window_mask, AttentionMask};
+pub use embedding::Embedding;
+pub use linear::Linear;
+pub use mlp::SwiGluMlp;
+pub use norm::{LayerNorm, RmsNorm};
+pub use rope::Rope;
+pub use weight_tree::WeightTree;

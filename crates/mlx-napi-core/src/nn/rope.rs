@@ -1,0 +1,117 @@
+//! Rotary position embedding on `fast::rope`, with the HF `rope_scaling`
+//! variants we support ("default", "linear", "llama3").
+//!
+//! For Llama-3 scaling the per-dimension periods are computed once at load (on
+//! the host, `dims / 2` numbers) and passed to the kernel as `freqs`, so
+//! nothing is recomputed per step.
+
+use mlx_rs::{fast, Array};
+
+use crate::{Error, Result};
+
+#[derive(Clone)]
+pub struct Rope {
+    dims: i32,
+    traditional: bool,
+    base: Option<f32>,
+    scale: f32,
+    /// Per-pair periods (`base^(2i/dims)`, rescaled) replacing `base` when set.
+    freqs: Option<Array>,
+}
+
+impl Rope {
+    /// `rope_scaling` is the config's object (or `None`/`null`).
+    pub fn new(
+        dims: i32,
+        base: f32,
+        traditional: bool,
+        rope_scaling: Option<&serde_json::Value>,
+    ) -> Result<Self> {
+        let mut rope = Self {
+            dims,
+            traditional,
+            base: Some(base),
+            scale: 1.0,
+            freqs: None,
+        };
+        let Some(scaling) = rope_scaling.filter(|v| !v.is_null()) else {
+            return Ok(rope);
+        };
+        let kind = scaling
+            .get("rope_type")
+            .or_else(|| scaling.get("type"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("default");
+        let number = |key: &str, default: Option<f64>| -> Result<f32> {
+            scaling
+                .get(key)
+                .and_then(|v| v.as_f64())
+                .or(default)
+                .map(|v| v as f32)
+                .ok_or_else(|| Error::format(format!("config.json: rope_scaling lacks `{key}`")))
+        };
+        match kind {
+            "default" => {}
+            "linear" => rope.scale = 1.0 / number("factor", None)?,
+            "llama3" => {
+                rope.freqs = Some(llama3_periods(
+                    dims,
+                    base,
+                    number("factor", None)?,
+                    number("low_freq_factor", Some(1.0))?,
+                    number("high_freq_factor", Some(4.0))?,
+                    number("original_max_position_embeddings", Some(8192.0))?,
+                ));
+                rope.base = None;
+            }
+            other => {
+                return Err(Error::UnsupportedModel(format!(
+                    "rope_scaling type {other:?} is not supported (default, linear, llama3)"
+                )))
+            }
+        }
+        Ok(rope)
+    }
+
+    /// Rotates `x` `[B, heads, L, head_dim]` for positions `offset..offset+L`.
+    pub fn forward(&self, x: &Array, offset: i32) -> Result<Array> {
+        Ok(fast::rope(
+            x,
+            self.dims,
+            self.traditional,
+            self.base,
+            self.scale,
+            offset,
+            self.freqs.as_ref(),
+        )?)
+    }
+}
+
+/// Llama-3.1 frequency rescaling: long wavelengths are slowed by `factor`,
+/// short ones kept, the band between interpolated smoothly.
+fn llama3_periods(
+    dims: i32,
+    base: f32,
+    factor: f32,
+    low: f32,
+    high: f32,
+    old_context: f32,
+) -> Array {
+    let low_wavelen = old_context / low;
+    let high_wavelen = old_context / high;
+    let periods: Vec<f32> = (0..dims / 2)
+        .map(|i| {
+            let period = base.powf(2.0 * i as f32 / dims as f32);
+            let wavelen = 2.0 * std::f32::consts::PI * period;
+            if wavelen > low_wavelen {
+                period * factor
+            } else if wavelen < high_wavelen {
+                period
+            } else {
+                let smooth = (old_context / wavelen - low) / (high - low);
+                period / ((1.0 - smooth) / factor + smooth)
+            }
+        })
+        .collect();
+    Array::from_slice(&periods, &[dims / 2])
+}

@@ -1,0 +1,21 @@
+//! Token sampling, entirely on the device and batch-aware (`[B, V]` logits).
+//!
+//! Order of operations (mlx-lm's processors, then its samplers):
+//! logit bias → repetition penalty (last N tokens) → presence / frequency
+//! penalties → temperature → top-k → top-p → min-p → categorical draw
+//! (temperature 0 = argmax). Filters act on the temperature-scaled
+//! distribution (as Hugging Face does).
+//!
+//! State kept on device between steps: the recent-token window for the
+//! repetition penalty (a ring `[B, N]` written with a slice update), per-token
+//! counts `[B, V]` for presence/frequency penalties (scatter-add), and the PRNG
+//! key (split once per draw, so a seed reproduces a run). Nothing is read back
+//! to the host here.
+
+mod config;
+mod filters;
+mod sampler;
+
+pub use config::SamplerConfig;
+pub use filters::{apply_min_p, apply_top_k, apply_top_p};
+pub use sampler::Sampler;

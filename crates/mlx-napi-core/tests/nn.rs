@@ -1,0 +1,214 @@
+mod common;
+
+use std::collections::HashMap;
+
+use common::{max_abs_diff, to_vec_f32, to_vec_i32};
+use mlx_napi_core::{
+    loading::{QuantSpec, Quantization},
+    nn::{causal_window_mask, Embedding, Linear, Rope, WeightTree},
+};
+use mlx_rs::{ops, random, Array};
+
+fn tree(tensors: &[(&str, Array)], quantize: Option<QuantSpec>) -> WeightTree {
+    let map: HashMap<String, Array> = tensors
+        .iter()
+        .map(|(n, a)| (n.to_string(), a.clone()))
+        .collect();
+    let quant = Quantization {
+        default: Some(QuantSpec {
+            group_size: 32,
+            bits: 4,
+        }),
+        per_layer: HashMap::new(),
+    };
+    WeightTree::new(map, quant, quantize)
+}
+
+fn normal(shape: &[i32], seed: u64) -> Array {
+    random::normal::<f32>(shape, None, None, &random::key(seed).unwrap()).unwrap()
+}
+
+#[test]
+fn dense_linear_is_x_wt_plus_b() {
+    let w = Array::from_slice(&[1f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]);
+    let b = Array::from_slice(&[0.5f32, -0.5, 1.0], &[3]);
+    let mut t = tree(&[("l.weight", w), ("l.bias", b)], None);
+    let linear = Linear::load(&mut t, "l", 2, 3, true).unwrap();
+    t.finish().unwrap();
+    let y = linear
+        .forward(&Array::from_slice(&[1f32, 1.0], &[1, 2]))
+        .unwrap();
+    assert_eq!(to_vec_f32(&y), vec![3.5, 6.5, 12.0]);
+}
+
+#[test]
+fn quantized_linear_matches_its_dequantized_weight() {
+    let w = normal(&[48, 64], 1);
+    let x = normal(&[2, 5, 64], 2);
+    let spec = QuantSpec {
+        group_size: 32,
+        bits: 4,
+    };
+    // Checkpoint stored quantized (weight/scales/biases), and quantize-at-load of the dense one.
+    let (qw, scales, biases) = ops::quantize(&w, 32, 4).unwrap();
+    let mut stored = tree(
+        &[
+            ("q.weight", qw.clone()),
+            ("q.scales", scales.clone()),
+            ("q.biases", biases.clone()),
+        ],
+        None,
+    );
+    let from_checkpoint = Linear::load(&mut stored, "q", 64, 48, false).unwrap();
+    let mut dense = tree(&[("q.weight", w.clone())], Some(spec));
+    let quantized_at_load = Linear::load(&mut dense, "q", 64, 48, false).unwrap();
+    assert!(from_checkpoint.is_quantized() && quantized_at_load.is_quantized());
+    let deq = ops::dequantize(&qw, &scales, &biases, 32, 4).unwrap();
+    let expected = to_vec_f32(&x.matmul(deq.t()).unwrap());
+    assert!(
+        max_abs_diff(
+            &to_vec_f32(&from_checkpoint.forward(&x).unwrap()),
+            &expected
+        ) < 1e-3
+    );
+    assert!(
+        max_abs_diff(
+            &to_vec_f32(&quantized_at_load.forward(&x).unwrap()),
+            &expected
+        ) < 1e-3
+    );
+    // And it approximates the float layer (4-bit error is a small fraction of the signal).
+    let exact = to_vec_f32(&x.matmul(w.t()).unwrap());
+    let mean = |v: Vec<f32>| v.iter().sum::<f32>() / v.len() as f32;
+    let err = mean(
+        expected
+            .iter()
+            .zip(&exact)
+            .map(|(a, b)| (a - b).abs())
+            .collect(),
+    );
+    let signal = mean(exact.iter().map(|v| v.abs()).collect());
+    assert!(err < 0.2 * signal, "err {err} signal {signal}");
+}
+
+#[test]
+fn quantized_embedding_rows_and_tied_head() {
+    let table = normal(&[40, 64], 3);
+    let (qw, scales, biases) = ops::quantize(&table, 32, 4).unwrap();
+    let deq = ops::dequantize(&qw, &scales, &biases, 32, 4).unwrap();
+    let mut t = tree(
+        &[("e.weight", qw), ("e.scales", scales), ("e.biases", biases)],
+        None,
+    );
+    let emb = Embedding::load(&mut t, "e", 40, 64).unwrap();
+    let ids = Array::from_slice(&[3i32, 0, 39], &[1, 3]);
+    let rows = emb.forward(&ids).unwrap();
+    assert_eq!(rows.shape(), &[1, 3, 64]);
+    assert_eq!(
+        to_vec_f32(&rows),
+        to_vec_f32(&deq.take_axis(&ids, 0).unwrap())
+    );
+    let x = normal(&[1, 2, 64], 4);
+    let logits = emb.as_linear(&x).unwrap();
+    assert_eq!(logits.shape(), &[1, 2, 40]);
+    assert!(
+        max_abs_diff(
+            &to_vec_f32(&logits),
+            &to_vec_f32(&x.matmul(deq.t()).unwrap())
+        ) < 1e-3
+    );
+}
+
+#[test]
+fn weight_tree_reports_missing_mismatched_and_unexpected() {
+    let mut t = tree(
+        &[
+            ("a.weight", Array::from_slice(&[1f32; 6], &[2, 3])),
+            ("extra", Array::from_f32(0.0)),
+        ],
+        None,
+    );
+    let err = Linear::load(&mut t, "a", 2, 3, false).err().unwrap();
+    assert_eq!(err.code().as_str(), "ERR_MODEL_FORMAT");
+    assert!(
+        err.to_string().contains("a.weight") && err.to_string().contains("[3, 2]"),
+        "{err}"
+    );
+    let err = Linear::load(&mut t, "b", 2, 3, false).err().unwrap();
+    assert!(err.to_string().contains("missing tensor b.weight"), "{err}");
+    let err = t.finish().unwrap_err();
+    assert!(err.to_string().contains("extra"), "{err}");
+}
+
+#[test]
+fn causal_and_sliding_window_masks() {
+    let m = causal_window_mask(2, 4, None).unwrap();
+    let m: Vec<i32> = to_vec_i32(&m);
+    assert_eq!(m, vec![1, 1, 1, 0, 1, 1, 1, 1]);
+    let w = to_vec_i32(&causal_window_mask(3, 3, Some(2)).unwrap());
+    assert_eq!(w, vec![1, 0, 0, 1, 1, 0, 0, 1, 1]);
+}
+
+#[test]
+fn rope_variants() {
+    let x = normal(&[1, 2, 3, 16], 5);
+    let plain = Rope::new(16, 10000.0, false, None).unwrap();
+    // Offset applies positions: rotating [pos 2] alone equals the third row of a full pass.
+    let full = plain.forward(&x, 0).unwrap();
+    let third = plain.forward(&x.index_range(2), 2).unwrap();
+    assert!(max_abs_diff(&to_vec_f32(&third), &to_vec_f32(&full.index_range(2))) < 1e-5);
+    // Llama 3 scaling with factor 1 and a huge original context is the identity rescale.
+    let same = Rope::new(
+        16,
+        10000.0,
+        false,
+        Some(
+            &serde_json::json!({"rope_type": "llama3", "factor": 1.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
+        ),
+    )
+    .unwrap();
+    assert!(
+        max_abs_diff(
+            &to_vec_f32(&same.forward(&x, 7).unwrap()),
+            &to_vec_f32(&plain.forward(&x, 7).unwrap())
+        ) < 1e-4
+    );
+    // A real factor changes low frequencies only (the first pair, highest frequency, is kept).
+    let scaled = Rope::new(
+        16,
+        500000.0,
+        false,
+        Some(
+            &serde_json::json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
+        ),
+    )
+    .unwrap();
+    let base = Rope::new(16, 500000.0, false, None).unwrap();
+    let a = to_vec_f32(&scaled.forward(&x, 9000).unwrap());
+    let b = to_vec_f32(&base.forward(&x, 9000).unwrap());
+    assert!(max_abs_diff(&a, &b) > 1e-3);
+    assert!((a[0] - b[0]).abs() < 1e-3 && (a[8] - b[8]).abs() < 1e-3);
+    let err = Rope::new(
+        16,
+        1e4,
+        false,
+        Some(&serde_json::json!({"type": "yarn", "factor": 2.0})),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(err.code().as_str(), "ERR_UNSUPPORTED_MODEL");
+}
+
+trait Row {
+    fn index_range(&self, pos: i32) -> Array;
+}
+
+impl Row for Array {
+    /// Positions `pos..pos+1` of a `[B, H, L, D]` array.
+    fn index_range(&self, pos: i32) -> Array {
+        use mlx_rs::ops::indexing::TryIndexOp;
+        self.try_index((.., .., pos..pos + 1)).unwrap()
+    }
+}

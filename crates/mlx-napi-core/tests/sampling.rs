@@ -1,0 +1,210 @@
+mod common;
+
+use common::{to_vec_f32, to_vec_i32};
+use mlx_napi_core::sampling::{Sampler, SamplerConfig};
+use mlx_rs::Array;
+
+/// Logits `[1, V]` from log-probabilities of the given distribution.
+fn logits_of(probs: &[f32]) -> Array {
+    let logs: Vec<f32> = probs.iter().map(|p| p.ln()).collect();
+    Array::from_slice(&logs, &[1, probs.len() as i32])
+}
+
+fn draw_counts(config: SamplerConfig, logits: &Array, draws: usize) -> Vec<usize> {
+    let vocab = logits.dim(-1) as usize;
+    let mut sampler = Sampler::new(config, vocab, 1, &[]).unwrap();
+    let mut counts = vec![0; vocab];
+    for _ in 0..draws {
+        let t = to_vec_i32(&sampler.sample(logits).unwrap())[0];
+        counts[t as usize] += 1;
+    }
+    counts
+}
+
+fn cfg(temperature: f32, seed: u64) -> SamplerConfig {
+    SamplerConfig {
+        temperature,
+        seed: Some(seed),
+        ..SamplerConfig::default()
+    }
+}
+
+#[test]
+fn temperature_zero_is_argmax_per_row() {
+    let logits = Array::from_slice(&[0.1f32, 3.0, -1.0, 2.0, 5.0, 7.0, 0.0, 1.0], &[2, 4]);
+    let mut sampler = Sampler::new(SamplerConfig::default(), 4, 2, &[]).unwrap();
+    assert_eq!(to_vec_i32(&sampler.sample(&logits).unwrap()), vec![1, 1]);
+}
+
+#[test]
+fn seeds_reproduce_and_differ() {
+    let logits = logits_of(&[0.1; 10]);
+    let run = |seed| {
+        let mut s = Sampler::new(cfg(1.0, seed), 10, 1, &[]).unwrap();
+        (0..40)
+            .map(|_| to_vec_i32(&s.sample(&logits).unwrap())[0])
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7), run(8));
+}
+
+#[test]
+fn sampling_follows_the_distribution() {
+    let counts = draw_counts(cfg(1.0, 1), &logits_of(&[0.7, 0.2, 0.1]), 600);
+    assert!((counts[0] as f32 / 600.0 - 0.7).abs() < 0.08, "{counts:?}");
+    assert!((counts[2] as f32 / 600.0 - 0.1).abs() < 0.06, "{counts:?}");
+}
+
+#[test]
+fn top_p_never_leaves_the_nucleus() {
+    // Nucleus for p = 0.6: {0 (0.4), 1 (0.25)} — the token crossing p is kept.
+    let probs = [0.4, 0.25, 0.15, 0.1, 0.06, 0.04];
+    let config = SamplerConfig {
+        top_p: Some(0.6),
+        ..cfg(1.0, 3)
+    };
+    let counts = draw_counts(config, &logits_of(&probs), 400);
+    assert_eq!(counts[2..].iter().sum::<usize>(), 0, "{counts:?}");
+    assert!(counts[0] > 0 && counts[1] > 0, "{counts:?}");
+}
+
+#[test]
+fn top_k_keeps_k_tokens() {
+    let config = SamplerConfig {
+        top_k: Some(2),
+        ..cfg(2.0, 4)
+    };
+    let counts = draw_counts(config, &logits_of(&[0.1, 0.3, 0.05, 0.5, 0.05]), 300);
+    assert_eq!(counts[0] + counts[2] + counts[4], 0, "{counts:?}");
+    assert!(counts[1] > 0 && counts[3] > 0);
+}
+
+#[test]
+fn min_p_threshold_is_respected() {
+    // min_p 0.3 of top 0.5 = 0.15: tokens at 0.1 are dropped, 0.2 kept.
+    let config = SamplerConfig {
+        min_p: Some(0.3),
+        ..cfg(1.0, 5)
+    };
+    let counts = draw_counts(config, &logits_of(&[0.5, 0.2, 0.1, 0.1, 0.1]), 400);
+    assert_eq!(counts[2] + counts[3] + counts[4], 0, "{counts:?}");
+    assert!(counts[1] > 0);
+}
+
+#[test]
+fn penalties_change_exactly_the_penalized_ids() {
+    let vocab = 8;
+    let raw = [2.0f32, -1.0, 0.5, 3.0, -2.0, 1.0, 0.0, 4.0];
+    let logits = Array::from_slice(&raw, &[1, vocab]);
+    let config = SamplerConfig {
+        repetition_penalty: Some(2.0),
+        repetition_context_size: 3,
+        logit_bias: vec![(6, 1.5)],
+        ..SamplerConfig::default()
+    };
+    // Context [5, 1, 3, 3]: the window (size 3) holds 1, 3, 3.
+    let sampler = Sampler::new(config, vocab as usize, 1, &[&[5, 1, 3, 3]]).unwrap();
+    let after = to_vec_f32(&sampler.process(&logits).unwrap());
+    let mut expected = raw.to_vec();
+    expected[1] = -2.0; // negative: multiplied
+    expected[3] = 1.5; // positive: divided (once, despite appearing twice)
+    expected[6] = 1.5; // bias
+    assert_eq!(after, expected);
+
+    // Presence/frequency: counts of generated tokens, kept on device.
+    let config = SamplerConfig {
+        presence_penalty: 0.5,
+        frequency_penalty: 0.25,
+        ..SamplerConfig::default()
+    };
+    let mut sampler = Sampler::new(config, vocab as usize, 1, &[]).unwrap();
+    sampler.observe(&Array::from_slice(&[7i32], &[1])).unwrap();
+    sampler.observe(&Array::from_slice(&[7i32], &[1])).unwrap();
+    sampler.observe(&Array::from_slice(&[2i32], &[1])).unwrap();
+    let after = to_vec_f32(&sampler.process(&logits).unwrap());
+    let mut expected = raw.to_vec();
+    expected[7] -= 0.5 + 2.0 * 0.25;
+    expected[2] -= 0.5 + 0.25;
+    assert_eq!(after, expected);
+    // Greedy sampling now avoids the penalized former argmax (7 → 3).
+    assert_eq!(to_vec_i32(&sampler.sample(&logits).unwrap()), vec![3]);
+}
+
+#[test]
+fn repetition_window_slides_with_generated_tokens() {
+    let vocab = 6;
+    let logits = Array::from_slice(&[1f32; 6], &[1, vocab]);
+    let config = SamplerConfig {
+        repetition_penalty: Some(2.0),
+        repetition_context_size: 2,
+        ..SamplerConfig::default()
+    };
+    let mut sampler = Sampler::new(config, vocab as usize, 1, &[&[0]]).unwrap();
+    sampler.observe(&Array::from_slice(&[1i32], &[1])).unwrap();
+    sampler.observe(&Array::from_slice(&[2i32], &[1])).unwrap();
+    // Window of 2 now holds 1, 2 (0 slid out).
+    assert_eq!(
+        to_vec_f32(&sampler.process(&logits).unwrap()),
+        vec![1.0, 0.5, 0.5, 1.0, 1.0, 1.0]
+    );
+}
+
+#[test]
+fn batched_rows_are_independent() {
+    let logits = Array::from_slice(&[10f32, 0.0, 0.0, 0.0, 0.0, 10.0], &[2, 3]);
+    let mut sampler = Sampler::new(cfg(0.5, 9), 3, 2, &[]).unwrap();
+    for _ in 0..5 {
+        assert_eq!(to_vec_i32(&sampler.sample(&logits).unwrap()), vec![0, 2]);
+    }
+}
+
+#[test]
+fn invalid_options_are_rejected() {
+    let bad = [
+        SamplerConfig {
+            temperature: -0.1,
+            ..Default::default()
+        },
+        SamplerConfig {
+            temperature: f32::NAN,
+            ..Default::default()
+        },
+        SamplerConfig {
+            top_k: Some(0),
+            ..Default::default()
+        },
+        SamplerConfig {
+            top_p: Some(0.0),
+            ..Default::default()
+        },
+        SamplerConfig {
+            top_p: Some(1.5),
+            ..Default::default()
+        },
+        SamplerConfig {
+            min_p: Some(-0.5),
+            ..Default::default()
+        },
+        SamplerConfig {
+            repetition_penalty: Some(0.0),
+            ..Default::default()
+        },
+        SamplerConfig {
+            logit_bias: vec![(99, 1.0)],
+            ..Default::default()
+        },
+    ];
+    for config in bad {
+        let err = Sampler::new(config.clone(), 10, 1, &[]).err().unwrap();
+        assert_eq!(err.code().as_str(), "ERR_INVALID_ARG", "{config:?}");
+    }
+    let mut s = Sampler::new(SamplerConfig::default(), 10, 1, &[]).unwrap();
+    assert_eq!(
+        s.sample(&Array::from_slice(&[0f32; 5], &[1, 5]))
+            .unwrap_err()
+            .code()
+            .as_str(),
+        "ERR_INVALID_ARG"
+    );
+}

@@ -1,0 +1,176 @@
+mod common;
+
+use mlx_napi_core::tokenizer::{ChatMessage, Tokenizer};
+
+fn smollm2() -> Option<Tokenizer> {
+    common::smollm2_dir().map(|dir| Tokenizer::load(&dir).unwrap())
+}
+
+#[test]
+fn ids_tokens_and_decoding_match_the_reference() {
+    let (Some(tok), Some(reference)) = (
+        smollm2(),
+        common::shared("reference/smollm2-tokenizer.json"),
+    ) else {
+        return;
+    };
+    let reference = common::read_json(&reference);
+    let cases = reference["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 14);
+    assert_eq!(
+        tok.vocab_size(),
+        reference["vocab_size_with_added_tokens"].as_u64().unwrap() as usize
+    );
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let text = case["text"].as_str().unwrap();
+        let expected: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+        assert_eq!(tok.encode(text, false).unwrap(), expected, "ids of {name}");
+        assert_eq!(
+            tok.encode(text, true).unwrap(),
+            expected,
+            "ids (special) of {name}"
+        );
+        let tokens: Vec<String> = serde_json::from_value(case["tokens"].clone()).unwrap();
+        let ours: Vec<String> = expected
+            .iter()
+            .map(|&id| tok.inner().id_to_token(id).unwrap())
+            .collect();
+        assert_eq!(ours, tokens, "tokens of {name}");
+        assert_eq!(
+            tok.decode(&expected, false).unwrap(),
+            case["decoded"].as_str().unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            tok.decode(&expected, true).unwrap(),
+            case["decoded_skip_special_tokens"].as_str().unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn stream_decoder_reassembles_every_reference_string() {
+    let (Some(tok), Some(reference)) = (
+        smollm2(),
+        common::shared("reference/smollm2-tokenizer.json"),
+    ) else {
+        return;
+    };
+    let reference = common::read_json(&reference);
+    for case in reference["cases"].as_array().unwrap() {
+        let ids: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+        let mut decoder = tok.stream_decoder(false);
+        let mut text = String::new();
+        for &id in &ids {
+            let piece = decoder.push(id).unwrap();
+            // Pieces are valid UTF-8 by type; they must never carry a
+            // replacement char for a split multi-byte character.
+            assert!(
+                !piece.contains('\u{FFFD}'),
+                "{}: piece {piece:?}",
+                case["name"]
+            );
+            text.push_str(&piece);
+        }
+        text.push_str(&decoder.finish().unwrap());
+        assert_eq!(text, case["decoded"].as_str().unwrap(), "{}", case["name"]);
+    }
+}
+
+#[test]
+fn stream_decoder_holds_back_split_characters() {
+    let Some(tok) = smollm2() else { return };
+    // Emoji are several byte-level tokens each.
+    let text = "a 👩‍👩‍👧 b 🇫🇷 c 日本語";
+    let ids = tok.encode(text, false).unwrap();
+    assert!(ids.len() > text.chars().count() / 2);
+    let mut decoder = tok.stream_decoder(false);
+    let mut held_back = 0;
+    let mut out = String::new();
+    for &id in &ids {
+        let piece = decoder.push(id).unwrap();
+        if piece.is_empty() {
+            held_back += 1;
+        }
+        out.push_str(&piece);
+    }
+    out.push_str(&decoder.finish().unwrap());
+    assert_eq!(out, text);
+    assert!(held_back > 0, "some tokens must end mid-character");
+}
+
+#[test]
+fn chat_template_matches_the_reference_prompts() {
+    let (Some(tok), Some(reference)) = (smollm2(), common::shared("reference/smollm2-greedy.json"))
+    else {
+        return;
+    };
+    let reference = common::read_json(&reference);
+    let mut checked = 0;
+    for prompt in reference["prompts"].as_array().unwrap() {
+        if prompt["kind"] != "chat" {
+            continue;
+        }
+        let messages: Vec<ChatMessage> = prompt["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| ChatMessage::new(m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+            .collect();
+        let rendered = tok.apply_chat_template(&messages, true).unwrap();
+        assert_eq!(rendered, prompt["prompt"].as_str().unwrap());
+        let expected: Vec<u32> =
+            serde_json::from_value(prompt["prompt_token_ids"].clone()).unwrap();
+        assert_eq!(tok.encode(&rendered, false).unwrap(), expected);
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
+    // Without the generation prompt the assistant header is absent.
+    let plain = tok
+        .apply_chat_template(&[ChatMessage::new("user", "hi")], false)
+        .unwrap();
+    assert!(
+        plain.ends_with("<|im_start|>user\nhi<|im_end|>\n"),
+        "{plain:?}"
+    );
+    assert_eq!(tok.eos_token(), Some("<|im_end|>"));
+}
+
+#[test]
+fn template_errors_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(src) = common::smollm2_dir() else {
+        return;
+    };
+    std::fs::copy(
+        src.join("tokenizer.json"),
+        dir.path().join("tokenizer.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("chat_template.jinja"),
+        "{% if messages|length == 0 %}{{ raise_exception('need messages') }}{% endif %}{{ messages[0].content }}",
+    )
+    .unwrap();
+    let tok = Tokenizer::load(dir.path()).unwrap();
+    let err = tok.apply_chat_template(&[], true).unwrap_err();
+    assert_eq!(err.code().as_str(), "ERR_INVALID_ARG");
+    assert!(err.to_string().contains("need messages"), "{err}");
+    assert_eq!(
+        tok.apply_chat_template(&[ChatMessage::new("user", "x")], true)
+            .unwrap(),
+        "x"
+    );
+    // A syntax error fails at load.
+    std::fs::write(dir.path().join("chat_template.jinja"), "{% if %}").unwrap();
+    let err = Tokenizer::load(dir.path()).err().unwrap();
+    assert_eq!(err.code().as_str(), "ERR_MODEL_FORMAT");
+    // No tokenizer.json at all.
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(
+        Tokenizer::load(empty.path()).err().unwrap().code().as_str(),
+        "ERR_MODEL_NOT_FOUND"
+    );
+}
