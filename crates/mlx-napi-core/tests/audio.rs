@@ -1,5 +1,7 @@
 //! Audio decoding and resampling against the clips in ../shared/audio.
 
+mod common;
+
 use std::path::PathBuf;
 
 use mlx_napi_core::{
@@ -7,21 +9,9 @@ use mlx_napi_core::{
     ErrorCode,
 };
 
-fn shared_dir() -> PathBuf {
-    std::env::var_os("MLX_TEST_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
-
 /// The clip's path, or `None` after printing why the test is skipped.
 fn clip(name: &str) -> Option<PathBuf> {
-    let path = shared_dir().join("audio").join(name);
-    if path.exists() {
-        Some(path)
-    } else {
-        println!("skipping: {} not found", path.display());
-        None
-    }
+    common::shared(&format!("audio/{name}"))
 }
 
 /// (file, samples at the source rate per the README, rate, channels, tolerance in ms)

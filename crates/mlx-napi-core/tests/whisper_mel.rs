@@ -1,14 +1,14 @@
 //! Whisper's log-mel front end against mlx-whisper's output in ../shared/reference.
 
-mod whisper_common;
-use whisper_common as common;
+mod common;
+mod npy;
 
 use mlx_napi_core::{
     audio::decode_file,
     whisper::mel::{mel_filters, window_frames, LogMel, CHUNK_SAMPLES, N_FRAMES},
 };
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+fn common::max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
@@ -21,10 +21,10 @@ fn filter_bank_matches_librosa_slaney() {
     let Some(path) = common::shared("reference/mel_filters_80.npy") else {
         return;
     };
-    let (shape, reference) = common::read_npy_f32(&path);
+    let (shape, reference) = npy::read_npy_f32(&path);
     assert_eq!(shape, vec![80, 201]);
     let ours = mel_filters(16_000, 400, 80);
-    let diff = max_abs_diff(&ours, &reference);
+    let diff = common::max_abs_diff(&ours, &reference);
     println!("filter bank max |diff| {diff}");
     assert!(diff <= 1e-6, "max |diff| {diff}");
 }
@@ -37,7 +37,7 @@ fn log_mel_of_jfk_matches_mlx_whisper() {
     let Some(wav) = common::shared("audio/jfk.wav") else {
         return;
     };
-    let (shape, reference) = common::read_npy_f32(&npy);
+    let (shape, reference) = npy::read_npy_f32(&npy);
     assert_eq!(shape, vec![3000, 80]);
     let samples = decode_file(&wav).unwrap().samples;
     let mel = LogMel::new(80)
@@ -47,7 +47,7 @@ fn log_mel_of_jfk_matches_mlx_whisper() {
     assert_eq!(mel.shape(), &[4100, 80]);
     let first_window = window_frames(&mel, 0, N_FRAMES).unwrap();
     first_window.eval().unwrap();
-    let diff = max_abs_diff(first_window.as_slice::<f32>(), &reference);
+    let diff = common::max_abs_diff(first_window.as_slice::<f32>(), &reference);
     println!("log-mel max |diff| {diff}");
     assert!(diff <= 1e-4, "max |diff| {diff}");
 }

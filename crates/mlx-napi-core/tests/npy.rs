@@ -1,24 +1,7 @@
-//! Helpers shared by the integration tests: locating ../shared and reading .npy files.
+//! A minimal reader for the float32 `.npy` oracles in ../shared/reference.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("MLX_TEST_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
-
-/// `shared/<relative>`, or `None` after printing why the test is skipped.
-pub fn shared(relative: &str) -> Option<PathBuf> {
-    let path = shared_dir().join(relative);
-    if path.exists() {
-        Some(path)
-    } else {
-        println!("skipping: {} not found", path.display());
-        None
-    }
-}
+use std::path::Path;
 
 /// A little-endian float32 C-order `.npy` array: (shape, data).
 pub fn read_npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
