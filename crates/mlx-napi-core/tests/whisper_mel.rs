@@ -8,14 +8,6 @@ use mlx_napi_core::{
     whisper::mel::{mel_filters, window_frames, LogMel, CHUNK_SAMPLES, N_FRAMES},
 };
 
-fn common::max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn filter_bank_matches_librosa_slaney() {
     let Some(path) = common::shared("reference/mel_filters_80.npy") else {
