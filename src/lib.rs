@@ -6,6 +6,7 @@
 // this crate (clippy --all-targets) would see every export as dead.
 #![cfg_attr(test, allow(dead_code))]
 
+mod abort;
 mod backend;
 mod errors;
 mod task;

@@ -91,6 +91,11 @@ impl KvCache {
         self.max_size
     }
 
+    /// The buffers, for evaluating the cache after a prefill chunk.
+    pub fn arrays(&self) -> impl Iterator<Item = &Array> {
+        self.keys.iter().chain(self.values.iter())
+    }
+
     /// Forgets everything (the buffers are kept for reuse).
     pub fn reset(&mut self) {
         self.offset = 0;

@@ -1,0 +1,296 @@
+//! The LLM engine: load a model folder or repo id, generate text (streamed),
+//! and hold chat sessions whose KV cache survives between turns.
+
+pub mod generate;
+pub mod models;
+
+use std::{
+    ops::ControlFlow,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use mlx_rs::Dtype;
+
+pub use generate::{
+    host_reads, Chunk, FinishReason, GenerateOptions, GenerationResult, Timings, Usage,
+};
+pub use models::LanguageModel;
+
+use crate::{
+    cache::KvCache,
+    loading::{self, config::ids_from_value, DtypeChoice, LoadProgress, QuantSpec, Quantization},
+    nn::WeightTree,
+    tokenizer::{ChatMessage, Tokenizer},
+    Error, Result,
+};
+use generate::Generation;
+
+/// How to load a model.
+#[derive(Default)]
+pub struct LoadOptions<'a> {
+    /// Compute dtype; `Auto` = float32 on CPU, the checkpoint's dtype on GPU.
+    pub dtype: DtypeChoice,
+    /// Quantize dense linear/embedding weights at load (affine).
+    pub quantize: Option<QuantSpec>,
+    /// Called as weight files are opened and the model is built.
+    pub progress: Option<&'a mut dyn FnMut(&LoadProgress)>,
+}
+
+/// What to generate from.
+#[derive(Debug, Clone, Copy)]
+pub enum Prompt<'a> {
+    /// Raw text, tokenized with the tokenizer's special-token handling (BOS…).
+    Text(&'a str),
+    /// Token ids used as given.
+    Tokens(&'a [u32]),
+    /// Chat messages, rendered with the chat template + generation prompt.
+    Messages(&'a [ChatMessage]),
+}
+
+static NEXT_MODEL_ID: AtomicU64 = AtomicU64::new(1);
+
+pub struct Llm {
+    id: u64,
+    model: Box<dyn LanguageModel>,
+    tokenizer: Tokenizer,
+    eos_ids: Vec<u32>,
+    model_type: String,
+    dtype: Dtype,
+    dir: PathBuf,
+}
+
+impl Llm {
+    /// Loads `source`: a model folder, or a Hugging Face repo id present in
+    /// the local cache.
+    pub fn load(source: &str, options: LoadOptions) -> Result<Self> {
+        let LoadOptions {
+            dtype,
+            quantize,
+            mut progress,
+        } = options;
+        let quantize = quantize.map(QuantSpec::validate).transpose()?;
+        let mut report = |stage: &'static str, done: usize, total: usize| {
+            if let Some(progress) = progress.as_mut() {
+                progress(&LoadProgress { stage, done, total });
+            }
+        };
+        let dir = loading::resolve_model_dir(source)?;
+        let config: serde_json::Value = loading::read_json(&dir, "config.json")?;
+        let model_type = config
+            .get("model_type")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::format("config.json has no `model_type`"))?
+            .to_string();
+        let quantization = Quantization::from_config(&config)?;
+        let files = loading::weight_files(&dir)?;
+        let mut weights =
+            loading::load_weights(&files, |done, total| report("weights", done, total))?;
+        let dtype = loading::resolve_dtype(dtype, &weights)?;
+        loading::cast_weights(&mut weights, dtype)?;
+        let model = models::load_model(&config, WeightTree::new(weights, quantization, quantize))?;
+        report("model", 1, 1);
+        let tokenizer = Tokenizer::load(&dir)?;
+        report("tokenizer", 1, 1);
+        let eos_ids = eos_ids(&dir, &config, &tokenizer)?;
+        Ok(Self {
+            id: NEXT_MODEL_ID.fetch_add(1, Ordering::Relaxed),
+            model,
+            tokenizer,
+            eos_ids,
+            model_type,
+            dtype,
+            dir,
+        })
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn model(&self) -> &dyn LanguageModel {
+        self.model.as_ref()
+    }
+
+    /// Ids that end generation (config, generation_config, tokenizer EOS).
+    pub fn eos_token_ids(&self) -> &[u32] {
+        &self.eos_ids
+    }
+
+    pub fn model_type(&self) -> &str {
+        &self.model_type
+    }
+
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    pub fn model_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn apply_chat_template(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        self.tokenizer
+            .apply_chat_template(messages, add_generation_prompt)
+    }
+
+    /// Prompt → token ids (see [`Prompt`]).
+    pub fn encode_prompt(&self, prompt: Prompt) -> Result<Vec<u32>> {
+        let ids = match prompt {
+            Prompt::Text(text) => self.tokenizer.encode(text, true)?,
+            Prompt::Tokens(ids) => ids.to_vec(),
+            Prompt::Messages(messages) => {
+                // The template writes the special tokens itself.
+                let text = self.apply_chat_template(messages, true)?;
+                self.tokenizer.encode(&text, false)?
+            }
+        };
+        if ids.is_empty() {
+            return Err(Error::invalid("the prompt is empty"));
+        }
+        Ok(ids)
+    }
+
+    /// Generates from a fresh cache, streaming chunks to `on_chunk`.
+    pub fn generate(
+        &self,
+        prompt: Prompt,
+        options: &GenerateOptions,
+        on_chunk: &mut dyn FnMut(&Chunk) -> ControlFlow<()>,
+    ) -> Result<GenerationResult> {
+        let ids = self.encode_prompt(prompt)?;
+        let mut caches = self.model.new_caches();
+        let mut fed = Vec::new();
+        Generation {
+            model: self.model.as_ref(),
+            tokenizer: &self.tokenizer,
+            eos_ids: &self.eos_ids,
+            caches: &mut caches,
+            prompt: &ids,
+            cached: 0,
+            fed: &mut fed,
+        }
+        .run(options, on_chunk)
+    }
+
+    /// A new, empty chat session bound to this model.
+    pub fn chat_session(&self) -> ChatSession {
+        ChatSession {
+            model_id: self.id,
+            caches: self.model.new_caches(),
+            cached_ids: Vec::new(),
+            messages: Vec::new(),
+        }
+    }
+
+    /// Generates the assistant's reply to `session`'s history plus
+    /// `new_messages`. Only the part of the templated conversation that the
+    /// session's cache does not already hold goes through prefill; the reply
+    /// is appended to the history.
+    pub fn chat(
+        &self,
+        session: &mut ChatSession,
+        new_messages: &[ChatMessage],
+        options: &GenerateOptions,
+        on_chunk: &mut dyn FnMut(&Chunk) -> ControlFlow<()>,
+    ) -> Result<GenerationResult> {
+        if session.model_id != self.id {
+            return Err(Error::invalid("this chat session belongs to another model"));
+        }
+        if new_messages.is_empty() {
+            return Err(Error::invalid("chat needs at least one new message"));
+        }
+        let mut messages = session.messages.clone();
+        messages.extend_from_slice(new_messages);
+        let ids = self.encode_prompt(Prompt::Messages(&messages))?;
+        // Reuse the longest common prefix, but always run the last prompt
+        // token so there are logits to sample from.
+        let common = session
+            .cached_ids
+            .iter()
+            .zip(&ids)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(ids.len() - 1);
+        let mut cached = common;
+        // A sliding-window cache that evicted part of the prefix cannot be cut back.
+        if session
+            .caches
+            .iter_mut()
+            .any(|c| c.truncate(cached as i32).is_err())
+        {
+            session.caches.iter_mut().for_each(KvCache::reset);
+            cached = 0;
+        }
+        session.cached_ids.truncate(cached);
+        let result = Generation {
+            model: self.model.as_ref(),
+            tokenizer: &self.tokenizer,
+            eos_ids: &self.eos_ids,
+            caches: &mut session.caches,
+            prompt: &ids,
+            cached,
+            fed: &mut session.cached_ids,
+        }
+        .run(options, on_chunk);
+        match &result {
+            Ok(reply) => {
+                messages.push(ChatMessage::new("assistant", reply.text.clone()));
+                session.messages = messages;
+            }
+            // The cache may hold a partial prefill: start over next time.
+            Err(_) => session.clear(),
+        }
+        result
+    }
+}
+
+/// Conversation state kept between [`Llm::chat`] calls: the messages and the
+/// KV cache with the exact token ids it holds.
+pub struct ChatSession {
+    model_id: u64,
+    caches: Vec<KvCache>,
+    cached_ids: Vec<u32>,
+    messages: Vec<ChatMessage>,
+}
+
+impl ChatSession {
+    pub fn messages(&self) -> &[ChatMessage] {
+        &self.messages
+    }
+
+    /// Token ids whose keys/values the cache holds.
+    pub fn cached_token_ids(&self) -> &[u32] {
+        &self.cached_ids
+    }
+
+    /// Forgets the conversation and the cache.
+    pub fn clear(&mut self) {
+        self.messages.clear();
+        self.cached_ids.clear();
+        for cache in &mut self.caches {
+            cache.reset();
+        }
+    }
+}
+
+/// EOS ids from config.json, generation_config.json and the tokenizer's EOS
+/// token, deduplicated.
+fn eos_ids(dir: &Path, config: &serde_json::Value, tokenizer: &Tokenizer) -> Result<Vec<u32>> {
+    let mut ids = ids_from_value(config.get("eos_token_id"));
+    let generation: Option<serde_json::Value> =
+        loading::read_json_opt(dir, "generation_config.json")?;
+    if let Some(generation) = generation {
+        ids.extend(ids_from_value(generation.get("eos_token_id")));
+    }
+    if let Some(id) = tokenizer.eos_token().and_then(|t| tokenizer.token_to_id(t)) {
+        ids.push(id);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
