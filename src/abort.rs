@@ -30,9 +30,15 @@ impl AbortWatch {
     pub fn new(env: &Env, signal: Option<Object>) -> napi::Result<Self> {
         let flag = Arc::new(AtomicBool::new(false));
         let Some(signal) = signal else {
-            return Ok(AbortWatch { flag, attached: None });
+            return Ok(AbortWatch {
+                flag,
+                attached: None,
+            });
         };
-        if signal.get_named_property::<Option<bool>>("aborted")?.unwrap_or(false) {
+        if signal
+            .get_named_property::<Option<bool>>("aborted")?
+            .unwrap_or(false)
+        {
             return Err(to_js_error(env, &CoreError::Aborted));
         }
         let raised = flag.clone();
@@ -56,7 +62,9 @@ impl AbortWatch {
 
     /// Detaches the listener; call on the JS thread once the work has settled.
     pub fn release(&mut self, env: &Env) {
-        let Some((signal, listener)) = self.attached.take() else { return };
+        let Some((signal, listener)) = self.attached.take() else {
+            return;
+        };
         let detach = || -> napi::Result<()> {
             let target = signal.get_value(env)?;
             let callback = listener.borrow_back(env)?;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::sync::{atomic::AtomicBool, mpsc, Mutex, OnceLock};
+use std::sync::{atomic::AtomicBool, mpsc, Arc, Mutex, OnceLock};
 
 use mlx_napi_core::{
     audio::AudioInput,
@@ -30,7 +30,7 @@ fn with_engine<R: Send + 'static>(
         let (send, receive) = mpsc::channel::<Job>();
         std::thread::spawn(move || {
             let engine =
-                WhisperEngine::load_dir(dir.parent().unwrap(), &LoadOptions::default()).unwrap();
+                WhisperEngine::load_dir(dir.parent().unwrap(), LoadOptions::default()).unwrap();
             for job in receive {
                 job(&engine);
             }
@@ -240,9 +240,9 @@ fn librivox_word_error_rate_is_within_the_reference() {
 #[test]
 fn abort_flag_stops_with_abort_error() {
     with_engine(|engine| {
-        let abort = AtomicBool::new(true);
+        let abort = Arc::new(AtomicBool::new(true));
         let hooks = TranscribeHooks {
-            abort: Some(&abort),
+            abort: Some(abort),
             ..Default::default()
         };
         let pcm = AudioInput::Pcm {

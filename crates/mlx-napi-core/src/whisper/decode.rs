@@ -9,12 +9,15 @@
 //! next step's forward pass is queued before that read, so the device never
 //! waits for the host. Per-row scores are read once at the end.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::{
+    cell::Cell,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use mlx_rs::{
     nn::log_softmax,
     ops::{self, indexing::TryIndexOp, softmax_axis},
-    transforms::{async_eval, eval},
+    transforms::async_eval,
     Array, ArrayElement, Dtype,
 };
 
@@ -169,9 +172,9 @@ pub fn decode_batch(
             break;
         }
     }
-    eval([&sum_logprob, &no_speech_prob])?;
-    let sums = to_host::<f32>(&sum_logprob)?;
-    let no_speech = to_host::<f32>(&no_speech_prob)?;
+    // One read for both per-row scores: [sums..., no-speech probabilities...].
+    let scores = to_host::<f32>(&ops::concatenate(&[&sum_logprob, &no_speech_prob], 0)?)?;
+    let (sums, no_speech) = scores.split_at(batch as usize);
     Ok(tokens
         .into_iter()
         .enumerate()
@@ -186,8 +189,19 @@ pub fn decode_batch(
         .collect())
 }
 
+thread_local! {
+    static HOST_READS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Device→host reads made by Whisper decoding on this thread so far: one per
+/// decoding step, plus one per batch for the scores.
+pub fn host_reads() -> u64 {
+    HOST_READS.with(Cell::get)
+}
+
 /// Host copy of a small device array (evaluating it first).
 fn to_host<T: ArrayElement + Clone>(array: &Array) -> Result<Vec<T>> {
+    HOST_READS.with(|reads| reads.set(reads.get() + 1));
     let array = array.contiguous()?;
     array.eval()?;
     array

@@ -28,7 +28,7 @@ pub use transcribe::{
 
 use crate::{
     audio::{self, AudioInput},
-    loading::{resolve_model_dir, DtypeChoice},
+    loading::{resolve_model_dir, DtypeChoice, LoadProgress, QuantSpec},
     Error, Result,
 };
 use mel::{LogMel, SAMPLE_RATE};
@@ -36,13 +36,18 @@ use model::Whisper;
 use tokenizer::WhisperTokenizer;
 
 /// How to load a Whisper model.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LoadOptions {
+#[derive(Default)]
+pub struct LoadOptions<'a> {
     /// Compute dtype; `Auto` = float32 on the CPU, the checkpoint's on a GPU.
     pub dtype: DtypeChoice,
+    /// Quantize dense linear/embedding weights at load (affine); layers whose
+    /// width is not a multiple of the group size stay dense.
+    pub quantize: Option<QuantSpec>,
     /// Folder holding `tokenizer.json` when the model folder has none (MLX
     /// community checkpoints ship without one).
     pub tokenizer_dir: Option<PathBuf>,
+    /// Called as weight files are read and the model is built.
+    pub progress: Option<&'a mut dyn FnMut(&LoadProgress)>,
 }
 
 /// A loaded Whisper model, ready to transcribe.
@@ -54,13 +59,28 @@ pub struct WhisperEngine {
 
 impl WhisperEngine {
     /// Loads from a local folder or a Hugging Face repo id in the local cache.
-    pub fn load(source: &str, options: &LoadOptions) -> Result<Self> {
+    pub fn load(source: &str, options: LoadOptions) -> Result<Self> {
         Self::load_dir(&resolve_model_dir(source)?, options)
     }
 
-    pub fn load_dir(dir: &Path, options: &LoadOptions) -> Result<Self> {
-        let checkpoint = weights::load_checkpoint(dir, options.dtype, |_, _| {})?;
-        let tokenizer_dir = options.tokenizer_dir.as_deref().unwrap_or(dir);
+    pub fn load_dir(dir: &Path, options: LoadOptions) -> Result<Self> {
+        crate::runtime::init();
+        let LoadOptions {
+            dtype,
+            quantize,
+            tokenizer_dir,
+            mut progress,
+        } = options;
+        let quantize = quantize.map(QuantSpec::validate).transpose()?;
+        let mut report = |stage: &'static str, done: usize, total: usize| {
+            if let Some(progress) = progress.as_mut() {
+                progress(&LoadProgress { stage, done, total });
+            }
+        };
+        let checkpoint = weights::load_checkpoint(dir, dtype, quantize, |done, total| {
+            report("weights", done, total)
+        })?;
+        let tokenizer_dir = tokenizer_dir.as_deref().unwrap_or(dir);
         if !tokenizer_dir.join("tokenizer.json").is_file() {
             return Err(Error::ModelNotFound(format!(
                 "no tokenizer.json in {}: pass LoadOptions::tokenizer_dir (e.g. the matching \

@@ -14,7 +14,10 @@
 
 use std::{
     io::Write,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::Instant,
 };
 
@@ -191,8 +194,9 @@ pub struct Progress {
 /// Optional cancellation and callbacks (called on the transcribing thread).
 #[derive(Default)]
 pub struct TranscribeHooks<'a> {
-    /// Checked before every decoding step; set it to stop with `ABORT_ERR`.
-    pub abort: Option<&'a AtomicBool>,
+    /// Checked before every decoding step; set it (from any thread) to stop
+    /// with `ABORT_ERR`.
+    pub abort: Option<Arc<AtomicBool>>,
     pub on_progress: Option<&'a mut dyn FnMut(Progress)>,
     /// Each segment as soon as it is final.
     pub on_segment: Option<&'a mut dyn FnMut(&Segment)>,
@@ -200,7 +204,11 @@ pub struct TranscribeHooks<'a> {
 
 impl TranscribeHooks<'_> {
     fn check_abort(&self) -> Result<()> {
-        if self.abort.is_some_and(|a| a.load(Ordering::Relaxed)) {
+        if self
+            .abort
+            .as_ref()
+            .is_some_and(|a| a.load(Ordering::Relaxed))
+        {
             Err(Error::Aborted)
         } else {
             Ok(())
@@ -315,7 +323,7 @@ impl Plan<'_> {
                 &batch,
                 prompt,
                 &options,
-                hooks.abort,
+                hooks.abort.as_deref(),
             )?;
             timings.decode_ms += start.elapsed().as_secs_f64() * 1e3;
             let mut still_pending = Vec::new();

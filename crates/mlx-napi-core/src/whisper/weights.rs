@@ -13,7 +13,7 @@ use super::config::{CheckpointLayout, WhisperConfig};
 use crate::{
     loading::{
         cast_weights, load_weights, read_json, read_json_opt, resolve_dtype, weight_files,
-        DtypeChoice, Quantization,
+        DtypeChoice, QuantSpec, Quantization,
     },
     nn::WeightTree,
     Error, Result,
@@ -27,14 +27,16 @@ pub struct Checkpoint {
 }
 
 /// Reads `config.json` and the weights of `dir` (either layout).
+/// `quantize` asks for dense linear/embedding weights to be quantized at load.
 pub fn load_checkpoint(
     dir: &Path,
     dtype: DtypeChoice,
+    quantize: Option<QuantSpec>,
     progress: impl FnMut(usize, usize),
 ) -> Result<Checkpoint> {
     let raw_config: Value = read_json(dir, "config.json")?;
     let generation: Option<Value> = read_json_opt(dir, "generation_config.json")?;
-    let config =
+    let mut config =
         WhisperConfig::from_json(&raw_config, generation.as_ref()).map_err(|e| match e {
             Error::ModelFormat(m) => {
                 Error::format(format!("{}: {m}", dir.join("config.json").display()))
@@ -53,6 +55,16 @@ pub fn load_checkpoint(
     let mut tensors = load_weights(&files, progress)?;
     if config.layout == CheckpointLayout::Mlx {
         tensors = rename_mlx_tensors(tensors)?;
+        // mlx-whisper's config has no MLP width (openai-whisper fixes it at 4×);
+        // the first layer's weight tells, and the loader checks every layer.
+        for (side, width) in [
+            ("encoder", &mut config.n_audio_ffn),
+            ("decoder", &mut config.n_text_ffn),
+        ] {
+            if let Some(fc1) = tensors.get(&format!("model.{side}.layers.0.fc1.weight")) {
+                *width = fc1.dim(0) as usize;
+            }
+        }
         quantization.per_layer = quantization
             .per_layer
             .into_iter()
@@ -76,7 +88,7 @@ pub fn load_checkpoint(
     cast_weights(&mut tensors, dtype)?;
     Ok(Checkpoint {
         config,
-        tree: WeightTree::new(tensors, quantization, None),
+        tree: WeightTree::new(tensors, quantization, quantize),
         dtype,
     })
 }
