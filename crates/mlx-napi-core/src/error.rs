@@ -27,6 +27,10 @@ pub enum ErrorCode {
     Tokenizer,
     /// The model (or session) was disposed before or while the call ran.
     Disposed,
+    /// Audio input is empty, corrupt, truncated or not a recognizable container.
+    AudioDecode,
+    /// Audio input is recognized but uses a codec or layout we cannot decode.
+    AudioUnsupported,
 }
 
 impl ErrorCode {
@@ -41,6 +45,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedModel => "ERR_UNSUPPORTED_MODEL",
             ErrorCode::Tokenizer => "ERR_TOKENIZER",
             ErrorCode::Disposed => "ERR_DISPOSED",
+            ErrorCode::AudioDecode => "ERR_AUDIO_DECODE",
+            ErrorCode::AudioUnsupported => "ERR_AUDIO_UNSUPPORTED",
         }
     }
 }
@@ -75,6 +81,10 @@ pub enum Error {
     Tokenizer(String),
     #[error("the model was disposed")]
     Disposed,
+    #[error("cannot decode audio: {0}")]
+    AudioDecode(String),
+    #[error("unsupported audio: {0}")]
+    AudioUnsupported(String),
 }
 
 impl Error {
@@ -89,25 +99,8 @@ impl Error {
             Error::UnsupportedModel(_) => ErrorCode::UnsupportedModel,
             Error::Tokenizer(_) => ErrorCode::Tokenizer,
             Error::Disposed => ErrorCode::Disposed,
-        }
-    }
-
-    /// A second error equal to this one (same variant, code and message), for
-    /// reporting one failure to several waiters.
-    pub fn duplicate(&self) -> Self {
-        match self {
-            Error::Mlx(m) => Error::Mlx(m.clone()),
-            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
-            Error::Io { context, source } => Error::Io {
-                context: context.clone(),
-                source: std::io::Error::new(source.kind(), source.to_string()),
-            },
-            Error::Aborted => Error::Aborted,
-            Error::ModelNotFound(m) => Error::ModelNotFound(m.clone()),
-            Error::ModelFormat(m) => Error::ModelFormat(m.clone()),
-            Error::UnsupportedModel(m) => Error::UnsupportedModel(m.clone()),
-            Error::Tokenizer(m) => Error::Tokenizer(m.clone()),
-            Error::Disposed => Error::Disposed,
+            Error::AudioDecode(_) => ErrorCode::AudioDecode,
+            Error::AudioUnsupported(_) => ErrorCode::AudioUnsupported,
         }
     }
 

@@ -7,6 +7,7 @@
 //! Shared building blocks (used by both engines): [`loading`], [`nn`],
 //! [`cache`], [`sampling`], [`tokenizer`].
 
+pub mod audio;
 pub mod backend;
 pub mod cache;
 pub mod error;
@@ -16,5 +17,6 @@ pub mod nn;
 pub mod runtime;
 pub mod sampling;
 pub mod tokenizer;
+pub mod whisper;
 
 pub use error::{Error, ErrorCode, Result};
