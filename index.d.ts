@@ -204,12 +204,27 @@ export interface MatmulBenchmarkResult {
   medianTflops: number
 }
 
+/** MLX allocator counters for this process (device memory on a GPU). */
+export declare function memoryStats(): MemoryStats
+
+export interface MemoryStats {
+  /** Bytes held by live MLX arrays (weights, caches, activations). */
+  active: number
+  /** Highest `active` since start or `resetPeakMemory()`. */
+  peak: number
+  /** Freed buffers MLX keeps for reuse. */
+  cache: number
+}
+
 export interface QuantizeOptions {
   /** 4 or 8 (also 2, 3, 6 where MLX supports them). Default 4. */
   bits?: number
   /** 32, 64 or 128. Default 64. */
   groupSize?: number
 }
+
+/** Restarts `memoryStats().peak` from the current usage. */
+export declare function resetPeakMemory(): void
 
 /**
  * Runs an n×n matrix product on the default device on a worker thread and checks

@@ -843,4 +843,6 @@ module.exports.LlmTokenizer = nativeBinding.LlmTokenizer
 module.exports.backendInfo = nativeBinding.backendInfo
 module.exports.benchmarkMatmul = nativeBinding.benchmarkMatmul
 module.exports.loadLLM = nativeBinding.loadLLM
+module.exports.memoryStats = nativeBinding.memoryStats
+module.exports.resetPeakMemory = nativeBinding.resetPeakMemory
 module.exports.selfTest = nativeBinding.selfTest
