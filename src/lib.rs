@@ -6,6 +6,10 @@
 // this crate (clippy --all-targets) would see every export as dead.
 #![cfg_attr(test, allow(dead_code))]
 
+mod abort;
 mod backend;
 mod errors;
+mod llm;
+mod promise;
 mod task;
+mod worker;

@@ -37,21 +37,12 @@ pub struct BackendInfo {
     pub memory: Option<u64>,
 }
 
-/// mlx-c's default error handler calls `exit()`. mlx-rs swaps in one that records
-/// the message instead, but only on its first operation; our raw mlx-c calls below
-/// may come first, so run a trivial mlx-rs operation before any of them.
-fn ensure_error_handler() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = ops::abs(Array::from_f32(0.0));
-    });
-}
-
 /// The process's default MLX device, freed on drop.
 struct DefaultDevice(mlx_sys::mlx_device);
 
 impl DefaultDevice {
     fn get() -> Result<Self> {
+        crate::runtime::init();
         let mut device = DefaultDevice(unsafe { mlx_sys::mlx_device_new() });
         unsafe {
             check(
@@ -72,7 +63,6 @@ impl Drop for DefaultDevice {
 /// Turns a non-zero mlx-c status into our error, with MLX's message when mlx-rs's
 /// error handler captured one.
 fn check(status: i32, what: &str) -> Result<()> {
-    ensure_error_handler();
     if status == 0 {
         Ok(())
     } else {
@@ -90,6 +80,7 @@ fn mlx_string(s: mlx_sys::mlx_string) -> String {
 }
 
 pub fn mlx_version() -> Result<String> {
+    crate::runtime::init();
     unsafe {
         let mut s = mlx_sys::mlx_string_new();
         check(mlx_sys::mlx_version(&mut s), "mlx_version")?;
@@ -98,6 +89,7 @@ pub fn mlx_version() -> Result<String> {
 }
 
 pub fn backend_info() -> Result<BackendInfo> {
+    crate::runtime::init();
     let mut cuda = false;
     let mut metal = false;
     unsafe {
@@ -196,6 +188,7 @@ pub fn self_test(n: i32, dtype: Dtype) -> Result<SelfTestReport> {
             "self-test size must be in 1..=16384, got {n}"
         )));
     }
+    crate::runtime::init();
     let start = Instant::now();
     let a = ops::ones_dtype(&[n, n], dtype)?;
     let rows = ops::arange::<_, f32>(0, n, None)?;
@@ -275,6 +268,7 @@ pub fn benchmark_matmul(
     if iterations == 0 {
         return Err(Error::invalid("iterations must be at least 1"));
     }
+    crate::runtime::init();
     let key = mlx_rs::random::key(0)?;
     let a = mlx_rs::random::normal::<f32>(&[n, n], None, None, &key)?.as_dtype(dtype)?;
     let b = mlx_rs::random::normal::<f32>(&[n, n], None, None, &key)?.as_dtype(dtype)?;

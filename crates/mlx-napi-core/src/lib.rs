@@ -7,13 +7,16 @@
 //! Shared building blocks (used by both engines): [`loading`], [`nn`],
 //! [`cache`], [`sampling`], [`tokenizer`].
 
+pub mod audio;
 pub mod backend;
 pub mod cache;
 pub mod error;
 pub mod llm;
 pub mod loading;
 pub mod nn;
+pub mod runtime;
 pub mod sampling;
 pub mod tokenizer;
+pub mod whisper;
 
 pub use error::{Error, ErrorCode, Result};

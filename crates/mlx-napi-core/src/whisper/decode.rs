@@ -1,0 +1,248 @@
+//! Decoding a batch of 30 s windows: the autoregressive loop.
+//!
+//! All rows share one prompt (so one step number), the logit filters run as
+//! device masks ([`LogitFilters`]), tokens are drawn by the shared on-device
+//! [`Sampler`] (argmax at temperature 0), and log-probabilities, no-speech
+//! probabilities and finished flags stay on the device. The host reads one
+//! small int32 vector per step — the batch's new ids, from which it also knows
+//! which rows finished (a finished row keeps emitting end-of-text) — and the
+//! next step's forward pass is queued before that read, so the device never
+//! waits for the host. Per-row scores are read once at the end.
+
+use std::{
+    cell::Cell,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use mlx_rs::{
+    nn::log_softmax,
+    ops::{self, indexing::TryIndexOp, softmax_axis},
+    transforms::async_eval,
+    Array, ArrayElement, Dtype,
+};
+
+use super::{
+    logit_filters::{FilterOptions, LogitFilters, RuleTokens, TimestampState},
+    model::Whisper,
+    tokenizer::{SpecialTokens, TIME_PRECISION},
+};
+use crate::{
+    sampling::{Sampler, SamplerConfig},
+    Error, Result,
+};
+
+/// Options of one decoding pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeOptions {
+    /// 0 = greedy (argmax).
+    pub temperature: f32,
+    /// Most tokens to sample per window (openai-whisper: half the text context).
+    pub sample_len: usize,
+    /// Predict timestamp tokens (segment boundaries).
+    pub timestamps: bool,
+    /// Ids never sampled.
+    pub suppress_tokens: Vec<u32>,
+    /// Ids suppressed at the first sampled step (blank and end-of-text).
+    pub begin_suppress_tokens: Vec<u32>,
+    /// Latest first timestamp in seconds (openai-whisper: 1.0).
+    pub max_initial_timestamp: Option<f32>,
+    /// PRNG seed for temperature sampling.
+    pub seed: Option<u64>,
+}
+
+/// The outcome for one row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedWindow {
+    /// Sampled ids (text and timestamps), without the final end-of-text.
+    pub tokens: Vec<u32>,
+    /// Sum of the sampled tokens' log-probabilities, end-of-text included.
+    pub sum_logprob: f32,
+    /// `sum_logprob / (tokens.len() + 1)`.
+    pub avg_logprob: f32,
+    /// Probability of `<|nospeech|>` at the start-of-transcript position.
+    pub no_speech_prob: f32,
+    pub temperature: f32,
+    /// Whether end-of-text was sampled (false: stopped at `sample_len`).
+    pub finished: bool,
+}
+
+/// Decodes `prompt` + sampled tokens for every row of `audio_features`
+/// `[B, n_audio_ctx, d]`. `prompt` must contain `<|startoftranscript|>`.
+pub fn decode_batch(
+    model: &Whisper,
+    special: &SpecialTokens,
+    audio_features: &Array,
+    prompt: &[u32],
+    options: &DecodeOptions,
+    abort: Option<&AtomicBool>,
+) -> Result<Vec<DecodedWindow>> {
+    let batch = audio_features.dim(0);
+    let vocab = model.config().n_vocab;
+    let sot_index = prompt
+        .iter()
+        .position(|&t| t == special.sot)
+        .ok_or_else(|| Error::invalid("decoder prompt lacks <|startoftranscript|>"))?;
+    let n_ctx = model.config().n_text_ctx;
+    if prompt.len() >= n_ctx {
+        return Err(Error::invalid(format!(
+            "decoder prompt of {} tokens does not fit the {n_ctx}-token context",
+            prompt.len()
+        )));
+    }
+    if !(options.temperature.is_finite() && options.temperature >= 0.0) {
+        return Err(Error::invalid(format!(
+            "temperature must be ≥ 0, got {}",
+            options.temperature
+        )));
+    }
+    let max_steps = options.sample_len.min(n_ctx - prompt.len());
+
+    let filters = LogitFilters::new(FilterOptions {
+        vocab_size: vocab,
+        tokens: RuleTokens {
+            eot: special.eot,
+            no_timestamps: special.no_timestamps,
+            timestamp_begin: special.timestamp_begin,
+        },
+        suppress: options.suppress_tokens.clone(),
+        suppress_at_begin: options.begin_suppress_tokens.clone(),
+        timestamps: options.timestamps,
+        max_initial_timestamp_index: options
+            .max_initial_timestamp
+            .map(|s| (s / TIME_PRECISION).round().max(0.0) as u32),
+    })?;
+    let sampler_config = SamplerConfig {
+        temperature: options.temperature,
+        seed: options.seed,
+        ..Default::default()
+    };
+    let mut sampler = Sampler::new(sampler_config, vocab, batch as usize, &[])?;
+    let mut timestamps = TimestampState::new(batch as usize, special.timestamp_begin)?;
+
+    let mut state = model.start_decoding(audio_features)?;
+    let prompt_ids: Vec<i32> = prompt.iter().map(|&t| t as i32).collect();
+    let prompt_row = Array::from_slice(&prompt_ids, &[1, prompt.len() as i32]);
+    let prompt_batch = ops::broadcast_to(&prompt_row, &[batch, prompt.len() as i32])?;
+    let prompt_logits = model.decode(&prompt_batch, &mut state)?;
+    let at_sot = prompt_logits
+        .try_index((.., sot_index as i32, ..))?
+        .as_dtype(Dtype::Float32)?;
+    let no_speech_prob =
+        softmax_axis(&at_sot, -1, true)?.try_index((.., special.no_speech as i32))?;
+    let mut logits = prompt_logits.try_index((.., -1, ..))?;
+
+    let eot = Array::from_int(special.eot as i32);
+    let mut finished = ops::zeros_dtype(&[batch], Dtype::Bool)?;
+    let mut sum_logprob = ops::zeros::<f32>(&[batch])?;
+    let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); batch as usize];
+    let mut done = vec![false; batch as usize];
+    for step in 0..max_steps {
+        if abort.is_some_and(|a| a.load(Ordering::Relaxed)) {
+            return Err(Error::Aborted);
+        }
+        let filtered = filters.apply(&logits, &timestamps, step)?;
+        let sampled = sampler.sample(&filtered)?;
+        let next = ops::select(&finished, &eot, &sampled)?;
+        // Scores use the filtered distribution (openai-whisper), before temperature.
+        let logprobs = log_softmax(&filtered, -1)?;
+        let picked = logprobs
+            .take_along_axis(&next.reshape(&[batch, 1])?, -1)?
+            .reshape(&[batch])?;
+        sum_logprob = sum_logprob.add(ops::select(&finished, Array::from_f32(0.0), &picked)?)?;
+        finished = finished.logical_or(next.eq(&eot)?)?;
+        timestamps.update(&next)?;
+        if step + 1 < max_steps {
+            // Queue the next forward pass before reading this step's ids.
+            logits = model
+                .decode(&next.reshape(&[batch, 1])?, &mut state)?
+                .try_index((.., -1, ..))?;
+            async_eval([&logits, &sum_logprob, &finished])?;
+        }
+        for (row, &id) in to_host::<i32>(&next)?.iter().enumerate() {
+            if done[row] {
+                continue;
+            }
+            if id as u32 == special.eot {
+                done[row] = true;
+            } else {
+                tokens[row].push(id as u32);
+            }
+        }
+        if done.iter().all(|&d| d) {
+            break;
+        }
+    }
+    // One read for both per-row scores: [sums..., no-speech probabilities...].
+    let scores = to_host::<f32>(&ops::concatenate(&[&sum_logprob, &no_speech_prob], 0)?)?;
+    let (sums, no_speech) = scores.split_at(batch as usize);
+    Ok(tokens
+        .into_iter()
+        .enumerate()
+        .map(|(row, tokens)| DecodedWindow {
+            avg_logprob: sums[row] / (tokens.len() + 1) as f32,
+            sum_logprob: sums[row],
+            no_speech_prob: no_speech[row],
+            temperature: options.temperature,
+            finished: done[row],
+            tokens,
+        })
+        .collect())
+}
+
+thread_local! {
+    static HOST_READS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Device→host reads made by Whisper decoding on this thread so far: one per
+/// decoding step, plus one per batch for the scores.
+pub fn host_reads() -> u64 {
+    HOST_READS.with(Cell::get)
+}
+
+/// Host copy of a small device array (evaluating it first).
+fn to_host<T: ArrayElement + Clone>(array: &Array) -> Result<Vec<T>> {
+    HOST_READS.with(|reads| reads.set(reads.get() + 1));
+    let array = array.contiguous()?;
+    array.eval()?;
+    array
+        .try_as_slice::<T>()
+        .map(<[T]>::to_vec)
+        .map_err(|e| Error::Mlx(e.to_string()))
+}
+
+/// Language probabilities for each row of `audio_features`: one decoder step
+/// on `<|startoftranscript|>`, restricted to the language tokens. Returns, per
+/// row, `(index into languages, probability)` of the best one and all probabilities.
+pub fn detect_language(
+    model: &Whisper,
+    special: &SpecialTokens,
+    languages: &[(&'static str, u32)],
+    audio_features: &Array,
+) -> Result<Vec<(usize, Vec<f32>)>> {
+    if languages.is_empty() {
+        return Err(Error::invalid(
+            "language detection needs a multilingual model",
+        ));
+    }
+    let batch = audio_features.dim(0);
+    let mut state = model.start_decoding(audio_features)?;
+    let sot = ops::full::<i32>(&[batch, 1], Array::from_int(special.sot as i32))?;
+    let logits = model
+        .decode(&sot, &mut state)?
+        .try_index((.., 0, ..))?
+        .as_dtype(Dtype::Float32)?;
+    let ids: Vec<i32> = languages.iter().map(|&(_, id)| id as i32).collect();
+    let language_logits = logits.take_axis(Array::from_slice(&ids, &[ids.len() as i32]), -1)?;
+    let probs = to_host::<f32>(&softmax_axis(&language_logits, -1, true)?)?;
+    Ok(probs
+        .chunks(languages.len())
+        .map(|row| {
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(i, _)| i);
+            (best, row.to_vec())
+        })
+        .collect())
+}

@@ -1,0 +1,144 @@
+//! Whisper speech-to-text on MLX.
+//!
+//! * [`WhisperEngine`]: a loaded model (network, tokenizer, mel front end) and
+//!   [`WhisperEngine::transcribe`] for files, encoded buffers or PCM.
+//! * [`mel`]: log-mel spectrogram on the device; [`model`]: the network;
+//!   [`logit_filters`] + [`decode`]: batched decoding with Whisper's token rules;
+//!   [`transcribe`]: long-form windows, segments and temperature fallback.
+
+pub mod config;
+pub mod decode;
+pub mod logit_filters;
+pub mod mel;
+pub mod model;
+pub mod tokenizer;
+pub mod transcribe;
+pub mod weights;
+
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+pub use config::WhisperConfig;
+pub use tokenizer::Task;
+pub use transcribe::{
+    Progress, Segment, Timings, TranscribeHooks, TranscribeOptions, Transcription,
+};
+
+use crate::{
+    audio::{self, AudioInput},
+    loading::{resolve_model_dir, DtypeChoice, LoadProgress, QuantSpec},
+    Error, Result,
+};
+use mel::{LogMel, SAMPLE_RATE};
+use model::Whisper;
+use tokenizer::WhisperTokenizer;
+
+/// How to load a Whisper model.
+#[derive(Default)]
+pub struct LoadOptions<'a> {
+    /// Compute dtype; `Auto` = float32 on the CPU, the checkpoint's on a GPU.
+    pub dtype: DtypeChoice,
+    /// Quantize dense linear/embedding weights at load (affine); layers whose
+    /// width is not a multiple of the group size stay dense.
+    pub quantize: Option<QuantSpec>,
+    /// Folder holding `tokenizer.json` when the model folder has none (MLX
+    /// community checkpoints ship without one).
+    pub tokenizer_dir: Option<PathBuf>,
+    /// Called as weight files are read and the model is built.
+    pub progress: Option<&'a mut dyn FnMut(&LoadProgress)>,
+}
+
+/// A loaded Whisper model, ready to transcribe.
+pub struct WhisperEngine {
+    model: Whisper,
+    tokenizer: WhisperTokenizer,
+    log_mel: LogMel,
+}
+
+impl WhisperEngine {
+    /// Loads from a local folder or a Hugging Face repo id in the local cache.
+    pub fn load(source: &str, options: LoadOptions) -> Result<Self> {
+        Self::load_dir(&resolve_model_dir(source)?, options)
+    }
+
+    pub fn load_dir(dir: &Path, options: LoadOptions) -> Result<Self> {
+        crate::runtime::init();
+        let LoadOptions {
+            dtype,
+            quantize,
+            tokenizer_dir,
+            mut progress,
+        } = options;
+        let quantize = quantize.map(QuantSpec::validate).transpose()?;
+        let mut report = |stage: &'static str, done: usize, total: usize| {
+            if let Some(progress) = progress.as_mut() {
+                progress(&LoadProgress { stage, done, total });
+            }
+        };
+        let checkpoint = weights::load_checkpoint(dir, dtype, quantize, |done, total| {
+            report("weights", done, total)
+        })?;
+        let tokenizer_dir = tokenizer_dir.as_deref().unwrap_or(dir);
+        if !tokenizer_dir.join("tokenizer.json").is_file() {
+            return Err(Error::ModelNotFound(format!(
+                "no tokenizer.json in {}: pass LoadOptions::tokenizer_dir (e.g. the matching \
+                 openai/whisper-* folder)",
+                tokenizer_dir.display()
+            )));
+        }
+        let tokenizer = WhisperTokenizer::load(tokenizer_dir, checkpoint.config.num_languages())?;
+        let special = tokenizer.special();
+        if special.timestamp_begin as usize >= checkpoint.config.n_vocab {
+            return Err(Error::format(format!(
+                "tokenizer's first timestamp id {} is outside the model's {} logits",
+                special.timestamp_begin, checkpoint.config.n_vocab
+            )));
+        }
+        let log_mel = LogMel::new(checkpoint.config.n_mels)?;
+        let model = Whisper::from_weights(checkpoint.config, checkpoint.tree, checkpoint.dtype)?;
+        Ok(WhisperEngine {
+            model,
+            tokenizer,
+            log_mel,
+        })
+    }
+
+    pub fn model(&self) -> &Whisper {
+        &self.model
+    }
+
+    pub fn tokenizer(&self) -> &WhisperTokenizer {
+        &self.tokenizer
+    }
+
+    pub fn log_mel(&self) -> &LogMel {
+        &self.log_mel
+    }
+
+    /// Decodes, resamples to 16 kHz mono and transcribes `input`.
+    pub fn transcribe(
+        &self,
+        input: AudioInput,
+        options: &TranscribeOptions,
+        hooks: TranscribeHooks,
+    ) -> Result<Transcription> {
+        let start = Instant::now();
+        let samples = audio::load_mono(input, SAMPLE_RATE)?;
+        let decode_audio_ms = start.elapsed().as_secs_f64() * 1e3;
+        if samples.is_empty() {
+            return Err(Error::AudioDecode("the audio has no samples".into()));
+        }
+        let mut result = self.transcribe_samples(&samples, options, hooks)?;
+        let timings = &mut result.timings;
+        timings.decode_audio_ms = decode_audio_ms;
+        timings.total_ms += decode_audio_ms;
+        timings.real_time_factor = if result.duration > 0.0 {
+            timings.total_ms / 1e3 / f64::from(result.duration)
+        } else {
+            0.0
+        };
+        Ok(result)
+    }
+}

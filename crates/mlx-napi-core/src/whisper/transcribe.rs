@@ -1,0 +1,842 @@
+//! Long-form transcription: 30 s windows, segments, temperature fallback.
+//!
+//! Two schedules:
+//! * `batch_size == 1` (default): openai-whisper's seek loop. Each window starts
+//!   where the previous one's last complete segment ended and is conditioned on
+//!   the text so far (`<|startofprev|>` prompt).
+//! * `batch_size > 1`: the audio is cut into consecutive, independent 30 s
+//!   windows, decoded `batch_size` at a time (no conditioning on previous text).
+//!
+//! Either way a window whose result looks wrong — too repetitive (gzip
+//! compression ratio), too unlikely (average log-probability) — is decoded again
+//! at the next temperature, unless it is silence (no-speech probability); in a
+//! batch, all windows that need it are re-decoded together as one batch.
+
+use std::{
+    io::Write,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Instant,
+};
+
+use flate2::{write::ZlibEncoder, Compression};
+use mlx_rs::{ops, Array};
+
+use super::{
+    decode::{decode_batch, DecodeOptions, DecodedWindow},
+    mel::{window_frames, HOP_LENGTH, N_FRAMES, SAMPLE_RATE},
+    tokenizer::{Task, WhisperTokenizer},
+    WhisperEngine,
+};
+use crate::{Error, Result};
+
+/// Options of [`WhisperEngine::transcribe`]; `Default` matches openai-whisper /
+/// faster-whisper's defaults (greedy with fallback, timestamps on).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscribeOptions {
+    /// Spoken language code or name; `None` = detect from the first window
+    /// (multilingual models) or English (`.en` models).
+    pub language: Option<String>,
+    pub task: Task,
+    /// Tried in order until a window passes the thresholds.
+    pub temperatures: Vec<f32>,
+    /// Above this gzip compression ratio the text is deemed repetitive.
+    pub compression_ratio_threshold: Option<f32>,
+    /// Below this average log-probability the decode is deemed failed.
+    pub logprob_threshold: Option<f32>,
+    /// Above this no-speech probability (and with a low log-probability) a
+    /// window is silence: no fallback, and its text is dropped.
+    pub no_speech_threshold: Option<f32>,
+    /// Prompt each window with the previous windows' text (seek schedule only).
+    pub condition_on_previous_text: bool,
+    /// Stop conditioning after a window decoded above this temperature.
+    pub prompt_reset_on_temperature: f32,
+    /// Text to prompt the first window with (vocabulary, spelling, style).
+    pub initial_prompt: Option<String>,
+    /// Predict timestamps (segment boundaries); off = one segment per window.
+    pub timestamps: bool,
+    /// Latest first timestamp in a window, seconds.
+    pub max_initial_timestamp: Option<f32>,
+    /// Suppress the blank token and end-of-text at the first step.
+    pub suppress_blank: bool,
+    /// Ids never sampled; `None` = the checkpoint's `suppress_tokens` (else
+    /// openai-whisper's non-speech symbol list).
+    pub suppress_tokens: Option<Vec<u32>>,
+    /// Windows decoded together; > 1 switches to independent windows.
+    pub batch_size: usize,
+    /// Candidates sampled per window at temperature > 0 (the likeliest is kept).
+    pub best_of: usize,
+    /// Most tokens per window; `None` = half the decoder context (224).
+    pub sample_len: Option<usize>,
+    pub seed: Option<u64>,
+}
+
+impl Default for TranscribeOptions {
+    fn default() -> Self {
+        TranscribeOptions {
+            language: None,
+            task: Task::Transcribe,
+            temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            compression_ratio_threshold: Some(2.4),
+            logprob_threshold: Some(-1.0),
+            no_speech_threshold: Some(0.6),
+            condition_on_previous_text: true,
+            prompt_reset_on_temperature: 0.5,
+            initial_prompt: None,
+            timestamps: true,
+            max_initial_timestamp: Some(1.0),
+            suppress_blank: true,
+            suppress_tokens: None,
+            batch_size: 1,
+            best_of: 5,
+            sample_len: None,
+            seed: None,
+        }
+    }
+}
+
+impl TranscribeOptions {
+    fn validate(&self) -> Result<()> {
+        if self.temperatures.is_empty() {
+            return Err(Error::invalid("temperatures must not be empty"));
+        }
+        if let Some(t) = self
+            .temperatures
+            .iter()
+            .find(|t| !(t.is_finite() && **t >= 0.0))
+        {
+            return Err(Error::invalid(format!(
+                "temperatures must be finite and ≥ 0, got {t}"
+            )));
+        }
+        for (name, value) in [
+            (
+                "compression_ratio_threshold",
+                self.compression_ratio_threshold,
+            ),
+            ("logprob_threshold", self.logprob_threshold),
+            ("no_speech_threshold", self.no_speech_threshold),
+            ("max_initial_timestamp", self.max_initial_timestamp),
+        ] {
+            if value.is_some_and(|v| !v.is_finite()) {
+                return Err(Error::invalid(format!("{name} must be a finite number")));
+            }
+        }
+        if !(1..=256).contains(&self.batch_size) {
+            return Err(Error::invalid(format!(
+                "batch_size must be in 1..=256, got {}",
+                self.batch_size
+            )));
+        }
+        if !(1..=32).contains(&self.best_of) {
+            return Err(Error::invalid(format!(
+                "best_of must be in 1..=32, got {}",
+                self.best_of
+            )));
+        }
+        if self.sample_len == Some(0) {
+            return Err(Error::invalid("sample_len must be ≥ 1"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub id: usize,
+    /// Mel frame where the segment's window started.
+    pub seek: usize,
+    /// Seconds from the start of the audio.
+    pub start: f32,
+    pub end: f32,
+    pub text: String,
+    /// Ids including the segment's timestamp tokens.
+    pub tokens: Vec<u32>,
+    /// Of the whole window the segment came from (as are the next three).
+    pub avg_logprob: f32,
+    pub compression_ratio: f32,
+    pub no_speech_prob: f32,
+    pub temperature: f32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timings {
+    /// Decoding the audio file and resampling (0 for raw 16 kHz PCM).
+    pub decode_audio_ms: f64,
+    pub mel_ms: f64,
+    pub encode_ms: f64,
+    pub decode_ms: f64,
+    pub total_ms: f64,
+    /// Processing time / audio duration (< 1 is faster than real time).
+    pub real_time_factor: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcription {
+    pub text: String,
+    pub language: String,
+    pub language_probability: f32,
+    /// Seconds of audio.
+    pub duration: f32,
+    pub segments: Vec<Segment>,
+    pub timings: Timings,
+}
+
+/// How far a transcription has come.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    pub processed_seconds: f32,
+    pub total_seconds: f32,
+}
+
+/// Optional cancellation and callbacks (called on the transcribing thread).
+#[derive(Default)]
+pub struct TranscribeHooks<'a> {
+    /// Checked before every decoding step; set it (from any thread) to stop
+    /// with `ABORT_ERR`.
+    pub abort: Option<Arc<AtomicBool>>,
+    pub on_progress: Option<&'a mut dyn FnMut(Progress)>,
+    /// Each segment as soon as it is final.
+    pub on_segment: Option<&'a mut dyn FnMut(&Segment)>,
+}
+
+impl TranscribeHooks<'_> {
+    fn check_abort(&self) -> Result<()> {
+        if self
+            .abort
+            .as_ref()
+            .is_some_and(|a| a.load(Ordering::Relaxed))
+        {
+            Err(Error::Aborted)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// `len(text) / len(zlib(text))`: high for repetitive text (hallucination loops).
+pub fn compression_ratio(text: &str) -> f32 {
+    if text.is_empty() {
+        return 0.0;
+    }
+    let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
+    // Writing to a Vec cannot fail.
+    encoder.write_all(text.as_bytes()).expect("in-memory write");
+    let compressed = encoder.finish().expect("in-memory write");
+    text.len() as f32 / compressed.len() as f32
+}
+
+/// Thresholds that decide whether a window is decoded again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FallbackThresholds {
+    pub compression_ratio: Option<f32>,
+    pub logprob: Option<f32>,
+    pub no_speech: Option<f32>,
+}
+
+/// openai-whisper's rule: retry a repetitive or unlikely result, unless the
+/// window is probably silence.
+pub fn needs_fallback(result: &DecodedWindow, ratio: f32, t: &FallbackThresholds) -> bool {
+    if t.no_speech
+        .is_some_and(|threshold| result.no_speech_prob > threshold)
+    {
+        return false;
+    }
+    t.compression_ratio
+        .is_some_and(|threshold| ratio > threshold)
+        || t.logprob
+            .is_some_and(|threshold| result.avg_logprob < threshold)
+}
+
+/// openai-whisper's silence rule: drop the window when no speech is likely and
+/// the text is not confidently decoded.
+pub fn is_silence(result: &DecodedWindow, t: &FallbackThresholds) -> bool {
+    match t.no_speech {
+        Some(threshold) if result.no_speech_prob > threshold => {
+            !t.logprob.is_some_and(|lp| result.avg_logprob > lp)
+        }
+        _ => false,
+    }
+}
+
+/// A window's final decode with its text and compression ratio.
+struct WindowResult {
+    decoded: DecodedWindow,
+    compression_ratio: f32,
+}
+
+/// Per-transcription constants.
+struct Plan<'a> {
+    engine: &'a WhisperEngine,
+    options: &'a TranscribeOptions,
+    decode: DecodeOptions,
+    thresholds: FallbackThresholds,
+}
+
+impl Plan<'_> {
+    fn tokenizer(&self) -> &WhisperTokenizer {
+        self.engine.tokenizer()
+    }
+
+    /// Decodes every row of `features` with the same `prompt`, retrying the rows
+    /// that need it at the next temperature, all of them in one batch.
+    fn decode_with_fallback(
+        &self,
+        features: &Array,
+        prompt: &[u32],
+        hooks: &TranscribeHooks,
+        timings: &mut Timings,
+    ) -> Result<Vec<WindowResult>> {
+        let rows = features.dim(0) as usize;
+        let mut results: Vec<Option<WindowResult>> = (0..rows).map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..rows).collect();
+        for (attempt, &temperature) in self.options.temperatures.iter().enumerate() {
+            if pending.is_empty() {
+                break;
+            }
+            let candidates = if temperature > 0.0 {
+                self.options.best_of
+            } else {
+                1
+            };
+            // Row r of the batch is window pending[r / candidates].
+            let order: Vec<i32> = pending
+                .iter()
+                .flat_map(|&w| std::iter::repeat_n(w as i32, candidates))
+                .collect();
+            let batch = if order.len() == rows && candidates == 1 {
+                features.clone()
+            } else {
+                features.take_axis(Array::from_slice(&order, &[order.len() as i32]), 0)?
+            };
+            let options = DecodeOptions {
+                temperature,
+                seed: self.decode.seed.map(|s| s.wrapping_add(attempt as u64)),
+                ..self.decode.clone()
+            };
+            let start = Instant::now();
+            let decoded = decode_batch(
+                self.engine.model(),
+                self.tokenizer().special(),
+                &batch,
+                prompt,
+                &options,
+                hooks.abort.as_deref(),
+            )?;
+            timings.decode_ms += start.elapsed().as_secs_f64() * 1e3;
+            let mut still_pending = Vec::new();
+            for (window, group) in pending.iter().zip(decoded.chunks(candidates)) {
+                let best = group
+                    .iter()
+                    .max_by(|a, b| candidate_score(a).total_cmp(&candidate_score(b)))
+                    .expect("one candidate per window at least")
+                    .clone();
+                let text = self.tokenizer().decode_text(&best.tokens)?;
+                let ratio = compression_ratio(&text);
+                if needs_fallback(&best, ratio, &self.thresholds) {
+                    still_pending.push(*window);
+                }
+                results[*window] = Some(WindowResult {
+                    decoded: best,
+                    compression_ratio: ratio,
+                });
+            }
+            pending = still_pending;
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every window decoded"))
+            .collect())
+    }
+}
+
+/// openai-whisper's ranking of sampled candidates: mean log-probability.
+fn candidate_score(d: &DecodedWindow) -> f32 {
+    d.sum_logprob / d.tokens.len().max(1) as f32
+}
+
+/// Splits a window's tokens into segments at timestamp pairs.
+///
+/// Returns the segments as `(start_s, end_s, tokens)` relative to the window
+/// and how many mel frames the window consumed: up to the last complete
+/// segment, or the whole window when it ended cleanly (or `whole_window`).
+fn split_segments(
+    tokenizer: &WhisperTokenizer,
+    tokens: &[u32],
+    window_frames: usize,
+    whole_window: bool,
+) -> (Vec<(f32, f32, Vec<u32>)>, usize) {
+    let is_ts = |t: u32| tokenizer.is_timestamp(t);
+    let window_seconds = (window_frames * HOP_LENGTH) as f32 / SAMPLE_RATE as f32;
+    let single_timestamp_ending =
+        tokens.len() >= 2 && !is_ts(tokens[tokens.len() - 2]) && is_ts(tokens[tokens.len() - 1]);
+    let consecutive: Vec<usize> = (1..tokens.len())
+        .filter(|&i| is_ts(tokens[i - 1]) && is_ts(tokens[i]))
+        .collect();
+    let mut segments = Vec::new();
+    if consecutive.is_empty() {
+        // No closed segment: the whole window is one segment, ending at its last
+        // timestamp when there is one past zero.
+        let end = tokens
+            .iter()
+            .rev()
+            .find(|&&t| is_ts(t))
+            .filter(|&&t| t != tokenizer.special().timestamp_begin)
+            .map_or(window_seconds, |&t| tokenizer.timestamp_seconds(t));
+        segments.push((0.0, end, tokens.to_vec()));
+        return (segments, window_frames);
+    }
+    let mut slices = consecutive;
+    if single_timestamp_ending {
+        slices.push(tokens.len());
+    }
+    let mut last = 0;
+    for &cut in &slices {
+        let piece = &tokens[last..cut];
+        let start = tokenizer.timestamp_seconds(piece[0]);
+        let end = tokenizer.timestamp_seconds(piece[piece.len() - 1]);
+        segments.push((start, end, piece.to_vec()));
+        last = cut;
+    }
+    if single_timestamp_ending {
+        return (segments, window_frames);
+    }
+    if whole_window {
+        // Independent windows are not re-read: keep the unfinished tail too.
+        let tail = &tokens[last..];
+        if tail.iter().any(|&t| !is_ts(t)) {
+            let start = tail
+                .first()
+                .filter(|&&t| is_ts(t))
+                .map_or(0.0, |&t| tokenizer.timestamp_seconds(t));
+            segments.push((start, window_seconds, tail.to_vec()));
+        }
+        return (segments, window_frames);
+    }
+    // Resume right after the last complete segment (2 mel frames per timestamp step).
+    let last_timestamp = tokens[last - 1] - tokenizer.special().timestamp_begin;
+    let consumed = (last_timestamp as usize * 2).clamp(1, window_frames);
+    (segments, consumed)
+}
+
+impl WhisperEngine {
+    /// Transcribes 16 kHz mono `samples` (see [`WhisperEngine::transcribe`]).
+    pub fn transcribe_samples(
+        &self,
+        samples: &[f32],
+        options: &TranscribeOptions,
+        mut hooks: TranscribeHooks,
+    ) -> Result<Transcription> {
+        options.validate()?;
+        let started = Instant::now();
+        let duration = samples.len() as f32 / SAMPLE_RATE as f32;
+        let mut timings = Timings::default();
+        hooks.check_abort()?;
+
+        let mel_start = Instant::now();
+        let mel = self.log_mel().compute(samples, super::mel::CHUNK_SAMPLES)?;
+        mel.eval()?;
+        timings.mel_ms = mel_start.elapsed().as_secs_f64() * 1e3;
+        let content_frames = samples.len() / HOP_LENGTH;
+
+        let tokenizer = self.tokenizer();
+        let special = *tokenizer.special();
+        let suppress_tokens = match &options.suppress_tokens {
+            Some(ids) => ids.clone(),
+            None => match &self.model().config().suppress_tokens {
+                Some(ids) => ids.clone(),
+                None => {
+                    let mut ids = tokenizer.non_speech_tokens()?;
+                    ids.extend([
+                        special.transcribe,
+                        special.translate,
+                        special.sot,
+                        special.sot_prev,
+                    ]);
+                    ids
+                }
+            },
+        };
+        let begin_suppress_tokens = if options.suppress_blank {
+            match &self.model().config().begin_suppress_tokens {
+                Some(ids) => ids.clone(),
+                None => {
+                    let mut ids = tokenizer.encode(" ")?;
+                    ids.push(special.eot);
+                    ids
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let plan = Plan {
+            engine: self,
+            options,
+            decode: DecodeOptions {
+                temperature: 0.0,
+                sample_len: options
+                    .sample_len
+                    .unwrap_or(self.model().config().n_text_ctx / 2),
+                timestamps: options.timestamps,
+                suppress_tokens,
+                begin_suppress_tokens,
+                max_initial_timestamp: options.max_initial_timestamp,
+                seed: options.seed,
+            },
+            thresholds: FallbackThresholds {
+                compression_ratio: options.compression_ratio_threshold,
+                logprob: options.logprob_threshold,
+                no_speech: options.no_speech_threshold,
+            },
+        };
+
+        // Language: given, English-only, or detected on the first window (whose
+        // encoder output is then reused for decoding it).
+        let mut first_features: Option<Array> = None;
+        let (language_token, language, language_probability) = if !tokenizer.is_multilingual() {
+            (None, "en".to_string(), 1.0)
+        } else if let Some(name) = &options.language {
+            let token = tokenizer.language_token(name)?;
+            (
+                Some(token),
+                tokenizer.language_code(token).unwrap_or("en").to_string(),
+                1.0,
+            )
+        } else {
+            let features =
+                self.encode_windows(&mel, &[(0, content_frames.min(N_FRAMES))], &mut timings)?;
+            let start = Instant::now();
+            let detected = super::decode::detect_language(
+                self.model(),
+                &special,
+                tokenizer.languages(),
+                &features,
+            )?;
+            timings.decode_ms += start.elapsed().as_secs_f64() * 1e3;
+            first_features = Some(features);
+            let (best, probs) = &detected[0];
+            let (code, token) = tokenizer.languages()[*best];
+            (Some(token), code.to_string(), probs[*best])
+        };
+        if let (Some(name), false) = (&options.language, tokenizer.is_multilingual()) {
+            let wanted = name.to_ascii_lowercase();
+            if wanted != "en" && wanted != "english" {
+                return Err(Error::invalid(format!(
+                    "this English-only model cannot transcribe language {name:?}"
+                )));
+            }
+        }
+        if options.task == Task::Translate && !tokenizer.is_multilingual() {
+            return Err(Error::invalid("translation needs a multilingual model"));
+        }
+        let sot_sequence = tokenizer.sot_sequence(language_token, options.task, options.timestamps);
+        let initial_prompt = match &options.initial_prompt {
+            Some(text) if !text.trim().is_empty() => {
+                tokenizer.encode(&format!(" {}", text.trim()))?
+            }
+            _ => Vec::new(),
+        };
+
+        let mut run = Run {
+            segments: Vec::new(),
+            hooks: &mut hooks,
+            duration,
+        };
+        if options.batch_size > 1 {
+            self.transcribe_independent(
+                &plan,
+                &mel,
+                content_frames,
+                &sot_sequence,
+                &initial_prompt,
+                first_features,
+                &mut run,
+                &mut timings,
+            )?;
+        } else {
+            self.transcribe_sequential(
+                &plan,
+                &mel,
+                content_frames,
+                &sot_sequence,
+                &initial_prompt,
+                first_features,
+                &mut run,
+                &mut timings,
+            )?;
+        }
+        let segments = run.segments;
+        let text = segments.iter().map(|s| s.text.as_str()).collect::<String>();
+        timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
+        timings.real_time_factor = if duration > 0.0 {
+            timings.total_ms / 1e3 / f64::from(duration)
+        } else {
+            0.0
+        };
+        Ok(Transcription {
+            text,
+            language,
+            language_probability,
+            duration,
+            segments,
+            timings,
+        })
+    }
+
+    /// Encoder output `[n, 1500, d]` for windows `(start frame, content frames)`.
+    fn encode_windows(
+        &self,
+        mel: &Array,
+        windows: &[(usize, usize)],
+        timings: &mut Timings,
+    ) -> Result<Array> {
+        let start = Instant::now();
+        let frames = windows
+            .iter()
+            .map(|&(seek, content)| window_frames(mel, seek, content))
+            .collect::<Result<Vec<_>>>()?;
+        let batch = ops::stack(&frames, 0)?;
+        let features = self.model().encode(&batch)?;
+        features.eval()?;
+        timings.encode_ms += start.elapsed().as_secs_f64() * 1e3;
+        Ok(features)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn transcribe_sequential(
+        &self,
+        plan: &Plan,
+        mel: &Array,
+        content_frames: usize,
+        sot_sequence: &[u32],
+        initial_prompt: &[u32],
+        mut first_features: Option<Array>,
+        run: &mut Run,
+        timings: &mut Timings,
+    ) -> Result<()> {
+        let tokenizer = self.tokenizer();
+        let max_prompt = self.model().config().n_text_ctx / 2 - 1;
+        let mut all_tokens: Vec<u32> = initial_prompt.to_vec();
+        let mut prompt_reset_since = 0;
+        let mut seek = 0;
+        while seek < content_frames {
+            run.hooks.check_abort()?;
+            let window = (content_frames - seek).min(N_FRAMES);
+            let features = match first_features.take() {
+                Some(f) if seek == 0 => f,
+                _ => self.encode_windows(mel, &[(seek, window)], timings)?,
+            };
+            let context = &all_tokens[prompt_reset_since..];
+            let mut prompt = Vec::new();
+            if !context.is_empty() {
+                prompt.push(tokenizer.special().sot_prev);
+                prompt.extend_from_slice(&context[context.len().saturating_sub(max_prompt)..]);
+            }
+            prompt.extend_from_slice(sot_sequence);
+            let result = plan
+                .decode_with_fallback(&features, &prompt, run.hooks, timings)?
+                .remove(0);
+            let offset = seek as f32 * HOP_LENGTH as f32 / SAMPLE_RATE as f32;
+            if is_silence(&result.decoded, &plan.thresholds) {
+                seek += window;
+                run.progress(seek);
+                continue;
+            }
+            let (pieces, consumed) =
+                split_segments(tokenizer, &result.decoded.tokens, window, false);
+            let before = run.segments.len();
+            run.add(tokenizer, seek, offset, pieces, &result)?;
+            if !plan.options.condition_on_previous_text
+                || result.decoded.temperature > plan.options.prompt_reset_on_temperature
+            {
+                prompt_reset_since = all_tokens.len();
+            }
+            all_tokens.extend(
+                run.segments[before..]
+                    .iter()
+                    .flat_map(|s| s.tokens.iter().copied()),
+            );
+            seek += consumed;
+            run.progress(seek.min(content_frames));
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn transcribe_independent(
+        &self,
+        plan: &Plan,
+        mel: &Array,
+        content_frames: usize,
+        sot_sequence: &[u32],
+        initial_prompt: &[u32],
+        mut first_features: Option<Array>,
+        run: &mut Run,
+        timings: &mut Timings,
+    ) -> Result<()> {
+        let tokenizer = self.tokenizer();
+        let max_prompt = self.model().config().n_text_ctx / 2 - 1;
+        let mut prompt = Vec::new();
+        if !initial_prompt.is_empty() {
+            prompt.push(tokenizer.special().sot_prev);
+            prompt.extend_from_slice(
+                &initial_prompt[initial_prompt.len().saturating_sub(max_prompt)..],
+            );
+        }
+        prompt.extend_from_slice(sot_sequence);
+        let windows: Vec<(usize, usize)> = (0..content_frames)
+            .step_by(N_FRAMES)
+            .map(|seek| (seek, (content_frames - seek).min(N_FRAMES)))
+            .collect();
+        for chunk in windows.chunks(plan.options.batch_size) {
+            run.hooks.check_abort()?;
+            // The language-detection pass already encoded window 0.
+            let features = match first_features.take() {
+                Some(first) if chunk.len() > 1 => {
+                    let rest = self.encode_windows(mel, &chunk[1..], timings)?;
+                    ops::concatenate(&[first, rest], 0)?
+                }
+                Some(first) => first,
+                None => self.encode_windows(mel, chunk, timings)?,
+            };
+            let results = plan.decode_with_fallback(&features, &prompt, run.hooks, timings)?;
+            for (&(seek, window), result) in chunk.iter().zip(&results) {
+                if is_silence(&result.decoded, &plan.thresholds) {
+                    continue;
+                }
+                let offset = seek as f32 * HOP_LENGTH as f32 / SAMPLE_RATE as f32;
+                let (pieces, _) = split_segments(tokenizer, &result.decoded.tokens, window, true);
+                run.add(tokenizer, seek, offset, pieces, result)?;
+            }
+            let (last_seek, last_window) = chunk[chunk.len() - 1];
+            run.progress(last_seek + last_window);
+        }
+        Ok(())
+    }
+}
+
+/// Segments produced so far and the caller's hooks.
+struct Run<'h, 'a> {
+    segments: Vec<Segment>,
+    hooks: &'h mut TranscribeHooks<'a>,
+    duration: f32,
+}
+
+impl Run<'_, '_> {
+    fn add(
+        &mut self,
+        tokenizer: &WhisperTokenizer,
+        seek: usize,
+        offset: f32,
+        pieces: Vec<(f32, f32, Vec<u32>)>,
+        result: &WindowResult,
+    ) -> Result<()> {
+        for (start, end, tokens) in pieces {
+            let text = tokenizer.decode_text(&tokens)?;
+            // Instantaneous or empty segments carry nothing (openai-whisper drops them too).
+            if text.trim().is_empty() || start == end {
+                continue;
+            }
+            let segment = Segment {
+                id: self.segments.len(),
+                seek,
+                start: offset + start,
+                end: offset + end,
+                text,
+                tokens,
+                avg_logprob: result.decoded.avg_logprob,
+                compression_ratio: result.compression_ratio,
+                no_speech_prob: result.decoded.no_speech_prob,
+                temperature: result.decoded.temperature,
+            };
+            if let Some(callback) = self.hooks.on_segment.as_mut() {
+                callback(&segment);
+            }
+            self.segments.push(segment);
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, frames_done: usize) {
+        let processed = (frames_done * HOP_LENGTH) as f32 / SAMPLE_RATE as f32;
+        let total = self.duration;
+        if let Some(callback) = self.hooks.on_progress.as_mut() {
+            callback(Progress {
+                processed_seconds: processed.min(total),
+                total_seconds: total,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(avg_logprob: f32, no_speech_prob: f32) -> DecodedWindow {
+        DecodedWindow {
+            tokens: vec![1, 2, 3],
+            sum_logprob: avg_logprob * 4.0,
+            avg_logprob,
+            no_speech_prob,
+            temperature: 0.0,
+            finished: true,
+        }
+    }
+
+    const DEFAULTS: FallbackThresholds = FallbackThresholds {
+        compression_ratio: Some(2.4),
+        logprob: Some(-1.0),
+        no_speech: Some(0.6),
+    };
+
+    #[test]
+    fn compression_ratio_flags_repetition() {
+        let normal = "And so my fellow Americans, ask not what your country can do for you.";
+        assert!(
+            compression_ratio(normal) < 1.5,
+            "{}",
+            compression_ratio(normal)
+        );
+        let looped = "I'm going to go to the store. ".repeat(12);
+        assert!(
+            compression_ratio(&looped) > 2.4,
+            "{}",
+            compression_ratio(&looped)
+        );
+        assert_eq!(compression_ratio(""), 0.0);
+    }
+
+    #[test]
+    fn fallback_decisions_follow_thresholds() {
+        // Confident and not repetitive: keep.
+        assert!(!needs_fallback(&decoded(-0.3, 0.1), 1.2, &DEFAULTS));
+        // Repetitive: retry.
+        assert!(needs_fallback(&decoded(-0.3, 0.1), 3.0, &DEFAULTS));
+        // Unlikely: retry.
+        assert!(needs_fallback(&decoded(-1.5, 0.1), 1.2, &DEFAULTS));
+        // Unlikely but silence: no retry.
+        assert!(!needs_fallback(&decoded(-1.5, 0.9), 1.2, &DEFAULTS));
+        // Thresholds off: never retry.
+        let off = FallbackThresholds {
+            compression_ratio: None,
+            logprob: None,
+            no_speech: None,
+        };
+        assert!(!needs_fallback(&decoded(-5.0, 0.1), 9.0, &off));
+    }
+
+    #[test]
+    fn silence_needs_low_confidence_too() {
+        assert!(is_silence(&decoded(-1.18, 0.926), &DEFAULTS)); // Noise.wav's numbers
+        assert!(!is_silence(&decoded(-0.5, 0.926), &DEFAULTS));
+        assert!(!is_silence(&decoded(-1.18, 0.3), &DEFAULTS));
+        let no_logprob = FallbackThresholds {
+            logprob: None,
+            ..DEFAULTS
+        };
+        assert!(is_silence(&decoded(-0.1, 0.9), &no_logprob));
+    }
+}
