@@ -57,6 +57,7 @@ pub struct GenerateOptions {
     /// Keep at most this many positions in the KV cache (a rotating cache,
     /// like mlx-lm's `max_kv_size`): bounded memory for long generations, at
     /// the price of attention only over the most recent positions.
+    /// Applies to `Llm::generate`; chat sessions keep their whole history.
     pub max_kv_size: Option<usize>,
 }
 
