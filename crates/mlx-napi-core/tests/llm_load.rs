@@ -140,3 +140,37 @@ fn engine_types_can_move_between_threads() {
     assert_send::<Llm>();
     assert_send::<mlx_napi_core::llm::ChatSession>();
 }
+
+#[test]
+fn bounded_kv_cache_option() {
+    let Some(dir) = assemble("qwen3") else { return };
+    let llm = Llm::load(dir.path().to_str().unwrap(), LoadOptions::default()).unwrap();
+    let run = |max_kv_size| {
+        let options = GenerateOptions {
+            max_tokens: 12,
+            ignore_eos: true,
+            max_kv_size,
+            ..Default::default()
+        };
+        llm.generate(Prompt::Tokens(&[5, 6, 7, 8, 9, 10]), &options, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap()
+        .token_ids
+    };
+    let unbounded = run(None);
+    // A bound above prompt + generation changes nothing.
+    assert_eq!(run(Some(64)), unbounded);
+    // A small bound still generates (attention over the last 4 positions).
+    assert_eq!(run(Some(4)).len(), 12);
+    let options = GenerateOptions {
+        max_kv_size: Some(0),
+        ..Default::default()
+    };
+    let err = llm
+        .generate(Prompt::Tokens(&[5]), &options, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap_err();
+    assert_eq!(err.code().as_str(), "ERR_INVALID_ARG");
+}

@@ -235,3 +235,39 @@ fn wrong_dtypes_are_format_errors() {
     let err = Linear::load(&mut t, "q", 32, 2, false).err().unwrap();
     assert!(err.to_string().contains("uint32"), "{err}");
 }
+
+#[test]
+fn per_layer_quantization_overrides_apply() {
+    let w = normal(&[16, 64], 6);
+    let (q8, s8, b8) = ops::quantize(&w, 64, 8).unwrap();
+    let (q4, s4, b4) = ops::quantize(&w, 32, 4).unwrap();
+    let map: HashMap<String, Array> = [
+        ("eight.weight", q8),
+        ("eight.scales", s8),
+        ("eight.biases", b8),
+        ("four.weight", q4),
+        ("four.scales", s4),
+        ("four.biases", b4),
+    ]
+    .into_iter()
+    .map(|(n, a)| (n.to_string(), a))
+    .collect();
+    let quant = Quantization::from_config(&serde_json::json!({"quantization": {
+        "group_size": 32, "bits": 4, "eight": {"group_size": 64, "bits": 8}
+    }}))
+    .unwrap();
+    let mut t = WeightTree::new(map, quant, None);
+    let eight = Linear::load(&mut t, "eight", 64, 16, false).unwrap();
+    let four = Linear::load(&mut t, "four", 64, 16, false).unwrap();
+    t.finish().unwrap();
+    let x = normal(&[1, 64], 7);
+    let exact = to_vec_f32(&x.matmul(w.t()).unwrap());
+    let err = |l: &Linear| max_abs_diff(&to_vec_f32(&l.forward(&x).unwrap()), &exact);
+    // 8-bit is much closer than 4-bit: each layer used its own settings.
+    assert!(
+        err(&eight) < err(&four) / 4.0,
+        "8-bit {} vs 4-bit {}",
+        err(&eight),
+        err(&four)
+    );
+}

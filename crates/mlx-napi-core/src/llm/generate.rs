@@ -54,6 +54,11 @@ pub struct GenerateOptions {
     pub skip_special_tokens: bool,
     /// Set to true from any thread to stop at the next step (`finish_reason` "abort").
     pub abort: Option<Arc<AtomicBool>>,
+    /// Keep at most this many positions in the KV cache (a rotating cache,
+    /// like mlx-lm's `max_kv_size`): bounded memory for long generations, at
+    /// the price of attention only over the most recent positions.
+    /// Applies to `Llm::generate`; chat sessions keep their whole history.
+    pub max_kv_size: Option<usize>,
 }
 
 impl Default for GenerateOptions {
@@ -67,6 +72,7 @@ impl Default for GenerateOptions {
             prefill_chunk_size: 2048,
             skip_special_tokens: false,
             abort: None,
+            max_kv_size: None,
         }
     }
 }
@@ -78,6 +84,12 @@ impl GenerateOptions {
         }
         if self.prefill_chunk_size == 0 {
             return Err(Error::invalid("prefillChunkSize must be ≥ 1"));
+        }
+        if self
+            .max_kv_size
+            .is_some_and(|n| n == 0 || n > i32::MAX as usize)
+        {
+            return Err(Error::invalid("maxKvSize must be ≥ 1"));
         }
         if self.stop_strings.iter().any(|s| s.is_empty()) {
             return Err(Error::invalid("stop strings must not be empty"));

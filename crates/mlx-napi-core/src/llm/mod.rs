@@ -197,6 +197,14 @@ impl Llm {
     ) -> Result<GenerationResult> {
         let ids = self.encode_prompt(prompt)?;
         let mut caches = self.model.new_caches();
+        if let Some(limit) = options.max_kv_size {
+            for cache in &mut caches {
+                let size = cache
+                    .max_size()
+                    .map_or(limit as i32, |w| w.min(limit as i32));
+                *cache = KvCache::with_max_size(size)?;
+            }
+        }
         let mut fed = Vec::new();
         Generation {
             model: self.model.as_ref(),

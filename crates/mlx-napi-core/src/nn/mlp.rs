@@ -1,4 +1,10 @@
 //! The gated feed-forward block of Llama-family models: `down(silu(gate(x)) * up(x))`.
+//!
+//! mlx-lm fuses `silu(g) * u` with `mx.compile`; we leave it as three
+//! element-wise ops because MLX's CPU backend compiles fused kernels with a
+//! system C++ compiler at run time, which end-user machines may lack. On a
+//! GPU this costs two extra small kernels per layer and token — a candidate
+//! for a backend-conditional compile once measured there.
 
 use mlx_rs::{ops, Array};
 
