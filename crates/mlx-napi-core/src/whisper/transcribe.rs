@@ -411,7 +411,9 @@ fn split_segments(
                 .first()
                 .filter(|&&t| is_ts(t))
                 .map_or(0.0, |&t| tokenizer.timestamp_seconds(t));
-            segments.push((start, window_seconds, tail.to_vec()));
+            // It runs to the end of the window's audio (or is instantaneous, and
+            // dropped, when it starts past it).
+            segments.push((start, window_seconds.max(start), tail.to_vec()));
         }
         return (segments, window_frames);
     }
