@@ -285,6 +285,14 @@ fn multilingual_models_detect_or_take_the_language() {
         },
     );
     assert_eq!(translated.language, "de");
+    let ranked = engine.detect_language(tone(3.0)).unwrap();
+    assert_eq!(ranked.len(), 99);
+    assert_eq!(
+        ranked[0],
+        (detected.language.as_str(), detected.language_probability)
+    );
+    assert!(ranked.windows(2).all(|w| w[0].1 >= w[1].1));
+    assert!((ranked.iter().map(|r| r.1).sum::<f32>() - 1.0).abs() < 1e-3);
     let err = engine
         .transcribe(
             tone(1.0),

@@ -136,6 +136,13 @@ impl TranscribeOptions {
                 self.best_of
             )));
         }
+        // Sampled fallbacks decode batch_size × best_of rows at once.
+        if self.batch_size * self.best_of > 1024 {
+            return Err(Error::invalid(format!(
+                "batch_size × best_of must be ≤ 1024, got {} × {}",
+                self.batch_size, self.best_of
+            )));
+        }
         if self.sample_len == Some(0) {
             return Err(Error::invalid("sample_len must be ≥ 1"));
         }
