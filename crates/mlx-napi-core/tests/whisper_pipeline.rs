@@ -319,6 +319,8 @@ fn english_only_models_refuse_translation() {
         .transcribe(tone(1.0), &options, TranscribeHooks::default())
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    let err = engine.detect_language(tone(1.0)).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
 }
 
 #[test]
