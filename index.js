@@ -835,6 +835,14 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.ChatSession = nativeBinding.ChatSession
+module.exports.LLM = nativeBinding.LLM
+module.exports.JsLlm = nativeBinding.JsLlm
+module.exports.LlmStream = nativeBinding.LlmStream
+module.exports.LlmTokenizer = nativeBinding.LlmTokenizer
 module.exports.backendInfo = nativeBinding.backendInfo
 module.exports.benchmarkMatmul = nativeBinding.benchmarkMatmul
+module.exports.loadLLM = nativeBinding.loadLLM
+module.exports.memoryStats = nativeBinding.memoryStats
+module.exports.resetPeakMemory = nativeBinding.resetPeakMemory
 module.exports.selfTest = nativeBinding.selfTest

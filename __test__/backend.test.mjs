@@ -53,3 +53,13 @@ test('invalid options are RangeErrors with ERR_INVALID_ARG', async () => {
   await assert.rejects(selfTest({ size: 0 }), { code: 'ERR_INVALID_ARG' })
   await assert.rejects(selfTest({ size: 1 << 20 }), { code: 'ERR_INVALID_ARG' })
 })
+
+test('memoryStats reports MLX allocator counters', async () => {
+  const { memoryStats, resetPeakMemory } = require('../index.js')
+  await selfTest({ size: 256 })
+  const m = memoryStats()
+  for (const k of ['active', 'peak', 'cache']) assert.ok(Number.isFinite(m[k]) && m[k] >= 0, k)
+  assert.ok(m.peak >= m.active)
+  resetPeakMemory()
+  assert.ok(memoryStats().peak <= m.peak)
+})

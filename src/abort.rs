@@ -9,15 +9,15 @@ use std::sync::{
     Arc,
 };
 
-use mlx_napi_core::Error as CoreError;
 use napi::{
     bindgen_prelude::{FnArgs, Function, FunctionRef, JsObjectValue, Object, ObjectRef, Unknown},
     Env,
 };
 
-use crate::errors::to_js_error;
-
 type Listener = FunctionRef<(), ()>;
+/// `addEventListener` / `removeEventListener` as called with (type, listener).
+type ListenerMethod<'env> =
+    Function<'env, FnArgs<(&'static str, Function<'env, (), ()>)>, Unknown<'env>>;
 
 pub struct AbortWatch {
     flag: Arc<AtomicBool>,
@@ -26,7 +26,8 @@ pub struct AbortWatch {
 
 impl AbortWatch {
     /// Watches `signal` (any object with `aborted` and `addEventListener`, i.e. an
-    /// `AbortSignal`). An already-aborted signal is an immediate `AbortError`.
+    /// `AbortSignal`). An already-aborted signal gives a watch that is
+    /// [`aborted`](Self::aborted) from the start.
     pub fn new(env: &Env, signal: Option<Object>) -> napi::Result<Self> {
         let flag = Arc::new(AtomicBool::new(false));
         let Some(signal) = signal else {
@@ -39,20 +40,28 @@ impl AbortWatch {
             .get_named_property::<Option<bool>>("aborted")?
             .unwrap_or(false)
         {
-            return Err(to_js_error(env, &CoreError::Aborted));
+            flag.store(true, Ordering::SeqCst);
+            return Ok(AbortWatch {
+                flag,
+                attached: None,
+            });
         }
         let raised = flag.clone();
         let listener = env.create_function_from_closure::<(), (), _>("onabort", move |_| {
             raised.store(true, Ordering::SeqCst);
             Ok(())
         })?;
-        let add: Function<FnArgs<(&str, Function<(), ()>)>, Unknown> =
-            signal.get_named_property("addEventListener")?;
+        let add: ListenerMethod = signal.get_named_property("addEventListener")?;
         add.apply(signal, FnArgs::from(("abort", listener)))?;
         Ok(AbortWatch {
             flag,
             attached: Some((signal.create_ref()?, listener.create_ref()?)),
         })
+    }
+
+    /// Whether the signal has fired (callers reject work that has not started).
+    pub fn aborted(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
     }
 
     /// The flag to hand to the core.
@@ -68,8 +77,7 @@ impl AbortWatch {
         let detach = || -> napi::Result<()> {
             let target = signal.get_value(env)?;
             let callback = listener.borrow_back(env)?;
-            let remove: Function<FnArgs<(&str, Function<(), ()>)>, Unknown> =
-                target.get_named_property("removeEventListener")?;
+            let remove: ListenerMethod = target.get_named_property("removeEventListener")?;
             remove.apply(target, FnArgs::from(("abort", callback)))?;
             Ok(())
         };

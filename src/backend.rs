@@ -171,3 +171,30 @@ pub fn benchmark_matmul(
         iterations: o.iterations.unwrap_or(10),
     })
 }
+
+#[napi(object)]
+pub struct MemoryStats {
+    /// Bytes held by live MLX arrays (weights, caches, activations).
+    pub active: f64,
+    /// Highest `active` since start or `resetPeakMemory()`.
+    pub peak: f64,
+    /// Freed buffers MLX keeps for reuse.
+    pub cache: f64,
+}
+
+/// MLX allocator counters for this process (device memory on a GPU).
+#[napi]
+pub fn memory_stats(env: Env) -> napi::Result<MemoryStats> {
+    let m = backend::memory_stats().map_err(|e| throw(&env, e))?;
+    Ok(MemoryStats {
+        active: m.active as f64,
+        peak: m.peak as f64,
+        cache: m.cache as f64,
+    })
+}
+
+/// Restarts `memoryStats().peak` from the current usage.
+#[napi]
+pub fn reset_peak_memory(env: Env) -> napi::Result<()> {
+    backend::reset_peak_memory().map_err(|e| throw(&env, e))
+}

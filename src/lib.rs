@@ -9,4 +9,7 @@
 mod abort;
 mod backend;
 mod errors;
+mod llm;
+mod promise;
 mod task;
+mod worker;

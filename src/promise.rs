@@ -12,13 +12,15 @@ use napi::{
 use crate::errors::to_js_error;
 
 type Resolver<V> = Box<dyn FnOnce(Env) -> napi::Result<V>>;
+type Cleanup = Box<dyn FnOnce(&Env)>;
+type ToJs<T, V> = Box<dyn FnOnce(Env, T) -> napi::Result<V> + Send>;
 
 pub struct Settler<T, V: ToNapiValue + 'static> {
     deferred: JsDeferred<V, Resolver<V>>,
-    to_js: fn(Env, T) -> napi::Result<V>,
+    to_js: ToJs<T, V>,
     /// Runs on the JS thread right before the promise settles (e.g. to detach
     /// an AbortSignal listener).
-    cleanup: Option<JsThreadOnly<Box<dyn FnOnce(&Env)>>>,
+    cleanup: Option<JsThreadOnly<Cleanup>>,
 }
 
 /// A value created on the JS thread that must only be used there again. The
@@ -32,10 +34,18 @@ unsafe impl<T> Send for JsThreadOnly<T> {}
 impl<T: Send + 'static, V: ToNapiValue + 'static> Settler<T, V> {
     pub fn new<'env>(
         env: &'env Env,
-        to_js: fn(Env, T) -> napi::Result<V>,
+        to_js: impl FnOnce(Env, T) -> napi::Result<V> + Send + 'static,
     ) -> napi::Result<(Self, Object<'env>)> {
         let (deferred, promise) = env.create_deferred::<V, Resolver<V>>()?;
-        Ok((Settler { deferred, to_js, cleanup: None }, promise))
+        let to_js: ToJs<T, V> = Box::new(to_js);
+        Ok((
+            Settler {
+                deferred,
+                to_js,
+                cleanup: None,
+            },
+            promise,
+        ))
     }
 
     pub fn on_settle(&mut self, cleanup: impl FnOnce(&Env) + 'static) {
@@ -43,7 +53,11 @@ impl<T: Send + 'static, V: ToNapiValue + 'static> Settler<T, V> {
     }
 
     pub fn settle(self, result: Result<T, CoreError>) {
-        let Settler { deferred, to_js, cleanup } = self;
+        let Settler {
+            deferred,
+            to_js,
+            cleanup,
+        } = self;
         deferred.resolve(Box::new(move |env: Env| {
             if let Some(JsThreadOnly(cleanup)) = cleanup {
                 cleanup(&env);
@@ -56,7 +70,6 @@ impl<T: Send + 'static, V: ToNapiValue + 'static> Settler<T, V> {
     }
 }
 
-// SAFETY: JsDeferred is Send; `to_js` is a plain fn pointer; `cleanup` is
+// SAFETY: JsDeferred is Send; `to_js` is Send; `cleanup` is
 // JsThreadOnly (see above); `T` values are Send by the bound on `settle`'s users.
 unsafe impl<T: Send, V: ToNapiValue> Send for Settler<T, V> {}
-

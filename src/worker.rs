@@ -41,14 +41,24 @@ impl<M: 'static> Worker<M> {
                     job(&mut model);
                 }
             })
-            .map_err(|e| CoreError::Io { context: "cannot start a model thread".into(), source: e })?;
-        Ok(Worker { jobs: Some(jobs), thread: Some(thread) })
+            .map_err(|e| CoreError::Io {
+                context: "cannot start a model thread".into(),
+                source: e,
+            })?;
+        Ok(Worker {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
     }
 
     /// Queues `job`; `Err` when the worker was closed (or its model failed to load).
     pub fn submit(&self, job: impl FnOnce(&mut M) + Send + 'static) -> Result<(), CoreError> {
         let closed = || CoreError::Disposed;
-        self.jobs.as_ref().ok_or_else(closed)?.send(Box::new(job)).map_err(|_| closed())
+        self.jobs
+            .as_ref()
+            .ok_or_else(closed)?
+            .send(Box::new(job))
+            .map_err(|_| closed())
     }
 
     /// Stops accepting jobs; queued ones still run, then the model is dropped on

@@ -284,3 +284,43 @@ pub fn benchmark_matmul(
     }
     Ok(MatmulTimings { n, dtype, millis })
 }
+
+/// MLX's allocator counters, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryStats {
+    /// Memory held by live arrays.
+    pub active: u64,
+    /// The highest `active` since start (or the last reset).
+    pub peak: u64,
+    /// Freed buffers MLX keeps for reuse.
+    pub cache: u64,
+}
+
+pub fn memory_stats() -> Result<MemoryStats> {
+    crate::runtime::init();
+    let (mut active, mut peak, mut cache) = (0usize, 0usize, 0usize);
+    unsafe {
+        check(
+            mlx_sys::mlx_get_active_memory(&mut active),
+            "mlx_get_active_memory",
+        )?;
+        check(
+            mlx_sys::mlx_get_peak_memory(&mut peak),
+            "mlx_get_peak_memory",
+        )?;
+        check(
+            mlx_sys::mlx_get_cache_memory(&mut cache),
+            "mlx_get_cache_memory",
+        )?;
+    }
+    Ok(MemoryStats {
+        active: active as u64,
+        peak: peak as u64,
+        cache: cache as u64,
+    })
+}
+
+pub fn reset_peak_memory() -> Result<()> {
+    crate::runtime::init();
+    unsafe { check(mlx_sys::mlx_reset_peak_memory(), "mlx_reset_peak_memory") }
+}

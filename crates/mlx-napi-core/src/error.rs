@@ -25,6 +25,8 @@ pub enum ErrorCode {
     UnsupportedModel,
     /// The tokenizer or chat template failed (load, encode, decode, render).
     Tokenizer,
+    /// The model (or session) was disposed before or while the call ran.
+    Disposed,
     /// Audio input is empty, corrupt, truncated or not a recognizable container.
     AudioDecode,
     /// Audio input is recognized but uses a codec or layout we cannot decode.
@@ -42,6 +44,7 @@ impl ErrorCode {
             ErrorCode::ModelFormat => "ERR_MODEL_FORMAT",
             ErrorCode::UnsupportedModel => "ERR_UNSUPPORTED_MODEL",
             ErrorCode::Tokenizer => "ERR_TOKENIZER",
+            ErrorCode::Disposed => "ERR_DISPOSED",
             ErrorCode::AudioDecode => "ERR_AUDIO_DECODE",
             ErrorCode::AudioUnsupported => "ERR_AUDIO_UNSUPPORTED",
         }
@@ -76,6 +79,8 @@ pub enum Error {
     UnsupportedModel(String),
     #[error("{0}")]
     Tokenizer(String),
+    #[error("the model was disposed")]
+    Disposed,
     #[error("cannot decode audio: {0}")]
     AudioDecode(String),
     #[error("unsupported audio: {0}")]
@@ -93,6 +98,7 @@ impl Error {
             Error::ModelFormat(_) => ErrorCode::ModelFormat,
             Error::UnsupportedModel(_) => ErrorCode::UnsupportedModel,
             Error::Tokenizer(_) => ErrorCode::Tokenizer,
+            Error::Disposed => ErrorCode::Disposed,
             Error::AudioDecode(_) => ErrorCode::AudioDecode,
             Error::AudioUnsupported(_) => ErrorCode::AudioUnsupported,
         }

@@ -212,3 +212,26 @@ impl Row for Array {
         self.try_index((.., .., pos..pos + 1)).unwrap()
     }
 }
+
+#[test]
+fn wrong_dtypes_are_format_errors() {
+    // A packed uint32 weight without scales is not a dense layer.
+    let mut t = tree(
+        &[("p.weight", Array::from_slice(&[1u32; 8], &[2, 4]))],
+        None,
+    );
+    let err = Linear::load(&mut t, "p", 4, 2, false).err().unwrap();
+    assert_eq!(err.code().as_str(), "ERR_MODEL_FORMAT");
+    assert!(err.to_string().contains("floating-point"), "{err}");
+    // Scales present but a float "packed" weight.
+    let mut t = tree(
+        &[
+            ("q.weight", Array::from_slice(&[0f32; 8], &[2, 4])),
+            ("q.scales", Array::from_slice(&[1f32; 2], &[2, 1])),
+            ("q.biases", Array::from_slice(&[0f32; 2], &[2, 1])),
+        ],
+        None,
+    );
+    let err = Linear::load(&mut t, "q", 32, 2, false).err().unwrap();
+    assert!(err.to_string().contains("uint32"), "{err}");
+}

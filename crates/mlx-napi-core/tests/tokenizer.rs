@@ -174,3 +174,28 @@ fn template_errors_are_reported() {
         "ERR_MODEL_NOT_FOUND"
     );
 }
+
+/// SentencePiece-style decoders drop the leading space of the first token
+/// only; streamed pieces must still carry the spaces between words.
+#[test]
+fn stream_decoder_keeps_inner_spaces_with_a_metaspace_decoder() {
+    use tokenizers::{decoders::metaspace::Metaspace, models::wordlevel::WordLevel};
+    let vocab = [("▁Hello", 0u32), ("▁world", 1), ("!", 2), ("▁é", 3)]
+        .into_iter()
+        .map(|(t, i)| (t.to_string(), i))
+        .collect();
+    let model = WordLevel::builder()
+        .vocab(vocab)
+        .unk_token("!".into())
+        .build()
+        .unwrap();
+    let mut inner = tokenizers::Tokenizer::new(model);
+    inner.with_decoder(Some(Metaspace::default()));
+    let tok = Tokenizer::from_tokenizer(inner);
+    let ids = [0, 1, 2, 3, 1];
+    assert_eq!(tok.decode(&ids, false).unwrap(), "Hello world! é world");
+    let mut decoder = tok.stream_decoder(false);
+    let pieces: Vec<String> = ids.iter().map(|&id| decoder.push(id).unwrap()).collect();
+    assert_eq!(pieces, vec!["Hello", " world", "!", " é", " world"]);
+    assert_eq!(decoder.finish().unwrap(), "");
+}

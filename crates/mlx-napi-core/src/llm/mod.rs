@@ -1,5 +1,19 @@
 //! The LLM engine: load a model folder or repo id, generate text (streamed),
 //! and hold chat sessions whose KV cache survives between turns.
+//!
+//! ```ignore
+//! let llm = Llm::load("path/or/owner-repo", LoadOptions::default())?;
+//! let options = GenerateOptions { max_tokens: 64, ..Default::default() };
+//! let result = llm.generate(Prompt::Text("The capital of France is"), &options, &mut |chunk| {
+//!     print!("{}", chunk.text);
+//!     ControlFlow::Continue(())
+//! })?;
+//! let mut session = llm.chat_session();
+//! let reply = llm.chat(&mut session, &[ChatMessage::new("user", "Hi!")], &options, &mut |_| ControlFlow::Continue(()))?;
+//! ```
+//!
+//! Layout: [`models`] (one file per architecture behind [`LanguageModel`]),
+//! [`generate`] (the decode loop, stop handling, timings).
 
 pub mod generate;
 pub mod models;
@@ -84,10 +98,29 @@ impl Llm {
             .to_string();
         let quantization = Quantization::from_config(&config)?;
         let files = loading::weight_files(&dir)?;
-        let mut weights =
-            loading::load_weights(&files, |done, total| report("weights", done, total))?;
-        let dtype = loading::resolve_dtype(dtype, &weights)?;
-        loading::cast_weights(&mut weights, dtype)?;
+        // Read (and cast) file by file, like mlx-lm's default non-lazy load:
+        // progress follows the reading, and the first generation's time to
+        // first token measures compute only.
+        let mut weights = std::collections::HashMap::new();
+        let mut compute_dtype = None;
+        for (i, file) in files.iter().enumerate() {
+            let mut part = loading::load_weights(std::slice::from_ref(file), |_, _| {})?;
+            let dtype = match compute_dtype {
+                Some(dtype) => dtype,
+                None => *compute_dtype.insert(loading::resolve_dtype(dtype, &part)?),
+            };
+            loading::cast_weights(&mut part, dtype)?;
+            mlx_rs::transforms::eval(part.values())?;
+            for (name, array) in part {
+                if weights.insert(name.clone(), array).is_some() {
+                    return Err(Error::format(format!(
+                        "tensor {name} appears in more than one weight file"
+                    )));
+                }
+            }
+            report("weights", i + 1, files.len());
+        }
+        let dtype = compute_dtype.unwrap_or(Dtype::Float32);
         let model = models::load_model(&config, WeightTree::new(weights, quantization, quantize))?;
         report("model", 1, 1);
         let tokenizer = Tokenizer::load(&dir)?;

@@ -22,7 +22,7 @@ pub use quant::{QuantSpec, Quantization};
 pub use safetensors::{load_weights, weight_files};
 pub use source::resolve_model_dir;
 
-/// Progress of a model load, reported through [`ProgressFn`].
+/// Progress of a model load, reported through `LoadOptions::progress`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadProgress {
     /// What is being done, e.g. "weights" or "tokenizer".
@@ -31,6 +31,3 @@ pub struct LoadProgress {
     pub done: usize,
     pub total: usize,
 }
-
-/// Callback for load progress; called on the loading thread.
-pub type ProgressFn<'a> = &'a mut dyn FnMut(&LoadProgress);

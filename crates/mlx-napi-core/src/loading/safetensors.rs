@@ -1,7 +1,10 @@
 //! Safetensors checkpoints: find the files, validate them, load them lazily.
 //!
 //! MLX's own loader is lazy (tensors are read from the file when first
-//! evaluated), so loading is cheap and memory follows use. It trusts the file,
+//! evaluated), so loading is cheap and memory follows use. It is also the
+//! faster one: for the 84 MB SmolLM2 checkpoint, open + eval took 31–81 ms vs
+//! 80–113 ms for reading the file ourselves and copying each tensor into an
+//! array (`examples/load_bench.rs`, CPU, warm page cache). It trusts the file,
 //! though: a truncated file would only fail deep inside evaluation. We
 //! therefore check every header up front (a few KiB read per file) — sizes,
 //! offsets within the file, known dtypes — and turn problems into

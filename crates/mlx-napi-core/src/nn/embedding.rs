@@ -22,7 +22,7 @@ impl Embedding {
         let table = if tree.contains(&format!("{prefix}.scales")) {
             Table::Quantized(QuantizedWeight::take(tree, prefix, vocab, dim)?)
         } else {
-            let dense = tree.take_shaped(&format!("{prefix}.weight"), &[vocab, dim])?;
+            let dense = tree.take_float(&format!("{prefix}.weight"), &[vocab, dim])?;
             match tree.quantize_on_load() {
                 Some(spec) if dim % spec.group_size == 0 => {
                     Table::Quantized(QuantizedWeight::quantize(&dense, spec)?)

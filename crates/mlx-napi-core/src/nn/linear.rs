@@ -1,9 +1,9 @@
 //! Linear layer, dense or affine-quantized (`quantized_matmul`).
 
-use mlx_rs::{ops, Array};
+use mlx_rs::{ops, Array, Dtype};
 
 use super::weight_tree::WeightTree;
-use crate::{loading::QuantSpec, Result};
+use crate::{loading::QuantSpec, Error, Result};
 
 /// Packed quantized weight `[out, in * bits / 32]` (uint32) with per-group
 /// `scales` and `biases` `[out, in / group_size]`.
@@ -22,6 +22,18 @@ impl QuantizedWeight {
         let spec = tree.quantization().spec_for(prefix)?;
         let weight =
             tree.take_shaped(&format!("{prefix}.weight"), &[rows, cols * spec.bits / 32])?;
+        if weight.dtype() != Dtype::Uint32 {
+            return Err(Error::format(format!(
+                "tensor {prefix}.weight is {:?}; a quantized weight must be packed uint32",
+                weight.dtype()
+            )));
+        }
+        if cols % spec.group_size != 0 {
+            return Err(Error::format(format!(
+                "{prefix}: {cols} columns are not a multiple of the group size {}",
+                spec.group_size
+            )));
+        }
         let groups = [rows, cols / spec.group_size];
         let scales = tree.take_shaped(&format!("{prefix}.scales"), &groups)?;
         let biases = tree.take_shaped(&format!("{prefix}.biases"), &groups)?;
@@ -36,6 +48,8 @@ impl QuantizedWeight {
     /// Quantizes a dense `[rows, cols]` matrix with MLX's affine quantizer.
     pub fn quantize(dense: &Array, spec: QuantSpec) -> Result<Self> {
         let (weight, scales, biases) = ops::quantize(dense, spec.group_size, spec.bits)?;
+        // Materialize now so the dense original can be freed.
+        mlx_rs::transforms::eval([&weight, &scales, &biases])?;
         Ok(Self {
             weight,
             scales,
@@ -84,7 +98,7 @@ impl Linear {
         let weight = if tree.contains(&format!("{prefix}.scales")) {
             LinearWeight::Quantized(QuantizedWeight::take(tree, prefix, output, input)?)
         } else {
-            let dense = tree.take_shaped(&format!("{prefix}.weight"), &[output, input])?;
+            let dense = tree.take_float(&format!("{prefix}.weight"), &[output, input])?;
             match tree.quantize_on_load() {
                 Some(spec) if input % spec.group_size == 0 => {
                     LinearWeight::Quantized(QuantizedWeight::quantize(&dense, spec)?)
@@ -93,7 +107,7 @@ impl Linear {
             }
         };
         let bias = if bias {
-            Some(tree.take_shaped(&format!("{prefix}.bias"), &[output])?)
+            Some(tree.take_float(&format!("{prefix}.bias"), &[output])?)
         } else {
             None
         };

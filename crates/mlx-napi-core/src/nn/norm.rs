@@ -15,7 +15,7 @@ pub struct RmsNorm {
 impl RmsNorm {
     pub fn load(tree: &mut WeightTree, prefix: &str, dim: i32, eps: f32) -> Result<Self> {
         Ok(Self {
-            weight: tree.take_shaped(&format!("{prefix}.weight"), &[dim])?,
+            weight: tree.take_float(&format!("{prefix}.weight"), &[dim])?,
             eps,
         })
     }
@@ -36,8 +36,8 @@ pub struct LayerNorm {
 impl LayerNorm {
     pub fn load(tree: &mut WeightTree, prefix: &str, dim: i32, eps: f32) -> Result<Self> {
         Ok(Self {
-            weight: tree.take_shaped(&format!("{prefix}.weight"), &[dim])?,
-            bias: tree.take_shaped(&format!("{prefix}.bias"), &[dim])?,
+            weight: tree.take_float(&format!("{prefix}.weight"), &[dim])?,
+            bias: tree.take_float(&format!("{prefix}.bias"), &[dim])?,
             eps,
         })
     }

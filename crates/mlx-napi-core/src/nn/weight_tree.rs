@@ -61,6 +61,18 @@ impl WeightTree {
         Ok(array)
     }
 
+    /// A floating-point tensor of the given shape (dense weights, norms, biases).
+    pub fn take_float(&mut self, name: &str, shape: &[i32]) -> Result<Array> {
+        let array = self.take_shaped(name, shape)?;
+        if !array.dtype().is_float() {
+            return Err(Error::format(format!(
+                "tensor {name} is {:?}, expected a floating-point tensor (a quantized layer without .scales?)",
+                array.dtype()
+            )));
+        }
+        Ok(array)
+    }
+
     pub fn take_opt(&mut self, name: &str) -> Option<Array> {
         self.tensors.remove(name)
     }

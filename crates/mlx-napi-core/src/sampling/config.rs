@@ -100,13 +100,4 @@ impl SamplerConfig {
         }
         Ok(())
     }
-
-    /// Whether sampling is plain argmax with no logit processing.
-    pub fn is_plain_greedy(&self) -> bool {
-        self.temperature == 0.0
-            && self.logit_bias.is_empty()
-            && self.repetition_penalty.is_none_or(|p| p == 1.0)
-            && self.presence_penalty == 0.0
-            && self.frequency_penalty == 0.0
-    }
 }

@@ -64,7 +64,17 @@ fn default_theta() -> f32 {
 
 impl LlamaArgs {
     pub fn from_config(config: &serde_json::Value) -> Result<Self> {
-        let args: Self = parse_config(config)?;
+        let mut args: Self = parse_config(config)?;
+        // transformers ≥ 5 writes `rope_parameters` (theta + scaling in one
+        // object) instead of `rope_theta` / `rope_scaling`.
+        if let Some(params) = config.get("rope_parameters").filter(|p| p.is_object()) {
+            if let Some(theta) = params.get("rope_theta").and_then(|t| t.as_f64()) {
+                args.rope_theta = theta as f32;
+            }
+            if args.rope_scaling.as_ref().is_none_or(|s| s.is_null()) {
+                args.rope_scaling = Some(params.clone());
+            }
+        }
         args.validate()
     }
 

@@ -1,0 +1,201 @@
+//! Tiny random-weight Llama / Qwen2 / Qwen3 / Mistral checkpoints against
+//! Hugging Face transformers (float32, eager attention), made by
+//! `scripts/fixtures/make_llm_fixtures.py`: all-position logits of a
+//! 12-token sequence within 1e-4, the same through chunked prefill, and HF's
+//! 8-token greedy continuation through our KV-cached decode.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{max_abs_diff, to_vec_f32};
+use mlx_napi_core::{
+    llm::models::{load_model, LanguageModel},
+    loading::{load_weights, read_json, weight_files, Quantization},
+    nn::WeightTree,
+};
+use mlx_rs::{ops, Array};
+
+const ATOL: f32 = 1e-4;
+
+struct Fixture {
+    model: Box<dyn LanguageModel>,
+    input_ids: Vec<i32>,
+    logits: Vec<f32>,
+    greedy: Vec<i32>,
+}
+
+fn fixture(name: &str) -> Fixture {
+    fixture_with(name, |_| {})
+}
+
+/// The fixture with its config edited by `edit` before loading.
+fn fixture_with(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Fixture {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let mut config: serde_json::Value = read_json(&dir, "config.json").unwrap();
+    edit(&mut config);
+    let weights = load_weights(&weight_files(&dir).unwrap(), |_, _| {}).unwrap();
+    let tree = WeightTree::new(weights, Quantization::from_config(&config).unwrap(), None);
+    let model = load_model(&config, tree).unwrap();
+    let reference: serde_json::Value = read_json(&dir, "reference.json").unwrap();
+    let logits: Vec<Vec<f32>> = serde_json::from_value(reference["logits"].clone()).unwrap();
+    Fixture {
+        model,
+        input_ids: serde_json::from_value(reference["input_ids"].clone()).unwrap(),
+        logits: logits.concat(),
+        greedy: serde_json::from_value(reference["greedy_ids"].clone()).unwrap(),
+    }
+}
+
+fn tokens(ids: &[i32]) -> Array {
+    Array::from_slice(ids, &[1, ids.len() as i32])
+}
+
+fn check(name: &str) {
+    let f = fixture(name);
+    let (len, vocab) = (f.input_ids.len(), f.model.vocab_size());
+
+    // One pass over the sequence, logits at every position.
+    let mut caches = f.model.new_caches();
+    let logits = f
+        .model
+        .forward(&tokens(&f.input_ids), &mut caches, false)
+        .unwrap();
+    assert_eq!(logits.shape(), &[1, len as i32, vocab as i32]);
+    let diff = max_abs_diff(&to_vec_f32(&logits), &f.logits);
+    assert!(diff < ATOL, "{name}: all-position logits differ by {diff}");
+
+    // Chunked prefill (5 + 4 + 3 tokens) through the cache: same last logits.
+    let mut caches = f.model.new_caches();
+    let mut last = None;
+    for chunk in [&f.input_ids[..5], &f.input_ids[5..9], &f.input_ids[9..]] {
+        last = Some(f.model.forward(&tokens(chunk), &mut caches, true).unwrap());
+    }
+    let diff = max_abs_diff(&to_vec_f32(&last.unwrap()), &f.logits[(len - 1) * vocab..]);
+    assert!(
+        diff < ATOL,
+        "{name}: chunked prefill last logits differ by {diff}"
+    );
+
+    // Greedy decode one token at a time from the cache.
+    let mut generated = Vec::new();
+    let mut caches = f.model.new_caches();
+    let mut logits = f
+        .model
+        .forward(&tokens(&f.input_ids), &mut caches, true)
+        .unwrap();
+    for _ in 0..f.greedy.len() {
+        let next = common::to_vec_i32(&ops::indexing::argmax_axis(&logits, -1, false).unwrap())[0];
+        generated.push(next);
+        logits = f
+            .model
+            .forward(&tokens(&[next]), &mut caches, true)
+            .unwrap();
+    }
+    assert_eq!(generated, f.greedy, "{name}: greedy continuation");
+}
+
+/// The feature under test matters: without it the logits move past the tolerance.
+fn differs_without(name: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let f = fixture_with(name, edit);
+    let mut caches = f.model.new_caches();
+    let logits = f
+        .model
+        .forward(&tokens(&f.input_ids), &mut caches, false)
+        .unwrap();
+    let diff = max_abs_diff(&to_vec_f32(&logits), &f.logits);
+    assert!(
+        diff > 100.0 * ATOL,
+        "{name}: only {diff} without the feature"
+    );
+}
+
+#[test]
+fn llama_with_llama3_rope_scaling_and_untied_head() {
+    check("llama");
+    differs_without("llama", |c| {
+        c["rope_parameters"] = serde_json::json!({"rope_theta": 500000.0})
+    });
+}
+
+#[test]
+fn qwen2_with_qkv_bias_and_tied_embeddings() {
+    check("qwen2");
+}
+
+#[test]
+fn qwen3_with_qk_norm() {
+    check("qwen3");
+}
+
+#[test]
+fn mistral_with_a_sliding_window_shorter_than_the_sequence() {
+    check("mistral");
+    differs_without("mistral", |c| c["sliding_window"] = serde_json::Value::Null);
+}
+
+#[test]
+fn wrong_configs_and_weights_are_reported() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3");
+    let config: serde_json::Value = read_json(&dir, "config.json").unwrap();
+    let load = |config: &serde_json::Value| {
+        let weights = load_weights(&weight_files(&dir).unwrap(), |_, _| {}).unwrap();
+        load_model(
+            config,
+            WeightTree::new(weights, Quantization::default(), None),
+        )
+        .err()
+        .unwrap()
+    };
+    let mut unknown = config.clone();
+    unknown["model_type"] = "gpt_bigcode".into();
+    assert_eq!(load(&unknown).code().as_str(), "ERR_UNSUPPORTED_MODEL");
+    let mut as_qwen2 = config.clone();
+    as_qwen2["model_type"] = "qwen2".into();
+    // Qwen2 expects q/k/v biases and no q/k norms: missing tensor, named.
+    let err = load(&as_qwen2);
+    assert_eq!(err.code().as_str(), "ERR_MODEL_FORMAT");
+    assert!(err.to_string().contains("q_proj.bias"), "{err}");
+    let mut wrong_size = config.clone();
+    wrong_size["intermediate_size"] = 96.into();
+    let err = load(&wrong_size);
+    assert!(
+        err.to_string().contains("mlp.gate_proj.weight") && err.to_string().contains("[96, 64]"),
+        "{err}"
+    );
+    let mut bad_heads = config.clone();
+    bad_heads["num_key_value_heads"] = 3.into();
+    assert_eq!(load(&bad_heads).code().as_str(), "ERR_MODEL_FORMAT");
+    let mut missing = config;
+    missing.as_object_mut().unwrap().remove("hidden_size");
+    let err = load(&missing);
+    assert!(err.to_string().contains("hidden_size"), "{err}");
+}
+
+#[test]
+fn quantize_at_load_stays_close_to_float() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3");
+    let config: serde_json::Value = read_json(&dir, "config.json").unwrap();
+    let weights = load_weights(&weight_files(&dir).unwrap(), |_, _| {}).unwrap();
+    let spec = mlx_napi_core::loading::QuantSpec {
+        group_size: 32,
+        bits: 8,
+    };
+    let model = load_model(
+        &config,
+        WeightTree::new(weights, Quantization::default(), Some(spec)),
+    )
+    .unwrap();
+    let f = fixture("qwen3");
+    let mut caches = model.new_caches();
+    let logits = to_vec_f32(
+        &model
+            .forward(&tokens(&f.input_ids), &mut caches, false)
+            .unwrap(),
+    );
+    let diff = max_abs_diff(&logits, &f.logits);
+    // 8-bit weights: close to float, but not identical (so quantization really happened).
+    assert!(diff < 0.1 && diff > ATOL, "max diff {diff}");
+}

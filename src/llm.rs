@@ -1,0 +1,995 @@
+//! `loadLLM()` and the `LLM`, `ChatSession`, `LlmStream` and `LlmTokenizer` classes.
+//!
+//! Each loaded model lives on its own worker thread (`worker.rs`) together with
+//! its chat sessions' KV caches; JS objects hold only handles. Options are
+//! converted and validated here (types) and in the core (ranges).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    ops::ControlFlow,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use mlx_napi_core::{
+    llm::{self, ChatSession as CoreSession, GenerateOptions, GenerationResult, Llm, Prompt},
+    loading::{DtypeChoice, QuantSpec},
+    tokenizer::{ChatMessage as CoreMessage, Tokenizer},
+    Error as CoreError,
+};
+use napi::{
+    bindgen_prelude::{Either3, JsObjectValue, Object, Uint32Array, Unknown},
+    threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode},
+    Env, JsValue, Status,
+};
+use napi_derive::napi;
+
+use crate::{abort::AbortWatch, errors::throw, promise::Settler, worker::Worker};
+
+// ---------------------------------------------------------------- JS shapes
+
+#[napi(object)]
+#[derive(Clone)]
+pub struct ChatMessage {
+    /// "system", "user", "assistant" (or any role the chat template knows).
+    pub role: String,
+    pub content: String,
+}
+
+#[napi(object)]
+pub struct QuantizeOptions {
+    /// 4 or 8 (also 2, 3, 6 where MLX supports them). Default 4.
+    pub bits: Option<i32>,
+    /// 32, 64 or 128. Default 64.
+    pub group_size: Option<i32>,
+}
+
+#[napi(object)]
+#[derive(Clone)]
+pub struct LoadProgress {
+    /// What is being done: "weights", "model", "tokenizer".
+    pub stage: String,
+    pub done: u32,
+    pub total: u32,
+}
+
+type ProgressCallback = ThreadsafeFunction<LoadProgress, (), LoadProgress, Status, false>;
+
+#[napi(object, object_to_js = false)]
+pub struct LoadLlmOptions {
+    /// Compute dtype. "auto" (default): float32 on the CPU backend (float16 is
+    /// emulated there), the checkpoint's own dtype on a GPU.
+    #[napi(ts_type = "'auto' | 'float32' | 'float16' | 'bfloat16'")]
+    pub dtype: Option<String>,
+    /// Quantize a dense checkpoint's linear and embedding weights while loading.
+    pub quantize: Option<QuantizeOptions>,
+    /// Called (on the JS thread) as loading progresses.
+    #[napi(ts_type = "(progress: LoadProgress) => void")]
+    pub on_progress: Option<ProgressCallback>,
+}
+
+/// Options of `generate()`, `stream()` and chat sessions. All sampling runs on
+/// the device; only the sampled token id is read back per step.
+#[napi(object, object_to_js = false, js_name = "GenerateOptions")]
+pub struct GenerateOptionsJs {
+    /// Most tokens to generate (default 256).
+    pub max_tokens: Option<f64>,
+    /// 0 (default) = greedy.
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub top_k: Option<f64>,
+    pub min_p: Option<f64>,
+    pub repetition_penalty: Option<f64>,
+    /// Tokens the repetition penalty looks back over (default 20).
+    pub repetition_context_size: Option<f64>,
+    pub presence_penalty: Option<f64>,
+    pub frequency_penalty: Option<f64>,
+    /// Token id → value added to its logit.
+    pub logit_bias: Option<HashMap<String, f64>>,
+    pub seed: Option<f64>,
+    /// Generation ends before any of these strings (which are not returned).
+    #[napi(ts_type = "string | string[]")]
+    pub stop: Option<napi::Either<String, Vec<String>>>,
+    /// Keep going through end-of-sequence tokens (for benchmarks).
+    pub ignore_eos: Option<bool>,
+    /// Prompt tokens per prefill step (default 2048).
+    pub prefill_chunk_size: Option<f64>,
+    /// Drop special tokens from the text (default false).
+    pub skip_special_tokens: Option<bool>,
+    /// Stops generation at the next step; the result has `finishReason: 'abort'`.
+    #[napi(ts_type = "AbortSignal")]
+    #[allow(dead_code)] // read from the raw object, see `read_options`
+    pub signal: Option<Unknown<'static>>,
+}
+
+#[napi(object)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    /// Prompt tokens that went through a forward pass (the rest came from a
+    /// chat session's cache).
+    pub prefilled_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+#[napi(object)]
+pub struct Timings {
+    pub ttft_ms: f64,
+    pub prefill_tokens_per_sec: f64,
+    pub decode_tokens_per_sec: f64,
+    pub total_ms: f64,
+}
+
+#[napi(object, js_name = "GenerationResult")]
+pub struct GenerationResultJs {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    #[napi(ts_type = "'stop' | 'length' | 'abort'")]
+    pub finish_reason: String,
+    pub usage: Usage,
+    pub timings: Timings,
+    /// Device→host reads the generation made (one per generated token).
+    pub host_reads: f64,
+}
+
+#[napi(object)]
+pub struct StreamChunk {
+    pub text: String,
+    pub token_id: u32,
+    /// 0-based index of the token among the generated ones.
+    pub index: u32,
+}
+
+/// One step of the async-iterator protocol.
+#[napi(object)]
+pub struct StreamStep {
+    pub done: bool,
+    /// A chunk while `done` is false; the final result when it is true.
+    #[napi(ts_type = "StreamChunk | GenerationResult | undefined")]
+    pub value: Option<napi::Either<StreamChunk, GenerationResultJs>>,
+}
+
+#[napi(object)]
+pub struct TemplateOptions {
+    /// Append the assistant turn's opening (default true).
+    pub add_generation_prompt: Option<bool>,
+}
+
+#[napi(object)]
+pub struct ChatSessionOptions {
+    /// A system message placed before the first turn (and again after `clear()`).
+    pub system: Option<String>,
+}
+
+fn result_to_js(r: GenerationResult) -> GenerationResultJs {
+    GenerationResultJs {
+        text: r.text,
+        tokens: r.token_ids,
+        finish_reason: r.finish_reason.as_str().to_string(),
+        usage: Usage {
+            prompt_tokens: r.usage.prompt_tokens as u32,
+            prefilled_tokens: r.usage.prefilled_tokens as u32,
+            completion_tokens: r.usage.completion_tokens as u32,
+        },
+        timings: Timings {
+            ttft_ms: r.timings.ttft_ms,
+            prefill_tokens_per_sec: r.timings.prefill_tokens_per_s,
+            decode_tokens_per_sec: r.timings.decode_tokens_per_s,
+            total_ms: r.timings.total_ms,
+        },
+        host_reads: r.host_reads as f64,
+    }
+}
+
+// ------------------------------------------------------- option conversion
+
+/// A JS number that must be a whole number within `min..=max`.
+fn whole(name: &str, value: Option<f64>, min: f64, max: f64) -> Result<Option<u64>, CoreError> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.fract() == 0.0 && (min..=max).contains(&v) => Ok(Some(v as u64)),
+        Some(v) => Err(CoreError::invalid(format!(
+            "{name} must be a whole number in {min}..={max}, got {v}"
+        ))),
+    }
+}
+
+fn finite(name: &str, value: Option<f64>) -> Result<Option<f32>, CoreError> {
+    match value {
+        Some(v) if !v.is_finite() => Err(CoreError::invalid(format!(
+            "{name} must be finite, got {v}"
+        ))),
+        other => Ok(other.map(|v| v as f32)),
+    }
+}
+
+fn generate_options(o: Option<GenerateOptionsJs>) -> Result<GenerateOptions, CoreError> {
+    let mut out = GenerateOptions::default();
+    let Some(o) = o else { return Ok(out) };
+    let u32_max = f64::from(u32::MAX);
+    if let Some(n) = whole("maxTokens", o.max_tokens, 1.0, u32_max)? {
+        out.max_tokens = n as usize;
+    }
+    if let Some(n) = whole("prefillChunkSize", o.prefill_chunk_size, 1.0, u32_max)? {
+        out.prefill_chunk_size = n as usize;
+    }
+    let s = &mut out.sampler;
+    s.temperature = finite("temperature", o.temperature)?.unwrap_or(s.temperature);
+    s.top_p = finite("topP", o.top_p)?;
+    s.top_k = whole("topK", o.top_k, 1.0, u32_max)?.map(|k| k as u32);
+    s.min_p = finite("minP", o.min_p)?;
+    s.repetition_penalty = finite("repetitionPenalty", o.repetition_penalty)?;
+    if let Some(n) = whole(
+        "repetitionContextSize",
+        o.repetition_context_size,
+        1.0,
+        u32_max,
+    )? {
+        s.repetition_context_size = n as usize;
+    }
+    s.presence_penalty = finite("presencePenalty", o.presence_penalty)?.unwrap_or(0.0);
+    s.frequency_penalty = finite("frequencyPenalty", o.frequency_penalty)?.unwrap_or(0.0);
+    s.seed = whole("seed", o.seed, 0.0, 9_007_199_254_740_991.0)?;
+    for (key, bias) in o.logit_bias.unwrap_or_default() {
+        let id: u32 = key
+            .parse()
+            .map_err(|_| CoreError::invalid(format!("logitBias key '{key}' is not a token id")))?;
+        let bias = finite("logitBias value", Some(bias))?.unwrap_or_default();
+        s.logit_bias.push((id, bias));
+    }
+    out.stop_strings = match o.stop {
+        None => Vec::new(),
+        Some(napi::Either::A(one)) => vec![one],
+        Some(napi::Either::B(many)) => many,
+    };
+    out.ignore_eos = o.ignore_eos.unwrap_or(false);
+    out.skip_special_tokens = o.skip_special_tokens.unwrap_or(false);
+    Ok(out)
+}
+
+/// Reads `options.signal` (the typed struct cannot hold a live JS object).
+fn abort_watch(env: &Env, options: &Option<Object>) -> napi::Result<AbortWatch> {
+    let signal = match options {
+        Some(o) => o.get_named_property::<Option<Object>>("signal")?,
+        None => None,
+    };
+    AbortWatch::new(env, signal)
+}
+
+/// Converts the raw options object: types via napi, ranges via the core.
+fn read_options(
+    env: &Env,
+    options: Option<Object>,
+) -> napi::Result<(Result<GenerateOptions, CoreError>, AbortWatch)> {
+    let watch = abort_watch(env, &options)?;
+    let typed = match options {
+        Some(o) => Some(unsafe {
+            <GenerateOptionsJs as napi::bindgen_prelude::FromNapiValue>::from_napi_value(
+                env.raw(),
+                o.raw(),
+            )
+        }?),
+        None => None,
+    };
+    let mut parsed = generate_options(typed);
+    if watch.aborted() {
+        parsed = Err(CoreError::Aborted);
+    }
+    if let Ok(p) = parsed.as_mut() {
+        p.abort = Some(watch.flag());
+    }
+    Ok((parsed, watch))
+}
+
+/// What to generate from, owned so it can move to the model thread.
+enum OwnedPrompt {
+    Text(String),
+    Tokens(Vec<u32>),
+    Messages(Vec<CoreMessage>),
+}
+
+impl OwnedPrompt {
+    fn from_js(p: Either3<String, Uint32Array, Vec<ChatMessage>>) -> Self {
+        match p {
+            Either3::A(text) => OwnedPrompt::Text(text),
+            Either3::B(ids) => OwnedPrompt::Tokens(ids.to_vec()),
+            Either3::C(messages) => OwnedPrompt::Messages(to_core_messages(messages)),
+        }
+    }
+
+    fn as_prompt(&self) -> Prompt<'_> {
+        match self {
+            OwnedPrompt::Text(t) => Prompt::Text(t),
+            OwnedPrompt::Tokens(ids) => Prompt::Tokens(ids),
+            OwnedPrompt::Messages(m) => Prompt::Messages(m),
+        }
+    }
+}
+
+fn to_core_messages(messages: Vec<ChatMessage>) -> Vec<CoreMessage> {
+    messages
+        .into_iter()
+        .map(|m| CoreMessage::new(m.role, m.content))
+        .collect()
+}
+
+// ------------------------------------------------------------ model thread
+
+struct LlmState {
+    llm: Llm,
+    sessions: HashMap<u32, CoreSession>,
+}
+
+/// Shared by the `LLM` object and its sessions; `None` once disposed.
+type WorkerSlot = Arc<Mutex<Option<Worker<LlmState>>>>;
+
+/// Queues `job` on the model thread, or settles `settler` with `ERR_DISPOSED`.
+fn submit<T: Send + 'static, V: napi::bindgen_prelude::ToNapiValue + 'static>(
+    slot: &WorkerSlot,
+    settler: Settler<T, V>,
+    job: impl FnOnce(&mut LlmState) -> Result<T, CoreError> + Send + 'static,
+) {
+    let guard = slot.lock().unwrap();
+    match guard.as_ref() {
+        Some(worker) => {
+            // The worker only refuses jobs after `close()`, which needs this lock.
+            let _ = worker.submit(move |state| settler.settle(job(state)));
+        }
+        None => settler.settle(Err(CoreError::Disposed)),
+    }
+}
+
+// ------------------------------------------------------------------ loadLLM
+
+struct Loaded {
+    tokenizer: Tokenizer,
+    model_type: String,
+    dtype: String,
+    eos_token_ids: Vec<u32>,
+}
+
+/// Loads a model folder (or a Hugging Face repo id present in the local cache)
+/// on a new model thread. Resolves with an `LLM`.
+#[napi(js_name = "loadLLM", ts_return_type = "Promise<LLM>")]
+pub fn load_llm<'env>(
+    env: &'env Env,
+    source: String,
+    options: Option<LoadLlmOptions>,
+) -> napi::Result<Object<'env>> {
+    let slot: WorkerSlot = Arc::new(Mutex::new(None));
+    let js_slot = slot.clone();
+    let (settler, promise) = Settler::new(env, move |_env, loaded: Loaded| {
+        Ok(JsLlm {
+            worker: js_slot,
+            tokenizer: Arc::new(loaded.tokenizer),
+            model_type: loaded.model_type,
+            dtype: loaded.dtype,
+            eos_token_ids: loaded.eos_token_ids,
+            next_session: AtomicU32::new(1),
+        })
+    })?;
+    let (dtype, quantize, progress) = match options {
+        Some(o) => (o.dtype, o.quantize, o.on_progress),
+        None => (None, None, None),
+    };
+    let parsed = (|| -> Result<_, CoreError> {
+        let dtype = dtype
+            .as_deref()
+            .map(DtypeChoice::parse)
+            .transpose()?
+            .unwrap_or_default();
+        let quantize = quantize.map(|q| QuantSpec {
+            group_size: q.group_size.unwrap_or(64),
+            bits: q.bits.unwrap_or(4),
+        });
+        Ok((dtype, quantize))
+    })();
+    let (dtype, quantize) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            settler.settle(Err(e));
+            return Ok(promise);
+        }
+    };
+    let outcome: Arc<Mutex<Option<Settler<Loaded, JsLlm>>>> = Arc::new(Mutex::new(Some(settler)));
+    let on_loaded = outcome.clone();
+    let load = move || {
+        let mut report = |p: &mlx_napi_core::loading::LoadProgress| {
+            if let Some(cb) = progress.as_ref() {
+                let event = LoadProgress {
+                    stage: p.stage.to_string(),
+                    done: p.done as u32,
+                    total: p.total as u32,
+                };
+                cb.call(event, ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        };
+        let llm = Llm::load(
+            &source,
+            llm::LoadOptions {
+                dtype,
+                quantize,
+                progress: Some(&mut report),
+            },
+        )?;
+        let loaded = Loaded {
+            tokenizer: llm.tokenizer().clone(),
+            model_type: llm.model_type().to_string(),
+            dtype: format!("{:?}", llm.dtype()).to_lowercase(),
+            eos_token_ids: llm.eos_token_ids().to_vec(),
+        };
+        if let Some(s) = on_loaded.lock().unwrap().take() {
+            s.settle(Ok(loaded));
+        }
+        Ok(LlmState {
+            llm,
+            sessions: HashMap::new(),
+        })
+    };
+    let failed = outcome;
+    let started = Worker::start("mlx-napi-llm", load, move |result| {
+        if let Err(e) = result {
+            if let Some(s) = failed.lock().unwrap().take() {
+                s.settle(Err(e));
+            }
+        }
+    });
+    match started {
+        Ok(worker) => *slot.lock().unwrap() = Some(worker),
+        Err(e) => return Err(throw(env, e)),
+    }
+    Ok(promise)
+}
+
+// ---------------------------------------------------------------------- LLM
+
+/// A loaded language model. Calls are queued on the model's own thread.
+#[napi(js_name = "LLM")]
+pub struct JsLlm {
+    worker: WorkerSlot,
+    tokenizer: Arc<Tokenizer>,
+    model_type: String,
+    dtype: String,
+    eos_token_ids: Vec<u32>,
+    next_session: AtomicU32,
+}
+
+#[napi]
+impl JsLlm {
+    /// `model_type` from config.json, e.g. "llama", "qwen2", "qwen3".
+    #[napi(getter)]
+    pub fn model_type(&self) -> String {
+        self.model_type.clone()
+    }
+
+    /// The compute dtype the weights were loaded in.
+    #[napi(getter)]
+    pub fn dtype(&self) -> String {
+        self.dtype.clone()
+    }
+
+    /// Ids that end generation (config, generation_config and tokenizer).
+    #[napi(getter)]
+    pub fn eos_token_ids(&self) -> Vec<u32> {
+        self.eos_token_ids.clone()
+    }
+
+    #[napi(getter)]
+    pub fn tokenizer(&self) -> LlmTokenizer {
+        LlmTokenizer {
+            inner: self.tokenizer.clone(),
+        }
+    }
+
+    /// Renders chat messages with the model's chat template.
+    #[napi]
+    pub fn apply_chat_template(
+        &self,
+        env: Env,
+        messages: Vec<ChatMessage>,
+        options: Option<TemplateOptions>,
+    ) -> napi::Result<String> {
+        let add = options
+            .and_then(|o| o.add_generation_prompt)
+            .unwrap_or(true);
+        self.tokenizer
+            .apply_chat_template(&to_core_messages(messages), add)
+            .map_err(|e| throw(&env, e))
+    }
+
+    /// Generates a completion. `prompt` is raw text, token ids, or chat
+    /// messages (rendered with the chat template).
+    #[napi(ts_return_type = "Promise<GenerationResult>")]
+    pub fn generate<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "string | Uint32Array | ChatMessage[]")] prompt: Either3<
+            String,
+            Uint32Array,
+            Vec<ChatMessage>,
+        >,
+        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Object>,
+    ) -> napi::Result<Object<'env>> {
+        let prompt = OwnedPrompt::from_js(prompt);
+        let (options, mut watch) = read_options(env, options)?;
+        let (mut settler, promise) =
+            Settler::new(env, |_env, r: GenerationResult| Ok(result_to_js(r)))?;
+        settler.on_settle(move |env| watch.release(env));
+        let options = match options {
+            Ok(o) => o,
+            Err(e) => {
+                settler.settle(Err(e));
+                return Ok(promise);
+            }
+        };
+        submit(&self.worker, settler, move |state| {
+            state.llm.generate(prompt.as_prompt(), &options, &mut |_| {
+                ControlFlow::Continue(())
+            })
+        });
+        Ok(promise)
+    }
+
+    /// Streams a completion: an async iterable of `StreamChunk`s.
+    #[napi(ts_return_type = "LlmStream")]
+    pub fn stream(
+        &self,
+        env: Env,
+        #[napi(ts_arg_type = "string | Uint32Array | ChatMessage[]")] prompt: Either3<
+            String,
+            Uint32Array,
+            Vec<ChatMessage>,
+        >,
+        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Object>,
+    ) -> napi::Result<LlmStream> {
+        let prompt = OwnedPrompt::from_js(prompt);
+        let (options, watch) = read_options(&env, options)?;
+        let stream = LlmStream::new(watch);
+        let shared = stream.shared.clone();
+        match options {
+            Err(e) => shared.finish(Err(e)),
+            Ok(options) => {
+                let worker = self.worker.lock().unwrap();
+                let queued = worker.as_ref().map(|w| {
+                    let producer = shared.clone();
+                    w.submit(move |state: &mut LlmState| {
+                        let result =
+                            state
+                                .llm
+                                .generate(prompt.as_prompt(), &options, &mut |chunk| {
+                                    producer.push(chunk)
+                                });
+                        producer.finish(result);
+                    })
+                });
+                if !matches!(queued, Some(Ok(()))) {
+                    shared.finish(Err(CoreError::Disposed));
+                }
+            }
+        }
+        Ok(stream)
+    }
+
+    /// A conversation whose KV cache stays on the device between turns, so each
+    /// turn only prefills its new tokens.
+    #[napi]
+    pub fn chat_session(&self, options: Option<ChatSessionOptions>) -> ChatSession {
+        ChatSession {
+            worker: self.worker.clone(),
+            id: self.next_session.fetch_add(1, Ordering::Relaxed),
+            system: options.and_then(|o| o.system),
+        }
+    }
+
+    /// Runs a two-token generation so that MLX compiles its kernels (on CUDA
+    /// this takes seconds on first use). Resolves with the time it took in ms.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn warmup<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        let (settler, promise) = Settler::new(env, |_env, ms: f64| Ok(ms))?;
+        submit(&self.worker, settler, |state| {
+            let options = GenerateOptions {
+                max_tokens: 2,
+                ignore_eos: true,
+                ..Default::default()
+            };
+            let r = state
+                .llm
+                .generate(Prompt::Text("Hello"), &options, &mut |_| {
+                    ControlFlow::Continue(())
+                })?;
+            Ok(r.timings.total_ms)
+        });
+        Ok(promise)
+    }
+
+    /// Frees the model (after queued calls finish). Later calls reject with
+    /// `ERR_DISPOSED`.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn dispose<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        let (settler, promise) = Settler::new(env, |_env, ()| Ok(()))?;
+        let mut slot = self.worker.lock().unwrap();
+        match slot.as_mut() {
+            Some(worker) => {
+                // Runs after every queued job; the state (model, caches) is then
+                // dropped on its own thread when the queue closes.
+                let _ = worker.submit(move |state: &mut LlmState| {
+                    state.sessions.clear();
+                    settler.settle(Ok(()));
+                });
+                worker.close();
+                *slot = None;
+            }
+            None => settler.settle(Ok(())),
+        }
+        Ok(promise)
+    }
+}
+
+// -------------------------------------------------------------- ChatSession
+
+/// A conversation with one model; see `LLM.chatSession()`.
+#[napi]
+pub struct ChatSession {
+    worker: WorkerSlot,
+    id: u32,
+    system: Option<String>,
+}
+
+impl ChatSession {
+    /// The turn's new messages, with the system message first when the
+    /// conversation is empty.
+    fn turn(
+        system: &Option<String>,
+        history_empty: bool,
+        message: &Either3<String, ChatMessage, Vec<ChatMessage>>,
+    ) -> Vec<CoreMessage> {
+        let mut messages = Vec::new();
+        if history_empty {
+            if let Some(system) = system {
+                messages.push(CoreMessage::new("system", system.clone()));
+            }
+        }
+        match message {
+            Either3::A(text) => messages.push(CoreMessage::new("user", text.clone())),
+            Either3::B(m) => messages.push(CoreMessage::new(m.role.clone(), m.content.clone())),
+            Either3::C(many) => messages.extend(to_core_messages(many.clone())),
+        }
+        messages
+    }
+}
+
+/// Runs one chat turn on the model thread.
+fn chat_turn(
+    state: &mut LlmState,
+    id: u32,
+    system: &Option<String>,
+    message: &Either3<String, ChatMessage, Vec<ChatMessage>>,
+    options: &GenerateOptions,
+    on_chunk: &mut dyn FnMut(&llm::Chunk) -> ControlFlow<()>,
+) -> Result<GenerationResult, CoreError> {
+    let LlmState { llm, sessions } = state;
+    let session = sessions.entry(id).or_insert_with(|| llm.chat_session());
+    let turn = ChatSession::turn(system, session.messages().is_empty(), message);
+    llm.chat(session, &turn, options, on_chunk)
+}
+
+#[napi]
+impl ChatSession {
+    /// Sends a user message (a string) or messages, resolves with the reply.
+    #[napi(ts_return_type = "Promise<GenerationResult>")]
+    pub fn send<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "string | ChatMessage | ChatMessage[]")] message: Either3<
+            String,
+            ChatMessage,
+            Vec<ChatMessage>,
+        >,
+        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Object>,
+    ) -> napi::Result<Object<'env>> {
+        let (options, mut watch) = read_options(env, options)?;
+        let (mut settler, promise) =
+            Settler::new(env, |_env, r: GenerationResult| Ok(result_to_js(r)))?;
+        settler.on_settle(move |env| watch.release(env));
+        let options = match options {
+            Ok(o) => o,
+            Err(e) => {
+                settler.settle(Err(e));
+                return Ok(promise);
+            }
+        };
+        let (id, system) = (self.id, self.system.clone());
+        submit(&self.worker, settler, move |state| {
+            chat_turn(state, id, &system, &message, &options, &mut |_| {
+                ControlFlow::Continue(())
+            })
+        });
+        Ok(promise)
+    }
+
+    /// Like `send()`, streaming the reply.
+    #[napi(ts_return_type = "LlmStream")]
+    pub fn stream(
+        &self,
+        env: Env,
+        #[napi(ts_arg_type = "string | ChatMessage | ChatMessage[]")] message: Either3<
+            String,
+            ChatMessage,
+            Vec<ChatMessage>,
+        >,
+        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Object>,
+    ) -> napi::Result<LlmStream> {
+        let (options, watch) = read_options(&env, options)?;
+        let stream = LlmStream::new(watch);
+        let shared = stream.shared.clone();
+        let options = match options {
+            Ok(o) => o,
+            Err(e) => {
+                shared.finish(Err(e));
+                return Ok(stream);
+            }
+        };
+        let (id, system) = (self.id, self.system.clone());
+        let worker = self.worker.lock().unwrap();
+        let producer = shared.clone();
+        let queued = worker.as_ref().map(|w| {
+            w.submit(move |state: &mut LlmState| {
+                let result = chat_turn(state, id, &system, &message, &options, &mut |c| {
+                    producer.push(c)
+                });
+                producer.finish(result);
+            })
+        });
+        if !matches!(queued, Some(Ok(()))) {
+            shared.finish(Err(CoreError::Disposed));
+        }
+        Ok(stream)
+    }
+
+    /// The conversation so far (system, user and assistant messages).
+    #[napi(ts_return_type = "Promise<ChatMessage[]>")]
+    pub fn history<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        let (settler, promise) = Settler::new(env, |_env, m: Vec<CoreMessage>| {
+            Ok(m.into_iter()
+                .map(|m| ChatMessage {
+                    role: m.role,
+                    content: m.content,
+                })
+                .collect::<Vec<_>>())
+        })?;
+        let id = self.id;
+        submit(&self.worker, settler, move |state| {
+            Ok(state
+                .sessions
+                .get(&id)
+                .map(|s| s.messages().to_vec())
+                .unwrap_or_default())
+        });
+        Ok(promise)
+    }
+
+    /// Forgets the conversation and frees its cache.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn clear<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        let (settler, promise) = Settler::new(env, |_env, ()| Ok(()))?;
+        let id = self.id;
+        submit(&self.worker, settler, move |state| {
+            state.sessions.remove(&id);
+            Ok(())
+        });
+        Ok(promise)
+    }
+}
+
+// ---------------------------------------------------------------- streaming
+
+enum Step {
+    Chunk(StreamChunk),
+    Done(Option<GenerationResult>),
+}
+
+#[derive(Default)]
+struct StreamState {
+    chunks: VecDeque<StreamChunk>,
+    waiters: VecDeque<Settler<Step, StreamStep>>,
+    /// Set once generation ended; the error is handed out once, then `done`.
+    outcome: Option<Result<Option<GenerationResult>, CoreError>>,
+    /// `return()` was called: no more chunks, only the end.
+    closed: bool,
+}
+
+struct StreamShared {
+    state: Mutex<StreamState>,
+    abort: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StreamShared {
+    /// Producer side (model thread): one generated piece.
+    fn push(&self, chunk: &llm::Chunk) -> ControlFlow<()> {
+        if chunk.text.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let chunk = StreamChunk {
+            text: chunk.text.to_string(),
+            token_id: chunk.token_id,
+            index: chunk.index as u32,
+        };
+        let mut state = self.state.lock().unwrap();
+        if state.closed {
+            return ControlFlow::Break(());
+        }
+        match state.waiters.pop_front() {
+            Some(waiter) => waiter.settle(Ok(Step::Chunk(chunk))),
+            None => state.chunks.push_back(chunk),
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Producer side: generation ended (or never started).
+    fn finish(&self, result: Result<GenerationResult, CoreError>) {
+        let mut state = self.state.lock().unwrap();
+        state.outcome = Some(result.map(Some));
+        while !state.chunks.is_empty() {
+            match state.waiters.pop_front() {
+                Some(w) => w.settle(Ok(Step::Chunk(state.chunks.pop_front().unwrap()))),
+                None => return,
+            }
+        }
+        while let Some(w) = state.waiters.pop_front() {
+            let step = Self::take_end(&mut state);
+            w.settle(step);
+        }
+    }
+
+    /// The end of the stream for one `next()` call: the error once, the final
+    /// result once, then plain `done`.
+    fn take_end(state: &mut StreamState) -> Result<Step, CoreError> {
+        match state.outcome.take() {
+            Some(Err(e)) => {
+                state.outcome = Some(Ok(None));
+                Err(e)
+            }
+            Some(Ok(result)) => {
+                state.outcome = Some(Ok(None));
+                Ok(Step::Done(result))
+            }
+            None => Ok(Step::Done(None)),
+        }
+    }
+}
+
+fn step_to_js(step: Step) -> StreamStep {
+    match step {
+        Step::Chunk(c) => StreamStep {
+            done: false,
+            value: Some(napi::Either::A(c)),
+        },
+        Step::Done(r) => StreamStep {
+            done: true,
+            value: r.map(|r| napi::Either::B(result_to_js(r))),
+        },
+    }
+}
+
+/// Async iterator over a generation's chunks (`for await (const c of stream)`).
+/// The final `next()` resolves `{ done: true, value: GenerationResult }`.
+#[napi]
+pub struct LlmStream {
+    shared: Arc<StreamShared>,
+    watch: Mutex<Option<AbortWatch>>,
+}
+
+impl LlmStream {
+    fn new(watch: AbortWatch) -> Self {
+        LlmStream {
+            shared: Arc::new(StreamShared {
+                state: Mutex::default(),
+                abort: watch.flag(),
+            }),
+            watch: Mutex::new(Some(watch)),
+        }
+    }
+
+    fn release_watch(&self, env: &Env) {
+        if let Some(mut w) = self.watch.lock().unwrap().take() {
+            w.release(env);
+        }
+    }
+}
+
+#[napi]
+impl LlmStream {
+    /// The next chunk, or `{ done: true }` when generation has ended.
+    #[napi(ts_return_type = "Promise<StreamStep>")]
+    pub fn next<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        let (settler, promise) = Settler::new(env, |_env, step: Step| Ok(step_to_js(step)))?;
+        let mut state = self.shared.state.lock().unwrap();
+        if let Some(chunk) = state.chunks.pop_front() {
+            settler.settle(Ok(Step::Chunk(chunk)));
+        } else if state.outcome.is_some() {
+            let step = StreamShared::take_end(&mut state);
+            drop(state);
+            self.release_watch(env);
+            settler.settle(step);
+        } else {
+            state.waiters.push_back(settler);
+        }
+        Ok(promise)
+    }
+
+    /// Stops the generation early (called by `break` in `for await`).
+    #[napi(js_name = "return", ts_return_type = "Promise<StreamStep>")]
+    pub fn finish_early<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        self.shared.abort.store(true, Ordering::SeqCst);
+        {
+            let mut state = self.shared.state.lock().unwrap();
+            state.closed = true;
+            state.chunks.clear();
+        }
+        self.release_watch(env);
+        let (settler, promise) = Settler::new(env, |_env, ()| {
+            Ok(StreamStep {
+                done: true,
+                value: None,
+            })
+        })?;
+        settler.settle(Ok(()));
+        Ok(promise)
+    }
+}
+
+// ---------------------------------------------------------------- tokenizer
+
+/// The model's tokenizer; synchronous (it runs on the JS thread, no MLX).
+#[napi]
+pub struct LlmTokenizer {
+    inner: Arc<Tokenizer>,
+}
+
+#[napi]
+impl LlmTokenizer {
+    /// Text → token ids. `addSpecialTokens` (default true) applies the
+    /// tokenizer's post-processor (e.g. a BOS token).
+    #[napi]
+    pub fn encode(
+        &self,
+        env: Env,
+        text: String,
+        add_special_tokens: Option<bool>,
+    ) -> napi::Result<Vec<u32>> {
+        self.inner
+            .encode(&text, add_special_tokens.unwrap_or(true))
+            .map_err(|e| throw(&env, e))
+    }
+
+    /// Token ids → text.
+    #[napi]
+    pub fn decode(
+        &self,
+        env: Env,
+        ids: Vec<u32>,
+        skip_special_tokens: Option<bool>,
+    ) -> napi::Result<String> {
+        self.inner
+            .decode(&ids, skip_special_tokens.unwrap_or(false))
+            .map_err(|e| throw(&env, e))
+    }
+
+    #[napi(getter)]
+    pub fn vocab_size(&self) -> u32 {
+        self.inner.vocab_size() as u32
+    }
+}
+
+/// Makes `LlmStream` async-iterable: napi-rs classes cannot declare
+/// symbol-named methods, so the prototype gets `[Symbol.asyncIterator]` here,
+/// once, when the module loads (typed by `src/dts-header.d.ts`).
+#[napi(module_exports)]
+pub fn init_stream_protocol(exports: Object, env: Env) -> napi::Result<()> {
+    let stream_class: Unknown = exports.get_named_property("LlmStream")?;
+    let install: napi::bindgen_prelude::Function<Unknown, ()> = env.run_script(
+        "(function (C) { C.prototype[Symbol.asyncIterator] = function () { return this } })",
+    )?;
+    install.call(stream_class)
+}
