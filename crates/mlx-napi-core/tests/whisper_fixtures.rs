@@ -14,6 +14,7 @@ use std::{
 use mlx_napi_core::{
     loading::{DtypeChoice, QuantSpec},
     whisper::{
+        beam::{beam_search_batch, BeamOptions},
         decode::{decode_batch, host_reads, DecodeOptions},
         mel::{mel_filters, LogMel, CHUNK_SAMPLES},
         model::Whisper,
@@ -542,4 +543,70 @@ fn quantized_tiny_en_decodes_like_float() {
             );
         }
     }
+}
+
+#[test]
+fn beam_search_is_batched_and_reduces_to_greedy() {
+    let model = load(&fixture("whisper-random-80"));
+    let key = mlx_rs::random::key(5).unwrap();
+    let features = mlx_rs::random::normal::<f32>(&[2, 1500, 8], None, Some(6.0), &key).unwrap();
+    let options = greedy_options(16, 0.0);
+    let prompt = [SPECIAL.sot];
+    // Width 1 is greedy search.
+    let greedy = decode_batch(&model, &SPECIAL, &features, &prompt, &options, None).unwrap();
+    let narrow = BeamOptions {
+        beam_size: 1,
+        patience: 1.0,
+    };
+    let one =
+        beam_search_batch(&model, &SPECIAL, &features, &prompt, &options, narrow, None).unwrap();
+    for (g, b) in greedy.iter().zip(&one) {
+        assert_eq!(g.tokens, b.tokens);
+        assert!((g.sum_logprob - b.sum_logprob).abs() < 1e-3, "{g:?} {b:?}");
+        assert!((g.no_speech_prob - b.no_speech_prob).abs() < 1e-6);
+    }
+    // Width 4: two windows together = each alone, one host read per step (+1).
+    let wide = BeamOptions {
+        beam_size: 4,
+        patience: 1.0,
+    };
+    let before = host_reads();
+    let together =
+        beam_search_batch(&model, &SPECIAL, &features, &prompt, &options, wide, None).unwrap();
+    assert!(host_reads() - before <= 16 + 1);
+    for (row, joint) in together.iter().enumerate() {
+        let one = features
+            .take_axis(Array::from_slice(&[row as i32], &[1]), 0)
+            .unwrap();
+        let alone =
+            beam_search_batch(&model, &SPECIAL, &one, &prompt, &options, wide, None).unwrap();
+        assert_eq!(joint.tokens, alone[0].tokens, "row {row}");
+        assert!((joint.sum_logprob - alone[0].sum_logprob).abs() < 1e-3);
+        // The beam keeps the timestamp rules too.
+        let tb = SPECIAL.timestamp_begin;
+        assert!(
+            (tb..=tb + 50).contains(&joint.tokens[0]),
+            "{:?}",
+            joint.tokens
+        );
+    }
+    let bad = BeamOptions {
+        beam_size: 0,
+        patience: 1.0,
+    };
+    let err =
+        beam_search_batch(&model, &SPECIAL, &features, &prompt, &options, bad, None).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    let abort = AtomicBool::new(true);
+    let err = beam_search_batch(
+        &model,
+        &SPECIAL,
+        &features,
+        &prompt,
+        &options,
+        wide,
+        Some(&abort),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Aborted);
 }

@@ -6,6 +6,7 @@
 //!   [`logit_filters`] + [`decode`]: batched decoding with Whisper's token rules;
 //!   [`transcribe`]: long-form windows, segments and temperature fallback.
 
+pub mod beam;
 pub mod config;
 pub mod decode;
 pub mod logit_filters;
