@@ -250,3 +250,38 @@ fn corrupt_payload_is_rejected_or_bounded() {
     let err = decode_bytes(bytes).unwrap_err();
     assert_eq!(err.code(), ErrorCode::AudioDecode, "{err}");
 }
+
+/// A WAV header for `format_tag` with one second of zeroed 16-bit mono data.
+fn wav_with_format(format_tag: u16) -> Vec<u8> {
+    let data_len = 32_000u32;
+    let mut out = Vec::new();
+    out.extend(b"RIFF");
+    out.extend((36 + data_len).to_le_bytes());
+    out.extend(b"WAVEfmt ");
+    out.extend(16u32.to_le_bytes());
+    out.extend(format_tag.to_le_bytes());
+    out.extend(1u16.to_le_bytes()); // channels
+    out.extend(16_000u32.to_le_bytes()); // sample rate
+    out.extend(32_000u32.to_le_bytes()); // byte rate
+    out.extend(2u16.to_le_bytes()); // block align
+    out.extend(16u16.to_le_bytes()); // bits per sample
+    out.extend(b"data");
+    out.extend(data_len.to_le_bytes());
+    out.resize(out.len() + data_len as usize, 0);
+    out
+}
+
+#[test]
+fn unknown_codecs_fail_with_unsupported_code() {
+    // Sanity: the same header with PCM (tag 1) decodes.
+    let pcm = decode_bytes(wav_with_format(1)).unwrap();
+    assert_eq!((pcm.samples.len(), pcm.sample_rate), (16_000, 16_000));
+    // 0x0161 is Windows Media Audio: a real codec nobody here decodes.
+    let err = decode_bytes(wav_with_format(0x0161)).unwrap_err();
+    assert!(
+        matches!(err.code(), ErrorCode::AudioUnsupported),
+        "{:?}: {err}",
+        err.code()
+    );
+    assert!(err.to_string().contains("unsupported"), "{err}");
+}

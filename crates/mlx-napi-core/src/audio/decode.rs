@@ -163,11 +163,16 @@ fn decode_source(source: Box<dyn MediaSource>, hint: Hint) -> Result<DecodedAudi
     let probed = symphonia::default::get_probe()
         .format(&hint, stream, &format_options, &MetadataOptions::default())
         .map_err(|e| match e {
-            SymError::Unsupported(_) => Error::AudioDecode(
-                "not a recognized audio format (expected WAV, AIFF, FLAC, MP3, Ogg, MP4/M4A or \
-                 Matroska data)"
-                    .into(),
-            ),
+            // No reader claimed the bytes: not audio we know.
+            SymError::Unsupported(why) if why.contains("no suitable format reader") => {
+                Error::AudioDecode(
+                    "not a recognized audio format (expected WAV, AIFF, FLAC, MP3, Ogg, MP4/M4A \
+                     or Matroska data)"
+                        .into(),
+                )
+            }
+            // A reader recognized the container but not what it holds.
+            SymError::Unsupported(why) => Error::AudioUnsupported(why.to_string()),
             other => Error::AudioDecode(format!("cannot read the container: {other}")),
         })?;
     let mut reader = probed.format;
