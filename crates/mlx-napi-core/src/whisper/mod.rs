@@ -2,8 +2,11 @@
 //!
 //! * [`WhisperEngine`]: a loaded model (network, tokenizer, mel front end) and
 //!   [`WhisperEngine::transcribe`] for files, encoded buffers or PCM.
-//! * [`mel`]: log-mel spectrogram on the device; [`model`]: the network;
-//!   [`logit_filters`] + [`decode`]: batched decoding with Whisper's token rules;
+//! * [`mel`]: log-mel spectrogram on the device; [`model`]: the network
+//!   ([`config`] + [`weights`] read either checkpoint layout);
+//!   [`tokenizer`]: special, language and timestamp tokens;
+//!   [`logit_filters`] + [`decode`] / [`beam`]: batched greedy, sampled or
+//!   beam-search decoding with Whisper's token rules;
 //!   [`transcribe`]: long-form windows, segments and temperature fallback.
 
 pub mod beam;
