@@ -60,8 +60,8 @@ const CLIPS: &[(&str, usize, u32, usize, f64)] = &[
     ("lena.mp3", 541_184, 44_100, 1, 2.0),
     ("lena.ogg", 541_184, 44_100, 1, 2.0),
     ("lena.opus", 589_044, 48_000, 1, 2.0),
-    // The edit list's 1024 priming samples are not skipped by the MP4 reader (23 ms).
-    ("lena.m4a", 541_184, 44_100, 2, 50.0),
+    // The edit list's duration is in milliseconds: 12.271 s = 541151 samples.
+    ("lena.m4a", 541_184, 44_100, 2, 1.0),
 ];
 
 #[test]
@@ -116,11 +116,7 @@ fn lossy_lena_formats_match_the_wav_after_resampling() {
     let reference = audio::load_mono(AudioInput::File(wav), 16_000).unwrap();
     for name in ["lena.mp3", "lena.ogg", "lena.opus", "lena.m4a", "lena.flac"] {
         let Some(path) = clip(name) else { continue };
-        let mut native = decode_file(&path).unwrap();
-        // The MP4 reader keeps AAC's 1024 priming samples (the edit list is not applied).
-        if name == "lena.m4a" {
-            native.samples.drain(..1024);
-        }
+        let native = decode_file(&path).unwrap();
         let decoded = audio::resample(&native.samples, native.sample_rate, 16_000).unwrap();
         assert!(
             (decoded.len() as i64 - reference.len() as i64).abs() <= 800,
@@ -145,10 +141,13 @@ fn resamples_48k_clip_to_16k() {
 
 #[test]
 fn encoded_buffer_decodes_like_the_file() {
-    let Some(path) = clip("jfk.mp3") else { return };
-    let from_file = decode_file(&path).unwrap();
-    let from_bytes = decode_bytes(std::fs::read(&path).unwrap()).unwrap();
-    assert_eq!(from_file.samples, from_bytes.samples);
+    for name in ["jfk.mp3", "lena.m4a", "lena.opus"] {
+        let Some(path) = clip(name) else { continue };
+        let from_file = decode_file(&path).unwrap();
+        let from_bytes = decode_bytes(std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(from_file.samples, from_bytes.samples, "{name}");
+        assert_eq!(from_file.channels, from_bytes.channels, "{name}");
+    }
 }
 
 #[test]
@@ -250,4 +249,39 @@ fn corrupt_payload_is_rejected_or_bounded() {
     }
     let err = decode_bytes(bytes).unwrap_err();
     assert_eq!(err.code(), ErrorCode::AudioDecode, "{err}");
+}
+
+/// A WAV header for `format_tag` with one second of zeroed 16-bit mono data.
+fn wav_with_format(format_tag: u16) -> Vec<u8> {
+    let data_len = 32_000u32;
+    let mut out = Vec::new();
+    out.extend(b"RIFF");
+    out.extend((36 + data_len).to_le_bytes());
+    out.extend(b"WAVEfmt ");
+    out.extend(16u32.to_le_bytes());
+    out.extend(format_tag.to_le_bytes());
+    out.extend(1u16.to_le_bytes()); // channels
+    out.extend(16_000u32.to_le_bytes()); // sample rate
+    out.extend(32_000u32.to_le_bytes()); // byte rate
+    out.extend(2u16.to_le_bytes()); // block align
+    out.extend(16u16.to_le_bytes()); // bits per sample
+    out.extend(b"data");
+    out.extend(data_len.to_le_bytes());
+    out.resize(out.len() + data_len as usize, 0);
+    out
+}
+
+#[test]
+fn unknown_codecs_fail_with_unsupported_code() {
+    // Sanity: the same header with PCM (tag 1) decodes.
+    let pcm = decode_bytes(wav_with_format(1)).unwrap();
+    assert_eq!((pcm.samples.len(), pcm.sample_rate), (16_000, 16_000));
+    // 0x0161 is Windows Media Audio: a real codec nobody here decodes.
+    let err = decode_bytes(wav_with_format(0x0161)).unwrap_err();
+    assert!(
+        matches!(err.code(), ErrorCode::AudioUnsupported),
+        "{:?}: {err}",
+        err.code()
+    );
+    assert!(err.to_string().contains("unsupported"), "{err}");
 }

@@ -36,3 +36,22 @@ pub fn read_npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
     assert_eq!(data.len(), shape.iter().product::<usize>());
     (shape, data)
 }
+
+/// A float32 C-order `.npy` file holding `data` with `shape`.
+pub fn npy_f32_bytes(shape: &[i32], data: &[f32]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_text = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    out
+}

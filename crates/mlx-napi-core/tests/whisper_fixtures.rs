@@ -14,6 +14,7 @@ use std::{
 use mlx_napi_core::{
     loading::{DtypeChoice, QuantSpec},
     whisper::{
+        beam::{beam_search_batch, BeamOptions},
         decode::{decode_batch, host_reads, DecodeOptions},
         mel::{mel_filters, LogMel, CHUNK_SAMPLES},
         model::Whisper,
@@ -86,7 +87,9 @@ fn check_against_transformers(model: &Whisper, dir: &Path, n_mels: usize) {
     let (_, encoder_expected) = npy::read_npy_f32(&dir.join("encoder_output.npy"));
     let encoder_diff = common::max_abs_diff(&common::to_vec_f32(&features), &encoder_expected);
     println!("{}: encoder max |diff| {encoder_diff}", dir.display());
-    assert!(encoder_diff < 1e-3, "encoder max |diff| {encoder_diff}");
+    // 3e-3: MLX-layout checkpoints compute the encoder's sinusoids in float32,
+    // where the Hugging Face file stores them rounded to float16 (4e-6 otherwise).
+    assert!(encoder_diff < 3e-3, "encoder max |diff| {encoder_diff}");
 
     let id_index = Array::from_slice(&ids, &[ids.len() as i32]);
     let compare = |logits: &Array, row: usize, how: &str| {
@@ -182,8 +185,9 @@ fn mlx_name(hf: &str) -> Option<String> {
 }
 
 /// Writes `hf_dir`'s checkpoint in mlx-whisper's layout into `out`, quantizing
-/// linear and embedding weights with `quantize` when given.
-fn write_mlx_checkpoint(hf_dir: &Path, out: &Path, quantize: Option<QuantSpec>) {
+/// linear and embedding weights with `quantize` when given; as `weights.npz`
+/// (float32, deflated) when `npz`, else `weights.safetensors`.
+fn write_mlx_checkpoint(hf_dir: &Path, out: &Path, quantize: Option<QuantSpec>, npz: bool) {
     let config = common::read_json(&hf_dir.join("config.json"));
     let c = |k: &str| config[k].clone();
     let mut mlx_config = serde_json::json!({
@@ -227,16 +231,45 @@ fn write_mlx_checkpoint(hf_dir: &Path, out: &Path, quantize: Option<QuantSpec>) 
             }
         }
     }
-    Array::save_safetensors(converted, None, out.join("weights.safetensors")).unwrap();
+    if !npz {
+        Array::save_safetensors(converted, None, out.join("weights.safetensors")).unwrap();
+        return;
+    }
+    let file = std::fs::File::create(out.join("weights.npz")).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, array) in converted {
+        zip.start_file(format!("{name}.npy"), options).unwrap();
+        let bytes = npy::npy_f32_bytes(array.shape(), &common::to_vec_f32(&array));
+        std::io::Write::write_all(&mut zip, &bytes).unwrap();
+    }
+    zip.finish().unwrap();
 }
 
 #[test]
 fn mlx_layout_checkpoint_loads_the_same_network() {
     let hf = fixture("whisper-random-80");
     let dir = tempfile::tempdir().unwrap();
-    write_mlx_checkpoint(&hf, dir.path(), None);
+    write_mlx_checkpoint(&hf, dir.path(), None, false);
     // Same reference outputs: only names, conv layout and config keys differ.
     check_against_transformers(&load(dir.path()), &hf, 80);
+}
+
+#[test]
+fn npz_checkpoint_loads_the_same_network() {
+    let hf = fixture("whisper-random-128");
+    let dir = tempfile::tempdir().unwrap();
+    write_mlx_checkpoint(&hf, dir.path(), None, true);
+    assert!(dir.path().join("weights.npz").is_file());
+    check_against_transformers(&load(dir.path()), &hf, 128);
+    // A damaged archive is a model-format error.
+    let bytes = std::fs::read(dir.path().join("weights.npz")).unwrap();
+    std::fs::write(dir.path().join("weights.npz"), &bytes[..bytes.len() / 3]).unwrap();
+    let err = load_checkpoint(dir.path(), DtypeChoice::Float32, None, |_, _| {})
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), ErrorCode::ModelFormat, "{err}");
 }
 
 #[test]
@@ -471,7 +504,7 @@ fn quantized_tiny_en_decodes_like_float() {
         group_size: 64,
         bits: 8,
     };
-    write_mlx_checkpoint(&hf, dir.path(), Some(spec));
+    write_mlx_checkpoint(&hf, dir.path(), Some(spec), false);
     let float = load(&hf);
     let stored = load(dir.path());
     let at_load = {
@@ -510,4 +543,70 @@ fn quantized_tiny_en_decodes_like_float() {
             );
         }
     }
+}
+
+#[test]
+fn beam_search_is_batched_and_reduces_to_greedy() {
+    let model = load(&fixture("whisper-random-80"));
+    let key = mlx_rs::random::key(5).unwrap();
+    let features = mlx_rs::random::normal::<f32>(&[2, 1500, 8], None, Some(6.0), &key).unwrap();
+    let options = greedy_options(16, 0.0);
+    let prompt = [SPECIAL.sot];
+    // Width 1 is greedy search.
+    let greedy = decode_batch(&model, &SPECIAL, &features, &prompt, &options, None).unwrap();
+    let narrow = BeamOptions {
+        beam_size: 1,
+        patience: 1.0,
+    };
+    let one =
+        beam_search_batch(&model, &SPECIAL, &features, &prompt, &options, narrow, None).unwrap();
+    for (g, b) in greedy.iter().zip(&one) {
+        assert_eq!(g.tokens, b.tokens);
+        assert!((g.sum_logprob - b.sum_logprob).abs() < 1e-3, "{g:?} {b:?}");
+        assert!((g.no_speech_prob - b.no_speech_prob).abs() < 1e-6);
+    }
+    // Width 4: two windows together = each alone, one host read per step (+1).
+    let wide = BeamOptions {
+        beam_size: 4,
+        patience: 1.0,
+    };
+    let before = host_reads();
+    let together =
+        beam_search_batch(&model, &SPECIAL, &features, &prompt, &options, wide, None).unwrap();
+    assert!(host_reads() - before <= 16 + 1);
+    for (row, joint) in together.iter().enumerate() {
+        let one = features
+            .take_axis(Array::from_slice(&[row as i32], &[1]), 0)
+            .unwrap();
+        let alone =
+            beam_search_batch(&model, &SPECIAL, &one, &prompt, &options, wide, None).unwrap();
+        assert_eq!(joint.tokens, alone[0].tokens, "row {row}");
+        assert!((joint.sum_logprob - alone[0].sum_logprob).abs() < 1e-3);
+        // The beam keeps the timestamp rules too.
+        let tb = SPECIAL.timestamp_begin;
+        assert!(
+            (tb..=tb + 50).contains(&joint.tokens[0]),
+            "{:?}",
+            joint.tokens
+        );
+    }
+    let bad = BeamOptions {
+        beam_size: 0,
+        patience: 1.0,
+    };
+    let err =
+        beam_search_batch(&model, &SPECIAL, &features, &prompt, &options, bad, None).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    let abort = AtomicBool::new(true);
+    let err = beam_search_batch(
+        &model,
+        &SPECIAL,
+        &features,
+        &prompt,
+        &options,
+        wide,
+        Some(&abort),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Aborted);
 }

@@ -201,6 +201,29 @@ fn jfk_mp3_gives_the_same_words_and_streams_segments() {
 }
 
 #[test]
+fn jfk_beam_search_matches_faster_whisper_beam5() {
+    with_engine(|engine| {
+        let Some(path) = common::shared("audio/jfk.wav") else {
+            return;
+        };
+        let options = TranscribeOptions {
+            beam_size: 5,
+            ..Default::default()
+        };
+        let result = engine
+            .transcribe(AudioInput::File(path), &options, TranscribeHooks::default())
+            .unwrap();
+        let expected = oracle("jfk.wav");
+        println!("beam 5: {:?}", result.text);
+        assert_eq!(
+            normalize(&result.text),
+            normalize(expected["beam5"]["text"].as_str().unwrap())
+        );
+        assert!(result.segments.iter().all(|s| s.temperature == 0.0));
+    });
+}
+
+#[test]
 fn noise_has_no_text() {
     with_engine(|engine| {
         let Some(result) = transcribe_file(engine, "Noise.wav") else {

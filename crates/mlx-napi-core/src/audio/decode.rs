@@ -5,6 +5,9 @@
 //! so Ogg Opus packets from its demuxer go to the pure-Rust `opus-decoder` crate,
 //! with the header's pre-skip and the last page's end trim applied here.
 //!
+//! MP4/M4A edit lists (AAC encoder priming) are applied here, since
+//! symphonia's MP4 reader ignores them.
+//!
 //! Errors are never panics: empty, unrecognizable, corrupt or truncated input is
 //! `ERR_AUDIO_DECODE`; a recognized stream in a codec we lack is `ERR_AUDIO_UNSUPPORTED`.
 
@@ -20,6 +23,7 @@ use symphonia::core::{
     probe::Hint,
 };
 
+use super::mp4_edits;
 use crate::{Error, Result};
 
 /// Decoded audio, down-mixed to one channel.
@@ -59,8 +63,16 @@ pub fn decode_file(path: impl AsRef<Path>) -> Result<DecodedAudio> {
         context: format!("cannot read audio file {what}"),
         source,
     })?;
-    let audio = decode_source(Box::new(file), hint).map_err(|e| with_context(e, &what))?;
+    let edit = if is_mp4(&ends.0) {
+        File::open(path)
+            .ok()
+            .and_then(|mut f| mp4_edits::audio_edit(&mut f))
+    } else {
+        None
+    };
+    let mut audio = decode_source(Box::new(file), hint).map_err(|e| with_context(e, &what))?;
     check_ogg_complete(&ends.0, &ends.1).map_err(|e| with_context(e, &what))?;
+    apply_edit(&mut audio, edit);
     Ok(audio)
 }
 
@@ -71,9 +83,33 @@ pub fn decode_bytes(bytes: Vec<u8>) -> Result<DecodedAudio> {
     }
     let head = bytes[..bytes.len().min(ENDS_LEN)].to_vec();
     let tail = bytes[bytes.len().saturating_sub(ENDS_LEN)..].to_vec();
-    let audio = decode_source(Box::new(Cursor::new(bytes)), Hint::new())?;
+    let edit = if is_mp4(&head) {
+        mp4_edits::audio_edit(&mut Cursor::new(&bytes))
+    } else {
+        None
+    };
+    let mut audio = decode_source(Box::new(Cursor::new(bytes)), Hint::new())?;
     check_ogg_complete(&head, &tail)?;
+    apply_edit(&mut audio, edit);
     Ok(audio)
+}
+
+fn is_mp4(head: &[u8]) -> bool {
+    head.get(4..8) == Some(b"ftyp".as_slice())
+}
+
+/// Drops AAC priming and end padding as the MP4 edit list says (symphonia's
+/// MP4 reader does not).
+fn apply_edit(audio: &mut DecodedAudio, edit: Option<mp4_edits::AudioEdit>) {
+    let Some(edit) = edit else { return };
+    let trim = edit.trim(audio.sample_rate);
+    if trim.skip >= audio.samples.len() {
+        return;
+    }
+    audio.samples.drain(..trim.skip);
+    if trim.keep > 0 {
+        audio.samples.truncate(trim.keep);
+    }
 }
 
 /// How much of each end of the input the integrity checks look at (more than
@@ -127,11 +163,16 @@ fn decode_source(source: Box<dyn MediaSource>, hint: Hint) -> Result<DecodedAudi
     let probed = symphonia::default::get_probe()
         .format(&hint, stream, &format_options, &MetadataOptions::default())
         .map_err(|e| match e {
-            SymError::Unsupported(_) => Error::AudioDecode(
-                "not a recognized audio format (expected WAV, AIFF, FLAC, MP3, Ogg, MP4/M4A or \
-                 Matroska data)"
-                    .into(),
-            ),
+            // No reader claimed the bytes: not audio we know.
+            SymError::Unsupported(why) if why.contains("no suitable format reader") => {
+                Error::AudioDecode(
+                    "not a recognized audio format (expected WAV, AIFF, FLAC, MP3, Ogg, MP4/M4A \
+                     or Matroska data)"
+                        .into(),
+                )
+            }
+            // A reader recognized the container but not what it holds.
+            SymError::Unsupported(why) => Error::AudioUnsupported(why.to_string()),
             other => Error::AudioDecode(format!("cannot read the container: {other}")),
         })?;
     let mut reader = probed.format;

@@ -2,6 +2,7 @@
 //! buffer to mono `f32`, and resample it to the rate a model wants.
 
 pub mod decode;
+pub mod mp4_edits;
 pub mod resample;
 
 use std::path::PathBuf;

@@ -6,15 +6,18 @@
 //! * [`safetensors`]: validate and lazily load (single or sharded) checkpoints.
 //! * [`quant`]: the MLX-community `quantization` block and quantize-at-load.
 //! * [`dtype`]: which floating dtype to compute in, and casting the weights to it.
+//! * [`npz`]: NumPy `.npz` checkpoints (older mlx-community exports).
 
 pub mod config;
 pub mod dtype;
+pub mod npz;
 pub mod quant;
 pub mod safetensors;
 pub mod source;
 
 pub use config::{read_json, read_json_opt};
 pub use dtype::{cast_weights, resolve_dtype, DtypeChoice};
+pub use npz::load_npz;
 pub use quant::{QuantSpec, Quantization};
 pub use safetensors::{load_weights, weight_files};
 pub use source::resolve_model_dir;

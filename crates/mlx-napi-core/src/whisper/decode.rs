@@ -23,7 +23,7 @@ use mlx_rs::{
 
 use super::{
     logit_filters::{FilterOptions, LogitFilters, RuleTokens, TimestampState},
-    model::Whisper,
+    model::{DecoderState, Whisper},
     tokenizer::{SpecialTokens, TIME_PRECISION},
 };
 use crate::{
@@ -78,39 +78,8 @@ pub fn decode_batch(
 ) -> Result<Vec<DecodedWindow>> {
     let batch = audio_features.dim(0);
     let vocab = model.config().n_vocab;
-    let sot_index = prompt
-        .iter()
-        .position(|&t| t == special.sot)
-        .ok_or_else(|| Error::invalid("decoder prompt lacks <|startoftranscript|>"))?;
-    let n_ctx = model.config().n_text_ctx;
-    if prompt.len() >= n_ctx {
-        return Err(Error::invalid(format!(
-            "decoder prompt of {} tokens does not fit the {n_ctx}-token context",
-            prompt.len()
-        )));
-    }
-    if !(options.temperature.is_finite() && options.temperature >= 0.0) {
-        return Err(Error::invalid(format!(
-            "temperature must be ≥ 0, got {}",
-            options.temperature
-        )));
-    }
-    let max_steps = options.sample_len.min(n_ctx - prompt.len());
-
-    let filters = LogitFilters::new(FilterOptions {
-        vocab_size: vocab,
-        tokens: RuleTokens {
-            eot: special.eot,
-            no_timestamps: special.no_timestamps,
-            timestamp_begin: special.timestamp_begin,
-        },
-        suppress: options.suppress_tokens.clone(),
-        suppress_at_begin: options.begin_suppress_tokens.clone(),
-        timestamps: options.timestamps,
-        max_initial_timestamp_index: options
-            .max_initial_timestamp
-            .map(|s| (s / TIME_PRECISION).round().max(0.0) as u32),
-    })?;
+    let max_steps = check_request(model, prompt, options)?;
+    let filters = build_filters(vocab, special, options)?;
     let sampler_config = SamplerConfig {
         temperature: options.temperature,
         seed: options.seed,
@@ -118,18 +87,11 @@ pub fn decode_batch(
     };
     let mut sampler = Sampler::new(sampler_config, vocab, batch as usize, &[])?;
     let mut timestamps = TimestampState::new(batch as usize, special.timestamp_begin)?;
-
-    let mut state = model.start_decoding(audio_features)?;
-    let prompt_ids: Vec<i32> = prompt.iter().map(|&t| t as i32).collect();
-    let prompt_row = Array::from_slice(&prompt_ids, &[1, prompt.len() as i32]);
-    let prompt_batch = ops::broadcast_to(&prompt_row, &[batch, prompt.len() as i32])?;
-    let prompt_logits = model.decode(&prompt_batch, &mut state)?;
-    let at_sot = prompt_logits
-        .try_index((.., sot_index as i32, ..))?
-        .as_dtype(Dtype::Float32)?;
-    let no_speech_prob =
-        softmax_axis(&at_sot, -1, true)?.try_index((.., special.no_speech as i32))?;
-    let mut logits = prompt_logits.try_index((.., -1, ..))?;
+    let Prefill {
+        mut state,
+        mut logits,
+        no_speech_prob,
+    } = prefill(model, special, audio_features, prompt)?;
 
     let eot = Array::from_int(special.eot as i32);
     let mut finished = ops::zeros_dtype(&[batch], Dtype::Bool)?;
@@ -189,6 +151,88 @@ pub fn decode_batch(
         .collect())
 }
 
+/// Validates a decoding request; returns how many tokens may be sampled.
+pub(crate) fn check_request(
+    model: &Whisper,
+    prompt: &[u32],
+    options: &DecodeOptions,
+) -> Result<usize> {
+    let n_ctx = model.config().n_text_ctx;
+    if prompt.len() >= n_ctx {
+        return Err(Error::invalid(format!(
+            "decoder prompt of {} tokens does not fit the {n_ctx}-token context",
+            prompt.len()
+        )));
+    }
+    if !(options.temperature.is_finite() && options.temperature >= 0.0) {
+        return Err(Error::invalid(format!(
+            "temperature must be ≥ 0, got {}",
+            options.temperature
+        )));
+    }
+    Ok(options.sample_len.min(n_ctx - prompt.len()))
+}
+
+pub(crate) fn build_filters(
+    vocab: usize,
+    special: &SpecialTokens,
+    options: &DecodeOptions,
+) -> Result<LogitFilters> {
+    LogitFilters::new(FilterOptions {
+        vocab_size: vocab,
+        tokens: RuleTokens {
+            eot: special.eot,
+            no_timestamps: special.no_timestamps,
+            timestamp_begin: special.timestamp_begin,
+        },
+        suppress: options.suppress_tokens.clone(),
+        suppress_at_begin: options.begin_suppress_tokens.clone(),
+        timestamps: options.timestamps,
+        max_initial_timestamp_index: options
+            .max_initial_timestamp
+            .map(|s| (s / TIME_PRECISION).round().max(0.0) as u32),
+    })
+}
+
+/// The decoder after the prompt.
+pub(crate) struct Prefill {
+    pub state: DecoderState,
+    /// `[B, V]` logits for the first sampled token.
+    pub logits: Array,
+    /// `[B]` probability of `<|nospeech|>` at the start-of-transcript position.
+    pub no_speech_prob: Array,
+}
+
+/// Runs `prompt` (the same for every row) through the decoder.
+pub(crate) fn prefill(
+    model: &Whisper,
+    special: &SpecialTokens,
+    audio_features: &Array,
+    prompt: &[u32],
+) -> Result<Prefill> {
+    let batch = audio_features.dim(0);
+    let sot_index = prompt
+        .iter()
+        .position(|&t| t == special.sot)
+        .ok_or_else(|| Error::invalid("decoder prompt lacks <|startoftranscript|>"))?;
+    let mut state = model.start_decoding(audio_features)?;
+    let prompt_ids: Vec<i32> = prompt.iter().map(|&t| t as i32).collect();
+    let prompt_row = Array::from_slice(&prompt_ids, &[1, prompt.len() as i32]);
+    let prompt_batch = ops::broadcast_to(&prompt_row, &[batch, prompt.len() as i32])?;
+    let prompt_logits = model.decode(&prompt_batch, &mut state)?;
+    let at_sot = prompt_logits
+        .try_index((.., sot_index as i32, ..))?
+        .as_dtype(Dtype::Float32)?;
+    let no_speech_prob =
+        softmax_axis(&at_sot, -1, true)?.try_index((.., special.no_speech as i32))?;
+    let logits = prompt_logits.try_index((.., -1, ..))?;
+    Ok(Prefill {
+        state,
+        logits,
+        no_speech_prob,
+    })
+}
+
 thread_local! {
     static HOST_READS: Cell<u64> = const { Cell::new(0) };
 }
@@ -200,7 +244,7 @@ pub fn host_reads() -> u64 {
 }
 
 /// Host copy of a small device array (evaluating it first).
-fn to_host<T: ArrayElement + Clone>(array: &Array) -> Result<Vec<T>> {
+pub(crate) fn to_host<T: ArrayElement + Clone>(array: &Array) -> Result<Vec<T>> {
     HOST_READS.with(|reads| reads.set(reads.get() + 1));
     let array = array.contiguous()?;
     array.eval()?;

@@ -203,6 +203,14 @@ impl TimestampState {
         Ok(())
     }
 
+    /// Row `i` takes over row `sources[i]`'s history (beam search).
+    pub fn reorder(&mut self, sources: &Array) -> Result<()> {
+        self.last_is_timestamp = self.last_is_timestamp.take_axis(sources, 0)?;
+        self.penultimate_is_timestamp = self.penultimate_is_timestamp.take_axis(sources, 0)?;
+        self.last_timestamp = self.last_timestamp.take_axis(sources, 0)?;
+        Ok(())
+    }
+
     /// Tokens recorded so far per row.
     pub fn sampled(&self) -> usize {
         self.sampled

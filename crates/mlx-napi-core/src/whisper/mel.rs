@@ -25,6 +25,8 @@ pub const CHUNK_SAMPLES: usize = 30 * SAMPLE_RATE as usize;
 pub const N_FRAMES: usize = CHUNK_SAMPLES / HOP_LENGTH;
 /// Frequency bins of a real FFT of `N_FFT` samples.
 pub const N_FREQS: usize = N_FFT / 2 + 1;
+/// Frames transformed per chunk (60 s of audio).
+const FRAMES_PER_CHUNK: usize = 6000;
 
 /// Slaney-style mel filter bank (librosa `filters.mel(sr, n_fft, n_mels)` with
 /// `htk=False, norm="slaney"`, fmin 0, fmax sr/2): `n_mels` rows of `n_fft/2 + 1`
@@ -138,19 +140,25 @@ impl LogMel {
             audio
         };
         let padded = reflect_pad(&audio, total_i32, (N_FFT / 2) as i32)?;
-        let padded_len = total + N_FFT;
-        let n_frames = (padded_len - N_FFT) / HOP_LENGTH + 1;
-        let frames = ops::as_strided(
-            &padded,
-            &[n_frames as i32, N_FFT as i32][..],
-            &[HOP_LENGTH as i64, 1][..],
-            0,
-        )?;
-        let spectrum = rfft(frames.multiply(&self.window)?, None, -1)?;
-        // The last frame only exists because of the right-hand padding: drop it.
-        let spectrum = spectrum.try_index(..(n_frames as i32 - 1))?;
-        let power = spectrum.abs()?.square()?;
-        let mel = ops::matmul(&power, &self.filters_t)?;
+        // (total + N_FFT − N_FFT) / HOP + 1 frames fit; the last one only exists
+        // because of the right-hand padding and is dropped (as the reference does).
+        let n_frames = total / HOP_LENGTH;
+        // Frames → power spectrum → mel in chunks, so long audio never holds its
+        // whole complex spectrogram at once.
+        let mut mel_chunks = Vec::new();
+        for start in (0..n_frames).step_by(FRAMES_PER_CHUNK) {
+            let len = (n_frames - start).min(FRAMES_PER_CHUNK);
+            let frames = ops::as_strided(
+                &padded,
+                &[len as i32, N_FFT as i32][..],
+                &[HOP_LENGTH as i64, 1][..],
+                start * HOP_LENGTH,
+            )?;
+            let spectrum = rfft(frames.multiply(&self.window)?, None, -1)?;
+            let power = spectrum.abs()?.square()?;
+            mel_chunks.push(ops::matmul(&power, &self.filters_t)?);
+        }
+        let mel = ops::concatenate(&mel_chunks, 0)?;
         let log_mel = ops::maximum(&mel, Array::from_f32(1e-10))?.log10()?;
         let floor = log_mel.max(None)?.subtract(Array::from_f32(8.0))?;
         let log_mel = ops::maximum(&log_mel, &floor)?;

@@ -2,10 +2,14 @@
 //!
 //! * [`WhisperEngine`]: a loaded model (network, tokenizer, mel front end) and
 //!   [`WhisperEngine::transcribe`] for files, encoded buffers or PCM.
-//! * [`mel`]: log-mel spectrogram on the device; [`model`]: the network;
-//!   [`logit_filters`] + [`decode`]: batched decoding with Whisper's token rules;
+//! * [`mel`]: log-mel spectrogram on the device; [`model`]: the network
+//!   ([`config`] + [`weights`] read either checkpoint layout);
+//!   [`tokenizer`]: special, language and timestamp tokens;
+//!   [`logit_filters`] + [`decode`] / [`beam`]: batched greedy, sampled or
+//!   beam-search decoding with Whisper's token rules;
 //!   [`transcribe`]: long-form windows, segments and temperature fallback.
 
+pub mod beam;
 pub mod config;
 pub mod decode;
 pub mod logit_filters;
@@ -115,6 +119,31 @@ impl WhisperEngine {
 
     pub fn log_mel(&self) -> &LogMel {
         &self.log_mel
+    }
+
+    /// Spoken-language probabilities of the first 30 s of `input`, most likely
+    /// first, as `(code, probability)`. Needs a multilingual model.
+    pub fn detect_language(&self, input: AudioInput) -> Result<Vec<(&'static str, f32)>> {
+        let languages = self.tokenizer.languages();
+        if languages.is_empty() {
+            return Err(Error::invalid(
+                "language detection needs a multilingual model",
+            ));
+        }
+        let samples = audio::load_mono(input, SAMPLE_RATE)?;
+        if samples.is_empty() {
+            return Err(Error::AudioDecode("the audio has no samples".into()));
+        }
+        let mel = self.log_mel.compute(&samples, mel::CHUNK_SAMPLES)?;
+        let window = mel::window_frames(&mel, 0, samples.len() / mel::HOP_LENGTH)?;
+        let features = self.model.encode(&window.expand_dims(0)?)?;
+        let (_, probs) =
+            decode::detect_language(&self.model, self.tokenizer.special(), languages, &features)?
+                .remove(0);
+        let mut ranked: Vec<(&'static str, f32)> =
+            languages.iter().map(|&(code, _)| code).zip(probs).collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(ranked)
     }
 
     /// Decodes, resamples to 16 kHz mono and transcribes `input`.

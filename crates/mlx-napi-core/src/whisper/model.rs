@@ -387,6 +387,16 @@ impl DecoderState {
     pub fn batch(&self) -> i32 {
         self.cross.first().map_or(0, |(k, _)| k.dim(0))
     }
+
+    /// Row `i` continues from row `sources[i]`'s self-attention history (beam
+    /// search). Rows must keep their audio: `sources[i]` shares row `i`'s
+    /// cross-attention keys/values.
+    pub fn reorder(&mut self, sources: &Array) -> Result<()> {
+        for cache in &mut self.caches {
+            cache.select(sources)?;
+        }
+        Ok(())
+    }
 }
 
 /// A loaded Whisper network.

@@ -181,7 +181,12 @@ impl WhisperTokenizer {
         };
         let mut languages = Vec::with_capacity(num_languages);
         for &(code, _) in LANGUAGES.iter().take(num_languages) {
-            languages.push((code, id(&[&format!("<|{code}|>")])?));
+            // Hugging Face's vocabularies spell Hebrew with the old code "iw".
+            let alias = if code == "he" { "iw" } else { code };
+            languages.push((
+                code,
+                id(&[&format!("<|{code}|>"), &format!("<|{alias}|>")])?,
+            ));
         }
         Ok(WhisperTokenizer {
             inner,

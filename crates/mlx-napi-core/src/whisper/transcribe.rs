@@ -7,10 +7,12 @@
 //! * `batch_size > 1`: the audio is cut into consecutive, independent 30 s
 //!   windows, decoded `batch_size` at a time (no conditioning on previous text).
 //!
-//! Either way a window whose result looks wrong — too repetitive (gzip
-//! compression ratio), too unlikely (average log-probability) — is decoded again
-//! at the next temperature, unless it is silence (no-speech probability); in a
-//! batch, all windows that need it are re-decoded together as one batch.
+//! Temperature 0 decodes greedily or, with `beam_size > 1`, by beam search;
+//! higher temperatures sample `best_of` candidates. Either way a window whose
+//! result looks wrong — too repetitive (gzip compression ratio), too unlikely
+//! (average log-probability) — is decoded again at the next temperature,
+//! unless it is silence (no-speech probability); in a batch, all windows that
+//! need it are re-decoded together as one batch.
 
 use std::{
     io::Write,
@@ -25,6 +27,7 @@ use flate2::{write::ZlibEncoder, Compression};
 use mlx_rs::{ops, Array};
 
 use super::{
+    beam::{beam_search_batch, BeamOptions},
     decode::{decode_batch, DecodeOptions, DecodedWindow},
     mel::{window_frames, HOP_LENGTH, N_FRAMES, SAMPLE_RATE},
     tokenizer::{Task, WhisperTokenizer},
@@ -68,6 +71,10 @@ pub struct TranscribeOptions {
     pub batch_size: usize,
     /// Candidates sampled per window at temperature > 0 (the likeliest is kept).
     pub best_of: usize,
+    /// Beam width at temperature 0; 1 = greedy.
+    pub beam_size: usize,
+    /// Beam search stops after `round(beam_size × patience)` ended hypotheses.
+    pub patience: f32,
     /// Most tokens per window; `None` = half the decoder context (224).
     pub sample_len: Option<usize>,
     pub seed: Option<u64>,
@@ -91,6 +98,8 @@ impl Default for TranscribeOptions {
             suppress_tokens: None,
             batch_size: 1,
             best_of: 5,
+            beam_size: 1,
+            patience: 1.0,
             sample_len: None,
             seed: None,
         }
@@ -134,6 +143,26 @@ impl TranscribeOptions {
             return Err(Error::invalid(format!(
                 "best_of must be in 1..=32, got {}",
                 self.best_of
+            )));
+        }
+        if !(1..=32).contains(&self.beam_size) {
+            return Err(Error::invalid(format!(
+                "beam_size must be in 1..=32, got {}",
+                self.beam_size
+            )));
+        }
+        if !(self.patience.is_finite() && self.patience > 0.0) {
+            return Err(Error::invalid(format!(
+                "patience must be > 0, got {}",
+                self.patience
+            )));
+        }
+        // Decodes run batch_size × best_of (or × beam_size) rows at once.
+        let width = self.best_of.max(self.beam_size);
+        if self.batch_size * width > 1024 {
+            return Err(Error::invalid(format!(
+                "batch_size × max(best_of, beam_size) must be ≤ 1024, got {} × {width}",
+                self.batch_size
             )));
         }
         if self.sample_len == Some(0) {
@@ -317,14 +346,20 @@ impl Plan<'_> {
                 ..self.decode.clone()
             };
             let start = Instant::now();
-            let decoded = decode_batch(
+            let (model, special, abort) = (
                 self.engine.model(),
                 self.tokenizer().special(),
-                &batch,
-                prompt,
-                &options,
                 hooks.abort.as_deref(),
-            )?;
+            );
+            let decoded = if temperature == 0.0 && self.options.beam_size > 1 {
+                let beam = BeamOptions {
+                    beam_size: self.options.beam_size,
+                    patience: self.options.patience,
+                };
+                beam_search_batch(model, special, &batch, prompt, &options, beam, abort)?
+            } else {
+                decode_batch(model, special, &batch, prompt, &options, abort)?
+            };
             timings.decode_ms += start.elapsed().as_secs_f64() * 1e3;
             let mut still_pending = Vec::new();
             for (window, group) in pending.iter().zip(decoded.chunks(candidates)) {
@@ -411,7 +446,9 @@ fn split_segments(
                 .first()
                 .filter(|&&t| is_ts(t))
                 .map_or(0.0, |&t| tokenizer.timestamp_seconds(t));
-            segments.push((start, window_seconds, tail.to_vec()));
+            // It runs to the end of the window's audio (or is instantaneous, and
+            // dropped, when it starts past it).
+            segments.push((start, window_seconds.max(start), tail.to_vec()));
         }
         return (segments, window_frames);
     }

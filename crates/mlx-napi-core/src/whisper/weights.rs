@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::config::{CheckpointLayout, WhisperConfig};
 use crate::{
     loading::{
-        cast_weights, load_weights, read_json, read_json_opt, resolve_dtype, weight_files,
-        DtypeChoice, QuantSpec, Quantization,
+        cast_weights, load_npz, load_weights, read_json, read_json_opt, resolve_dtype,
+        weight_files, DtypeChoice, QuantSpec, Quantization,
     },
     nn::WeightTree,
     Error, Result,
@@ -32,7 +32,7 @@ pub fn load_checkpoint(
     dir: &Path,
     dtype: DtypeChoice,
     quantize: Option<QuantSpec>,
-    progress: impl FnMut(usize, usize),
+    mut progress: impl FnMut(usize, usize),
 ) -> Result<Checkpoint> {
     let raw_config: Value = read_json(dir, "config.json")?;
     let generation: Option<Value> = read_json_opt(dir, "generation_config.json")?;
@@ -44,15 +44,13 @@ pub fn load_checkpoint(
             other => other,
         })?;
     let mut quantization = Quantization::from_config(&raw_config)?;
-    if dir.join("weights.npz").is_file() && !has_safetensors(dir) {
-        return Err(Error::UnsupportedModel(format!(
-            "{}: weights.npz checkpoints are not supported; use a safetensors export \
-             (mlx-community's newer whisper repos ship weights.safetensors)",
-            dir.display()
-        )));
-    }
-    let files = weight_files(dir)?;
-    let mut tensors = load_weights(&files, progress)?;
+    let mut tensors = if !has_safetensors(dir) && dir.join("weights.npz").is_file() {
+        let tensors = load_npz(&dir.join("weights.npz"))?;
+        progress(1, 1);
+        tensors
+    } else {
+        load_weights(&weight_files(dir)?, progress)?
+    };
     if config.layout == CheckpointLayout::Mlx {
         tensors = rename_mlx_tensors(tensors)?;
         // mlx-whisper's config has no MLP width (openai-whisper fixes it at 4×);
