@@ -493,9 +493,9 @@ struct Callbacks {
 }
 
 impl Callbacks {
-    fn call<T: 'static>(&self, callback: &ThreadsafeFunction<T, (), T, Status, false>, value: T)
+    fn call<T>(&self, callback: &ThreadsafeFunction<T, (), T, Status, false>, value: T)
     where
-        T: napi::bindgen_prelude::ToNapiValue,
+        T: napi::bindgen_prelude::ToNapiValue + 'static,
     {
         if self.thrown.lock().unwrap().is_some() {
             return;
