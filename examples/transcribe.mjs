@@ -57,9 +57,13 @@ try {
     beamSize: number('beam-size'),
     signal: controller.signal,
     onSegment: (s) => console.log(`[${clock(s.start)} → ${clock(s.end)}]${s.text}`),
-    onProgress: (p) =>
-      process.stderr.write(`  ${((100 * p.secondsDone) / p.secondsTotal).toFixed(0)}%\r`),
+    onProgress: (p) => {
+      if (process.stderr.isTTY) {
+        process.stderr.write(`  ${((100 * p.secondsDone) / p.secondsTotal).toFixed(0)}%\r`)
+      }
+    },
   })
+  if (process.stderr.isTTY) process.stderr.write('\x1b[K')
   await whisper.dispose()
 
   const t = result.timings
