@@ -150,14 +150,28 @@ test('jfk.mp3 as a Buffer gives the same text', { skip }, async () => {
   assert.ok(t.timings.decodeAudioMs > 0)
 })
 
-test('Float32Array PCM, batched (batchSize 8), equals the unbatched file result', { skip }, async () => {
+test('Float32Array PCM, batched (batchSize 8), equals the unbatched file; a throwing callback rejects with its exception', { skip }, async () => {
   const { samples, sampleRate } = readWav(jfkWav)
   assert.equal(sampleRate, 16000)
   assert.equal(samples.length, 176000)
-  const t = await whisper.transcribe(samples, { sampleRate, batchSize: 8 })
-  assert.equal(t.text, fromFile.text)
+  // Segments arrive through onSegment; onProgress (after the batch) then throws,
+  // which must reject the transcription with that very exception.
+  const segments = []
+  const thrown = new TypeError('thrown by onProgress')
+  await assert.rejects(
+    whisper.transcribe(samples, {
+      sampleRate,
+      batchSize: 8,
+      onSegment: (s) => segments.push(s),
+      onProgress: () => {
+        throw thrown
+      },
+    }),
+    (e) => e === thrown,
+  )
+  assert.equal(segments.map((s) => s.text).join(''), fromFile.text)
   assert.deepEqual(
-    t.segments.map((s) => [s.start, s.end]),
+    segments.map((s) => [s.start, s.end]),
     fromFile.segments.map((s) => [s.start, s.end]),
   )
 })
