@@ -421,18 +421,18 @@ export interface TranscribeOptions {
   /** Text that primes the first window (names, spelling, style). */
   initialPrompt?: string
   /** Above this gzip ratio a window is re-decoded (default 2.4; null: never). */
-  compressionRatioThreshold?: number
+  compressionRatioThreshold?: number | null
   /** Below this average log-probability a window is re-decoded (default -1; null: never). */
-  logprobThreshold?: number
+  logprobThreshold?: number | null
   /**
    * Above this no-speech probability a low-confidence window is silence
    * (default 0.6; null: never).
    */
-  noSpeechThreshold?: number
+  noSpeechThreshold?: number | null
   /** Segment timestamps (default true); false gives one segment per window. */
   timestamps?: boolean
   /** Latest first timestamp in a window, seconds (default 1; null: no limit). */
-  maxInitialTimestamp?: number
+  maxInitialTimestamp?: number | null
   /** Most tokens per window (default 224). */
   sampleLen?: number
   /** Token ids never produced (default: the checkpoint's list). */

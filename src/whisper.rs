@@ -26,10 +26,11 @@ use mlx_napi_core::{
 };
 use napi::{
     bindgen_prelude::{
-        Either, Either3, Float32Array, FromNapiValue, JsObjectValue, Object, Uint8Array, Unknown,
+        Either, Either3, Float32Array, FromNapiValue, JsObjectValue, Null, Object, Uint8Array,
+        Unknown,
     },
     threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode},
-    Env, JsValue, Status, ValueType,
+    Env, JsValue, Status,
 };
 use napi_derive::napi;
 
@@ -157,16 +158,20 @@ pub struct TranscribeOptionsJs {
     /// Text that primes the first window (names, spelling, style).
     pub initial_prompt: Option<String>,
     /// Above this gzip ratio a window is re-decoded (default 2.4; null: never).
-    pub compression_ratio_threshold: Option<f64>,
+    #[napi(ts_type = "number | null")]
+    pub compression_ratio_threshold: Option<Either<f64, Null>>,
     /// Below this average log-probability a window is re-decoded (default -1; null: never).
-    pub logprob_threshold: Option<f64>,
+    #[napi(ts_type = "number | null")]
+    pub logprob_threshold: Option<Either<f64, Null>>,
     /// Above this no-speech probability a low-confidence window is silence
     /// (default 0.6; null: never).
-    pub no_speech_threshold: Option<f64>,
+    #[napi(ts_type = "number | null")]
+    pub no_speech_threshold: Option<Either<f64, Null>>,
     /// Segment timestamps (default true); false gives one segment per window.
     pub timestamps: Option<bool>,
     /// Latest first timestamp in a window, seconds (default 1; null: no limit).
-    pub max_initial_timestamp: Option<f64>,
+    #[napi(ts_type = "number | null")]
+    pub max_initial_timestamp: Option<Either<f64, Null>>,
     /// Most tokens per window (default 224).
     pub sample_len: Option<f64>,
     /// Token ids never produced (default: the checkpoint's list).
@@ -317,24 +322,6 @@ fn audio_input(arg: AudioArg, sample_rate: Option<f64>) -> Result<AudioInput, Co
     })
 }
 
-/// Options that are `null` in the JS object (thresholds: "never").
-fn explicit_nulls(options: &Option<Object>) -> napi::Result<Vec<&'static str>> {
-    let mut nulls = Vec::new();
-    let Some(o) = options else { return Ok(nulls) };
-    for name in [
-        "compressionRatioThreshold",
-        "logprobThreshold",
-        "noSpeechThreshold",
-        "maxInitialTimestamp",
-    ] {
-        let value: Unknown = o.get_named_property(name)?;
-        if value.get_type()? == ValueType::Null {
-            nulls.push(name);
-        }
-    }
-    Ok(nulls)
-}
-
 /// Type-checked JS options → core options (+ the callbacks).
 struct Parsed {
     options: TranscribeOptions,
@@ -343,7 +330,7 @@ struct Parsed {
     on_segment: Option<SegmentCallback>,
 }
 
-fn transcribe_options(o: Option<TranscribeOptionsJs>, nulls: &[&str]) -> Result<Parsed, CoreError> {
+fn transcribe_options(o: Option<TranscribeOptionsJs>) -> Result<Parsed, CoreError> {
     let mut out = TranscribeOptions::default();
     let Some(o) = o else {
         return Ok(Parsed {
@@ -413,11 +400,13 @@ fn transcribe_options(o: Option<TranscribeOptionsJs>, nulls: &[&str]) -> Result<
         .condition_on_previous_text
         .unwrap_or(out.condition_on_previous_text);
     out.initial_prompt = o.initial_prompt;
-    let threshold = |name: &str, value: Option<f64>, default: Option<f32>| {
-        if nulls.contains(&name) {
-            return Ok(None);
-        }
-        Ok::<_, CoreError>(finite(name, value)?.or(default))
+    // A number sets a threshold, `null` turns it off, undefined keeps the default.
+    let threshold = |name: &str, value: Option<Either<f64, Null>>, default: Option<f32>| {
+        Ok::<_, CoreError>(match value {
+            None => default,
+            Some(Either::B(Null)) => None,
+            Some(Either::A(v)) => finite(name, Some(v))?,
+        })
     };
     out.compression_ratio_threshold = threshold(
         "compressionRatioThreshold",
@@ -470,9 +459,7 @@ fn read_options(
 ) -> napi::Result<(Result<Parsed, CoreError>, AbortWatch)> {
     let watch = abort_watch(env, &options)?;
     let parsed = match typed::<TranscribeOptionsJs>(env, &options) {
-        Ok(o) => explicit_nulls(&options)
-            .map_err(|e| CoreError::invalid(e.reason.clone()))
-            .and_then(|nulls| transcribe_options(o, &nulls)),
+        Ok(o) => transcribe_options(o),
         Err(e) => Err(CoreError::invalid(format!(
             "invalid transcribe options: {}",
             e.reason
