@@ -3,8 +3,10 @@
 // tests share one model and as few windows as they can.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 import { readSharedJson, sharedPath } from './shared.mjs'
 
@@ -289,4 +291,86 @@ test('a disposed model rejects with ERR_DISPOSED', { skip }, async () => {
   await assert.rejects(other.transcribe(jfkWav), { code: 'ERR_DISPOSED' })
   await assert.rejects(other.warmup(), { code: 'ERR_DISPOSED' })
   await other.dispose() // twice is fine
+})
+
+// ---- multilingual paths, on the core's random-weight fixture (d_model 8: cheap)
+
+/**
+ * The random tiny fixture with a 51865-row vocabulary, which makes it
+ * "multilingual" (99 language tokens, listed by tiny.en's tokenizer too).
+ * Returns the folder (no tokenizer: loaded with `tokenizerDir`).
+ */
+function multilingualFixture() {
+  const src = resolve(dirname(fileURLToPath(import.meta.url)), '../crates/mlx-napi-core/tests/fixtures/whisper-random-80')
+  const dir = mkdtempSync(join(tmpdir(), 'mlx-napi-whisper-'))
+  const config = JSON.parse(readFileSync(join(src, 'config.json'), 'utf8'))
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, vocab_size: 51865 }))
+  copyFileSync(join(src, 'generation_config.json'), join(dir, 'generation_config.json'))
+  // safetensors: u64 header length, JSON header, data. Grow the embedding by one zero row.
+  const file = readFileSync(join(src, 'model.safetensors'))
+  const headerLen = Number(file.readBigUInt64LE(0))
+  const header = JSON.parse(file.toString('utf8', 8, 8 + headerLen))
+  const data = file.subarray(8 + headerLen)
+  const names = Object.keys(header).filter((k) => k !== '__metadata__')
+  names.sort((a, b) => header[a].data_offsets[0] - header[b].data_offsets[0])
+  const chunks = []
+  let offset = 0
+  for (const name of names) {
+    const t = header[name]
+    let bytes = data.subarray(...t.data_offsets)
+    if (name === 'model.decoder.embed_tokens.weight') {
+      assert.equal(t.dtype, 'F16')
+      bytes = Buffer.concat([bytes, Buffer.alloc(2 * t.shape[1])])
+      t.shape = [t.shape[0] + 1, t.shape[1]]
+    }
+    t.data_offsets = [offset, (offset += bytes.length)]
+    chunks.push(bytes)
+  }
+  let json = JSON.stringify(header)
+  json += ' '.repeat((8 - (json.length % 8)) % 8)
+  const size = Buffer.alloc(8)
+  size.writeBigUInt64LE(BigInt(json.length))
+  writeFileSync(join(dir, 'model.safetensors'), Buffer.concat([size, Buffer.from(json), ...chunks]))
+  return dir
+}
+
+test('multilingual model: tokenizerDir, languages, detectLanguage, language and task options', { skip }, async () => {
+  const dir = multilingualFixture()
+  let m
+  try {
+    await assert.rejects(loadWhisper(dir), { code: 'ERR_MODEL_NOT_FOUND' }) // no tokenizer.json
+    m = await loadWhisper(dir, { tokenizerDir: modelDir })
+    assert.equal(m.multilingual, true)
+    assert.equal(m.languages.length, 99)
+    assert.equal(m.languages[0], 'en')
+    assert.equal(m.vocabSize, 51865)
+    const pcm = new Float32Array(3 * 16000).map((_, i) => 0.3 * Math.sin(i * 0.05) * Math.cos(i * 0.0003))
+    const keep = { sampleRate: 16000, temperature: 0, sampleLen: 8, compressionRatioThreshold: null, logprobThreshold: null, noSpeechThreshold: null }
+
+    const ranked = await m.detectLanguage(pcm, { sampleRate: 16000 })
+    assert.equal(ranked.length, 99)
+    for (let i = 1; i < ranked.length; i++) assert.ok(ranked[i - 1].probability >= ranked[i].probability)
+    const sum = ranked.reduce((n, r) => n + r.probability, 0)
+    assert.ok(Math.abs(sum - 1) < 1e-3, `probabilities sum to ${sum}`)
+    assert.ok(m.languages.includes(ranked[0].language))
+
+    const detected = await m.transcribe(pcm, keep)
+    assert.equal(detected.language, ranked[0].language)
+    assert.ok(Math.abs(detected.languageProbability - ranked[0].probability) < 1e-5)
+    const given = await m.transcribe(pcm, { ...keep, language: 'german' })
+    assert.deepEqual([given.language, given.languageProbability], ['de', 1])
+    const translated = await m.transcribe(pcm, { ...keep, language: 'de', task: 'translate' })
+    assert.equal(translated.language, 'de')
+
+    await assert.rejects(m.transcribe(pcm, { ...keep, language: 'xx' }), isInvalidArg)
+    await assert.rejects(m.detectLanguage(pcm), isInvalidArg) // PCM without sampleRate
+    await assert.rejects(m.detectLanguage(pcm, { sampleRate: 16000, signal: AbortSignal.abort() }), {
+      name: 'AbortError',
+      code: 'ABORT_ERR',
+    })
+    await assert.rejects(m.detectLanguage(Buffer.from('not audio')), { code: 'ERR_AUDIO_DECODE' })
+  } finally {
+    await m?.dispose()
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
