@@ -9,9 +9,12 @@
 //! `AbortController.abort()` inside one stops the transcription at once; a
 //! callback that throws stops it too and the promise rejects with that error.
 
-use std::sync::{
-    atomic::{AtomicBool, Ordering},
-    mpsc, Arc, Mutex,
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc, Arc, Mutex,
+    },
+    time::Duration,
 };
 
 use mlx_napi_core::{
@@ -497,11 +500,20 @@ impl Callbacks {
             },
         );
         // Not queued (the environment is shutting down): nothing to wait for.
-        // Otherwise the reply channel closes even if the call is dropped unrun.
         if status != Status::Ok {
             return;
         }
-        if let Ok(Some(error)) = finished.recv() {
+        // A queued call is never run nor dropped when its environment is torn
+        // down (a worker_threads Worker ending), so the wait also ends when the
+        // thread-safe function is finalized.
+        let error = loop {
+            match finished.recv_timeout(Duration::from_millis(50)) {
+                Ok(error) => break error,
+                Err(mpsc::RecvTimeoutError::Timeout) if !callback.aborted() => continue,
+                Err(_) => break None,
+            }
+        };
+        if let Some(error) = error {
             *self.thrown.lock().unwrap() = Some(error);
             self.stop.store(true, Ordering::SeqCst);
         }
