@@ -57,6 +57,8 @@ const { values: a } = parseArgs({
     dtype: { type: 'string', default: 'float16' },
     json: { type: 'string' },
     'no-peer': { type: 'boolean', default: false },
+    'hf-peer': { type: 'boolean', default: false },
+    'hf-batch': { type: 'string', default: '16' },
   },
 })
 if (!a.model) throw new Error('--model DIR (Hugging Face layout) is required')
@@ -123,16 +125,37 @@ function sharedOptions({ language }) {
 }
 const fixedLanguage = 'en'
 const opts = sharedOptions({ language: fixedLanguage })
+// transformers' pipeline (--hf-peer): fp16, SDPA, batches of 30 s chunks.
+// Random weights: non-overlapping chunks (stride 0) so it decodes the same
+// windows as the others, and the same forced tokens; real weights: its default
+// overlapping chunks (5 s each side), as a user would run it.
+const hfOptions = a.random
+  ? {
+      batch_size: Number(a['hf-batch']),
+      chunk_length_s: 30,
+      stride_length_s: 0,
+      generate_kwargs: {
+        language: fixedLanguage,
+        task: 'transcribe',
+        max_new_tokens: sampleLen,
+        suppress_tokens: opts.ours.suppressTokens,
+        num_beams: 1,
+        do_sample: false,
+      },
+    }
+  : { batch_size: Number(a['hf-batch']), chunk_length_s: 30, generate_kwargs: multilingual ? { language: fixedLanguage } : {} }
 
 // ---- load (alternating, each timed; the last load of each is kept) -------------
 const peer = a['no-peer'] ? null : new Peer(fileURLToPath(new URL('./peers/mlx_whisper_peer.py', import.meta.url)))
-async function peerRequest(req) {
-  const r = await peer.request(req)
-  if (r.error) throw new Error(`mlx-whisper peer: ${r.error}`)
+const hf = a['hf-peer'] ? new Peer(fileURLToPath(new URL('./peers/hf_whisper_peer.py', import.meta.url))) : null
+async function peerRequest(req, which = peer) {
+  const r = await which.request(req)
+  if (r.error) throw new Error(`${which === hf ? 'transformers' : 'mlx-whisper'} peer: ${r.error}`)
   return r
 }
 const loadOurs = []
 const loadPeer = []
+const loadHf = []
 let w = null
 for (let i = 0; i < Number(a['load-rounds']); i++) {
   if (w) await w.dispose?.()
@@ -140,6 +163,7 @@ for (let i = 0; i < Number(a['load-rounds']); i++) {
   w = await mlx.loadWhisper(a.model, { dtype: a.dtype })
   loadOurs.push(performance.now() - t)
   if (peer) loadPeer.push((await peerRequest({ op: 'load', model: a['peer-model'], dtype: a.dtype })).load_ms)
+  if (hf) loadHf.push((await peerRequest({ op: 'load', model: a.model, dtype: a.dtype }, hf)).load_ms)
 }
 
 // ---- runs -----------------------------------------------------------------------
@@ -165,6 +189,10 @@ async function mlxWhisper(path, options, stages = false) {
   const r = await peerRequest({ op: 'transcribe', audio: path, options, stages })
   return { ...r, wall_ms: r.total_ms, speed: r.duration / (r.total_ms / 1e3), text_head: r.text.slice(0, 80), text: undefined }
 }
+async function transformers(path) {
+  const r = await peerRequest({ op: 'transcribe', audio: path, options: hfOptions }, hf)
+  return { ...r, wall_ms: r.total_ms, speed: r.duration / (r.total_ms / 1e3), text_head: r.text.slice(0, 80), text: undefined }
+}
 
 // Warm-up: MLX compiles kernels on first use (seconds on CUDA), per shape, so
 // every configuration sees every input length once before timing.
@@ -172,18 +200,20 @@ await w.warmup()
 for (const seconds of lengths) {
   for (const b of batchSizes) await ours(inputs[seconds], opts.ours, b)
   if (peer) await mlxWhisper(inputs[seconds], opts.peer)
+  if (hf) await transformers(inputs[seconds])
 }
 
 const results = { speed: {}, stages: {}, language_detection: null }
 for (const seconds of lengths) {
   const rounds = roundsFor(seconds)
-  const runs = { peer: [], ...Object.fromEntries(batchSizes.map((b) => [`b${b}`, []])) }
+  const runs = { peer: [], hf: [], ...Object.fromEntries(batchSizes.map((b) => [`b${b}`, []])) }
   for (let i = 0; i < rounds; i++) {
     // Alternate who goes first, so neither always runs on a just-warmed GPU.
-    const order = [...batchSizes.map((b) => `b${b}`), ...(peer ? ['peer'] : [])]
+    const order = [...batchSizes.map((b) => `b${b}`), ...(peer ? ['peer'] : []), ...(hf ? ['hf'] : [])]
     if (i % 2) order.reverse()
     for (const who of order) {
       if (who === 'peer') runs.peer.push(await mlxWhisper(inputs[seconds], opts.peer))
+      else if (who === 'hf') runs.hf.push(await transformers(inputs[seconds]))
       else runs[who].push(await ours(inputs[seconds], opts.ours, Number(who.slice(1))))
     }
   }
@@ -193,7 +223,7 @@ for (const seconds of lengths) {
 }
 
 // Language detection: a 30 s input (one window), language given vs detected.
-if (multilingual) {
+if (multilingual && Number(a['lang-rounds']) > 0) {
   const detect = sharedOptions({ language: undefined })
   delete detect.ours.language
   detect.peer.language = null
@@ -226,11 +256,18 @@ function row(label, oursValues, peerValues, { higherIsBetter = true, digits = 2,
 }
 const lines = []
 lines.push(row(`model load, ms (${a['load-rounds']} loads each)`, loadOurs, loadPeer, { higherIsBetter: false, digits: 0 }))
+if (hf) lines.push(row(`model load, ms, vs transformers (from_pretrained + .to(cuda) + pipeline)`, loadOurs, loadHf, { higherIsBetter: false, digits: 0 }))
 for (const seconds of lengths) {
   const { rounds, runs } = results.speed[seconds]
   const label = `${seconds / 60} min`
   for (const b of batchSizes) {
     lines.push(row(`× real time, ${label}, ours batch ${b} vs mlx-whisper (${rounds} runs)`, runs[`b${b}`].map((r) => r.speed), runs.peer.map((r) => r.speed)))
+  }
+  if (hf) {
+    const chunks = `${hfOptions.batch_size} × 30 s chunks${a.random ? ', no overlap' : ', 5 s overlap'}`
+    for (const b of batchSizes) {
+      lines.push(row(`× real time, ${label}, ours batch ${b} vs transformers (fp16, SDPA, ${chunks}; ${rounds} runs)`, runs[`b${b}`].map((r) => r.speed), runs.hf.map((r) => r.speed)))
+    }
   }
   const med = (xs) => (xs.length ? median(xs) : NaN)
   const work = batchSizes.map((b) => `b${b} ${med(runs[`b${b}`].map((r) => r.tokens))} tok/${med(runs[`b${b}`].map((r) => r.windows))} win`).join(', ')
@@ -269,7 +306,7 @@ console.log(`\n### ${name} (${a.random ? 'random weights, forced equal work' : '
 if (a.random) {
   console.log(`Forced work: greedy at temperature 0 only, timestamps off, no conditioning on previous text, ids ≥ ${eot} suppressed (no end of text), so every window decodes exactly ${sampleLen} tokens on both sides.\n`)
 }
-console.log('| case | mlx-napi median (min–max) | mlx-whisper median (min–max) | ratio (> 1: mlx-napi faster) |')
+console.log('| case | mlx-napi median (min–max) | peer median (min–max): mlx-whisper unless the row names another | ratio (> 1: mlx-napi faster) |')
 console.log('| --- | --- | --- | --- |')
 for (const l of lines) console.log(l)
 
@@ -283,10 +320,12 @@ const out = {
   date: new Date().toISOString(),
   sample_len: a.random ? sampleLen : null,
   options: opts,
-  load_ms: { ours: loadOurs, peer: loadPeer },
+  load_ms: { ours: loadOurs, peer: loadPeer, transformers: loadHf },
+  transformers_options: hf ? hfOptions : null,
   rows,
   results,
 }
 if (a.json) writeFileSync(a.json, JSON.stringify(out, null, 2))
 await w.dispose?.()
 await peer?.close()
+await hf?.close()

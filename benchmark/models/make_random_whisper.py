@@ -104,6 +104,24 @@ def multilingual_tokenizer(english_tokenizer_json, vocab_size):
     return english
 
 
+def generation_config(ids):
+    """generation_config.json as openai/whisper-* ship it: transformers'
+    Whisper generate() needs the language/task tables to accept `language=`."""
+    eot = ids["<|endoftext|>"]
+    return {
+        "decoder_start_token_id": ids["<|startoftranscript|>"], "bos_token_id": eot,
+        "eos_token_id": eot, "pad_token_id": eot, "max_length": 448,
+        "begin_suppress_tokens": [220, eot], "forced_decoder_ids": None,
+        "is_multilingual": True,
+        "lang_to_id": {name: i for name, i in ids.items()
+                       if name.strip("<|>") in LANGUAGE_CODES},
+        "task_to_id": {"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
+        "no_timestamps_token_id": ids["<|notimestamps|>"],
+        "prev_sot_token_id": ids["<|startofprev|>"],
+        "max_initial_timestamp_index": 50,
+    }
+
+
 def write_json(path, obj):
     with open(path, "w") as f:
         json.dump(obj, f, indent=1)
@@ -217,6 +235,7 @@ def make_random(name, out, tokenizer_from):
                 p.normal_(0.0, 0.02)
     model.generation_config.forced_decoder_ids = None
     model.save_pretrained(path, safe_serialization=True, max_shard_size="20GB")
+    write_json(os.path.join(path, "generation_config.json"), generation_config(ids))
     write_json(os.path.join(path, "tokenizer.json"), multilingual_tokenizer(tokenizer_from, vocab))
     write_json(os.path.join(path, "tokenizer_config.json"), {
         "tokenizer_class": "WhisperTokenizer", "model_max_length": 1024,
