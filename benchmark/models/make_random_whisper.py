@@ -208,6 +208,7 @@ def convert_to_mlx(hf_dir, mlx_dir):
 
 def make_random(name, out, tokenizer_from):
     import torch
+    from safetensors.torch import save_file
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
     path = os.path.join(out, name)
@@ -233,8 +234,12 @@ def make_random(name, out, tokenizer_from):
         for pname, p in model.named_parameters():
             if p.dim() >= 2 and "encoder.embed_positions" not in pname:
                 p.normal_(0.0, 0.02)
-    model.generation_config.forced_decoder_ids = None
-    model.save_pretrained(path, safe_serialization=True, max_shard_size="20GB")
+    # Saved like scripts/fixtures/make_whisper_fixtures.py (proven on the GPU
+    # machine's transformers): float16 state dict without the tied LM head.
+    os.makedirs(path, exist_ok=True)
+    state = {k: v.detach().half().contiguous().cpu() for k, v in model.state_dict().items()
+             if k != "proj_out.weight"}
+    config.save_pretrained(path)
     write_json(os.path.join(path, "generation_config.json"), generation_config(ids))
     write_json(os.path.join(path, "tokenizer.json"), multilingual_tokenizer(tokenizer_from, vocab))
     write_json(os.path.join(path, "tokenizer_config.json"), {
@@ -243,6 +248,8 @@ def make_random(name, out, tokenizer_from):
         "pad_token": "<|endoftext|>", "errors": "replace",
     })
     WhisperFeatureExtractor(feature_size=fields["num_mel_bins"]).save_pretrained(path)
+    # Last: its presence marks a complete folder (see the check above).
+    save_file(state, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
     n = sum(p.numel() for p in model.parameters())
     print(f"{name}: {n/1e6:.0f} M parameters in {time.time()-t:.1f} s -> {path}", flush=True)
     del model
