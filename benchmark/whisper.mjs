@@ -35,6 +35,7 @@ import { Peer } from './peer.mjs'
 import { median, summarize } from './stats.mjs'
 import { readWav, writeWav, concatenateClips } from './wav.mjs'
 
+const scriptStart = performance.now()
 const require = createRequire(import.meta.url)
 // MLX_NAPI_MODULE: another build of the addon (default: this checkout's).
 const mlx = require(process.env.MLX_NAPI_MODULE ?? '../index.js')
@@ -59,6 +60,9 @@ const { values: a } = parseArgs({
     'no-peer': { type: 'boolean', default: false },
     'hf-peer': { type: 'boolean', default: false },
     'hf-batch': { type: 'string', default: '16' },
+    // Wall-clock budget for the whole script (e.g. a device call's limit):
+    // rounds are cut, longest input first, to fit, and the table says so.
+    'budget-s': { type: 'string' },
   },
 })
 if (!a.model) throw new Error('--model DIR (Hugging Face layout) is required')
@@ -197,15 +201,47 @@ async function transformers(path) {
 // Warm-up: MLX compiles kernels on first use (seconds on CUDA), per shape, so
 // every configuration sees every input length once before timing.
 await w.warmup()
+const roundMs = {} // one warm-up round per length: an (over-)estimate of a timed round
+const peerMs = {}
 for (const seconds of lengths) {
+  const t = performance.now()
   for (const b of batchSizes) await ours(inputs[seconds], opts.ours, b)
+  const p = performance.now()
   if (peer) await mlxWhisper(inputs[seconds], opts.peer)
+  peerMs[seconds] = performance.now() - p
   if (hf) await transformers(inputs[seconds])
+  roundMs[seconds] = performance.now() - t
+  console.error(`warm-up ${seconds} s: ${(roundMs[seconds] / 1e3).toFixed(1)} s for one run of each`)
+}
+
+// Rounds per length, cut to the budget if one is given (longest input first,
+// never below 1); the language-detection runs are budgeted at 4 × 30 s each.
+const plannedRounds = Object.fromEntries(lengths.map((s) => [s, roundsFor(s)]))
+let langRounds = multilingual ? Number(a['lang-rounds']) : 0
+let budgetNote = ''
+if (a['budget-s']) {
+  const left = Number(a['budget-s']) * 1e3 - (performance.now() - scriptStart) - 15e3 // margin: report, exit
+  const shortest = Math.min(...lengths)
+  const langRoundMs = (4 * roundMs[shortest] * 30) / shortest / (batchSizes.length + 1)
+  const cost = () =>
+    lengths.reduce((sum, s) => sum + plannedRounds[s] * roundMs[s] + (peer ? peerMs[s] : 0), 0) + langRounds * langRoundMs
+  const byLength = [...lengths].sort((x, y) => y - x)
+  while (cost() > left) {
+    const s = byLength.find((l) => plannedRounds[l] > 1)
+    if (s !== undefined) plannedRounds[s]--
+    else if (langRounds > 1) langRounds--
+    else break
+  }
+  const cut = lengths.filter((s) => plannedRounds[s] < roundsFor(s))
+  if (cut.length || langRounds < Number(a['lang-rounds'])) {
+    budgetNote = `Runs cut to fit the ${a['budget-s']} s budget: ${lengths.map((s) => `${s / 60} min ${plannedRounds[s]}`).join(', ')}; language detection ${langRounds}.`
+  }
+  console.error(`budget: ${(left / 1e3).toFixed(0)} s left after warm-up; rounds ${JSON.stringify(plannedRounds)}, language rounds ${langRounds}`)
 }
 
 const results = { speed: {}, stages: {}, language_detection: null }
 for (const seconds of lengths) {
-  const rounds = roundsFor(seconds)
+  const rounds = plannedRounds[seconds]
   const runs = { peer: [], hf: [], ...Object.fromEntries(batchSizes.map((b) => [`b${b}`, []])) }
   for (let i = 0; i < rounds; i++) {
     // Alternate who goes first, so neither always runs on a just-warmed GPU.
@@ -218,12 +254,14 @@ for (const seconds of lengths) {
     }
   }
   results.speed[seconds] = { rounds, runs }
+  const med = (xs) => (xs.length ? median(xs).toFixed(1) : '–')
+  console.error(`${seconds} s: × real time ${batchSizes.map((b) => `b${b} ${med(runs[`b${b}`].map((r) => r.speed))}`).join(', ')}, mlx-whisper ${med(runs.peer.map((r) => r.speed))}${hf ? `, transformers ${med(runs.hf.map((r) => r.speed))}` : ''}`)
   // mlx-whisper's stage split needs forced evaluation: one extra, untimed run.
   if (peer) results.stages[seconds] = { peer: await mlxWhisper(inputs[seconds], opts.peer, true) }
 }
 
 // Language detection: a 30 s input (one window), language given vs detected.
-if (multilingual && Number(a['lang-rounds']) > 0) {
+if (langRounds > 0) {
   const detect = sharedOptions({ language: undefined })
   delete detect.ours.language
   detect.peer.language = null
@@ -232,7 +270,7 @@ if (multilingual && Number(a['lang-rounds']) > 0) {
     await ours(inputs[30], o.ours, 1)
     if (peer) await mlxWhisper(inputs[30], o.peer)
   }
-  for (let i = 0; i < Number(a['lang-rounds']); i++) {
+  for (let i = 0; i < langRounds; i++) {
     runs.ours_fixed.push(await ours(inputs[30], opts.ours, 1))
     runs.ours_auto.push(await ours(inputs[30], detect.ours, 1))
     if (peer) {
@@ -292,7 +330,7 @@ if (results.language_detection) {
   const ourCost = cost(r.ours_auto, r.ours_fixed)
   const peerCost = cost(r.peer_auto, r.peer_fixed)
   // A difference of medians: no spread and no meaningful ratio.
-  const label = `language detection cost, ms (30 s input, median detected − median given, ${a['lang-rounds']} runs each)`
+  const label = `language detection cost, ms (30 s input, median detected − median given, ${langRounds} runs each)`
   lines.push(`| ${label} | ${ourCost[0].toFixed(1)} | ${peerCost.length ? peerCost[0].toFixed(1) : '–'} | |`)
   rows.push({ label, ours: { median: ourCost[0] }, peer: peerCost.length ? { median: peerCost[0] } : null })
   const enc = median(r.ours_fixed.map((x) => x.timings.encodeMs))
@@ -306,6 +344,7 @@ console.log(`\n### ${name} (${a.random ? 'random weights, forced equal work' : '
 if (a.random) {
   console.log(`Forced work: greedy at temperature 0 only, timestamps off, no conditioning on previous text, ids ≥ ${eot} suppressed (no end of text), so every window decodes exactly ${sampleLen} tokens on both sides.\n`)
 }
+if (budgetNote) console.log(budgetNote + '\n')
 console.log('| case | mlx-napi median (min–max) | peer median (min–max): mlx-whisper unless the row names another | ratio (> 1: mlx-napi faster) |')
 console.log('| --- | --- | --- | --- |')
 for (const l of lines) console.log(l)
@@ -319,6 +358,7 @@ const out = {
   dtype: a.dtype,
   date: new Date().toISOString(),
   sample_len: a.random ? sampleLen : null,
+  budget_note: budgetNote || null,
   options: opts,
   load_ms: { ours: loadOurs, peer: loadPeer, transformers: loadHf },
   transformers_options: hf ? hfOptions : null,
