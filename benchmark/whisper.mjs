@@ -112,6 +112,10 @@ function sharedOptions({ language }) {
       conditionOnPreviousText: false,
       sampleLen,
       suppressTokens: suppress,
+      // null = never: no window is skipped as silence or re-decoded.
+      noSpeechThreshold: null,
+      compressionRatioThreshold: null,
+      logprobThreshold: null,
     },
     peer: {
       language,
@@ -120,7 +124,6 @@ function sharedOptions({ language }) {
       condition_on_previous_text: false,
       sample_len: sampleLen,
       suppress_tokens: suppress,
-      // No window is skipped as silence or re-decoded (one temperature anyway).
       no_speech_threshold: null,
       compression_ratio_threshold: null,
       logprob_threshold: null,
