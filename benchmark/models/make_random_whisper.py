@@ -246,6 +246,8 @@ def make_random(name, out, tokenizer_from):
         "tokenizer_class": "WhisperTokenizer", "model_max_length": 1024,
         "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
         "pad_token": "<|endoftext|>", "errors": "replace",
+        # As in openai/whisper-*: every special token but the timestamps.
+        "additional_special_tokens": [n for n in ids if not n[2].isdigit()],
     })
     WhisperFeatureExtractor(feature_size=fields["num_mel_bins"]).save_pretrained(path)
     # Last: its presence marks a complete folder (see the check above).
