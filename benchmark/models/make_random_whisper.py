@@ -206,7 +206,7 @@ def convert_to_mlx(hf_dir, mlx_dir):
 
 # --- random checkpoints ----------------------------------------------------------
 
-def make_random(name, out, tokenizer_from):
+def make_random(name, out, tokenizer_from, device="cuda"):
     import torch
     from safetensors.torch import save_file
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
@@ -226,7 +226,7 @@ def make_random(name, out, tokenizer_from):
         decoder_start_token_id=ids["<|startoftranscript|>"],
         begin_suppress_tokens=[220, eot], suppress_tokens=None,
     )
-    with torch.device("cuda"):
+    with torch.device(device):
         model = WhisperForConditionalGeneration(config).to(dtype=torch.float16).eval()
     # Small weights keep activations in a realistic range through 32 layers;
     # the encoder's sinusoidal positions stay as built (mlx-whisper computes them).
@@ -255,7 +255,8 @@ def make_random(name, out, tokenizer_from):
     n = sum(p.numel() for p in model.parameters())
     print(f"{name}: {n/1e6:.0f} M parameters in {time.time()-t:.1f} s -> {path}", flush=True)
     del model
-    torch.cuda.empty_cache()
+    if device == "cuda":
+        torch.cuda.empty_cache()
     return path
 
 
@@ -266,6 +267,7 @@ def main():
     r.add_argument("--out", required=True)
     r.add_argument("--tokenizer-from", required=True,
                    help="an English Whisper tokenizer.json (GPT-2 BPE), e.g. whisper-tiny.en's")
+    r.add_argument("--device", default="cuda", help="where transformers builds the model (cuda, cpu)")
     r.add_argument("names", nargs="+", choices=sorted(CONFIGS))
     c = sub.add_parser("convert", help="Hugging Face layout -> mlx-whisper layout")
     c.add_argument("hf_dir")
@@ -277,7 +279,7 @@ def main():
     args = ap.parse_args()
     if args.cmd == "random":
         for name in args.names:
-            path = make_random(name, args.out, args.tokenizer_from)
+            path = make_random(name, args.out, args.tokenizer_from, args.device)
             if not os.path.exists(os.path.join(path + "-mlx", "weights.safetensors")):
                 convert_to_mlx(path, path + "-mlx")
     elif args.cmd == "convert":

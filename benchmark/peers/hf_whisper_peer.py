@@ -2,7 +2,7 @@
 PyTorch CUDA, float16, SDPA attention, batch 16 over 30 s chunks — what an
 NVIDIA user would pick. Same JSON-lines protocol as mlx_whisper_peer.py:
 
-  {"op": "load", "model": HF_DIR, "dtype": "float16"}   -> {"load_ms": …}
+  {"op": "load", "model": HF_DIR, "dtype": "float16", "device": "cuda"}   -> {"load_ms": …}
   {"op": "transcribe", "audio": WAV, "options": {…}}    -> {"text", "windows", "total_ms", …}
   {"op": "quit"}
 
@@ -25,6 +25,12 @@ from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor, pipeline
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 pipe = None
+device = "cuda"
+
+
+def synchronize():
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def reply(obj):
@@ -41,15 +47,16 @@ def read_wav(path):
 
 
 def load(req):
-    global pipe
+    global pipe, device
+    device = req.get("device", "cuda")
     dtype = DTYPES[req.get("dtype", "float16")]
     t = time.perf_counter()
     model = AutoModelForSpeechSeq2Seq.from_pretrained(req["model"], dtype=dtype, attn_implementation="sdpa")
-    model.to("cuda").eval()
+    model.to(device).eval()
     processor = AutoProcessor.from_pretrained(req["model"])
     pipe = pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
-                    feature_extractor=processor.feature_extractor, device="cuda", dtype=dtype)
-    torch.cuda.synchronize()
+                    feature_extractor=processor.feature_extractor, device=device, dtype=dtype)
+    synchronize()
     return {"load_ms": (time.perf_counter() - t) * 1e3}
 
 
@@ -59,14 +66,14 @@ def transcribe(req):
     audio = read_wav(req["audio"])
     decode_audio_ms = (time.perf_counter() - start) * 1e3
     chunk = o.get("chunk_length_s", 30)
-    kwargs = dict(batch_size=o.get("batch_size", 16), chunk_length_s=chunk,
+    kwargs = dict(batch_size=o.get("batch_size", 16), chunk_length_s=chunk, ignore_warning=True,
                   return_timestamps=False, generate_kwargs=o.get("generate_kwargs", {}))
     stride = o.get("stride_length_s")
     if stride is not None:
         kwargs["stride_length_s"] = stride
     with torch.inference_mode():
         result = pipe({"raw": audio, "sampling_rate": 16000}, **kwargs)
-    torch.cuda.synchronize()
+    synchronize()
     total_ms = (time.perf_counter() - start) * 1e3
     duration = len(audio) / 16000.0
     step = chunk - 2 * (chunk / 6 if stride is None else stride)
