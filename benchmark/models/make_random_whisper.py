@@ -177,9 +177,9 @@ def hf_config_dims(config):
     )
 
 
-def convert_to_mlx(hf_dir, mlx_dir):
-    """Writes `hf_dir`'s weights in mlx-whisper's layout (same dtype, no copy of
-    values beyond the conv transpose)."""
+def convert_to_mlx(hf_dir, mlx_dir, dtype=None):
+    """Writes `hf_dir`'s weights in mlx-whisper's layout: same values (cast to
+    `dtype` if given, e.g. float32 for a CPU run), conv weights transposed."""
     import numpy as np
     from safetensors.numpy import load_file, save_file
 
@@ -197,7 +197,7 @@ def convert_to_mlx(hf_dir, mlx_dir):
             if key.startswith("model.encoder.conv") and key.endswith(".weight"):
                 # PyTorch Conv1d [out, in, kernel] → MLX Conv1d [out, kernel, in].
                 value = np.ascontiguousarray(value.transpose(0, 2, 1))
-            weights[new] = value
+            weights[new] = value.astype(dtype) if dtype else value
     os.makedirs(mlx_dir, exist_ok=True)
     save_file(weights, os.path.join(mlx_dir, "weights.safetensors"))
     write_json(os.path.join(mlx_dir, "config.json"), {"model_type": "whisper", **hf_config_dims(config)})
@@ -272,6 +272,8 @@ def main():
     c = sub.add_parser("convert", help="Hugging Face layout -> mlx-whisper layout")
     c.add_argument("hf_dir")
     c.add_argument("mlx_dir")
+    c.add_argument("--dtype", choices=["float16", "float32"],
+                   help="cast the weights (default: keep the checkpoint's)")
     t = sub.add_parser("tokenizer", help="write only the multilingual tokenizer.json")
     t.add_argument("--tokenizer-from", required=True)
     t.add_argument("--vocab-size", type=int, required=True, choices=[51865, 51866])
@@ -283,7 +285,7 @@ def main():
             if not os.path.exists(os.path.join(path + "-mlx", "weights.safetensors")):
                 convert_to_mlx(path, path + "-mlx")
     elif args.cmd == "convert":
-        convert_to_mlx(args.hf_dir, args.mlx_dir)
+        convert_to_mlx(args.hf_dir, args.mlx_dir, args.dtype)
     else:
         write_json(args.out, multilingual_tokenizer(args.tokenizer_from, args.vocab_size))
 

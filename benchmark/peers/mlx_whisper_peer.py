@@ -41,6 +41,7 @@ whisper_module = importlib.import_module("mlx_whisper.whisper")
 DTYPES = {"float16": mx.float16, "float32": mx.float32, "bfloat16": mx.bfloat16}
 
 model_path = None
+model_dtype = mx.float16
 
 
 def reply(obj):
@@ -100,6 +101,8 @@ class StageTimer:
 def run_transcribe(req):
     options = dict(req.get("options", {}))
     options.setdefault("verbose", None)
+    # transcribe() casts mels to float16 unless told the model is not float16.
+    options.setdefault("fp16", model_dtype == mx.float16)
     start = time.perf_counter()
     audio = read_wav(req["audio"])
     decode_audio_ms = (time.perf_counter() - start) * 1e3
@@ -137,7 +140,7 @@ for line in sys.stdin:
             load_ms = (time.perf_counter() - t) * 1e3
             # transcribe() looks its model up in this cache by path.
             ModelHolder.model, ModelHolder.model_path = model, req["model"]
-            model_path = req["model"]
+            model_path, model_dtype = req["model"], dtype
             reply({"load_ms": load_ms})
         elif req["op"] == "transcribe":
             reply(run_transcribe(req))
