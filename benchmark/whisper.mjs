@@ -153,13 +153,41 @@ const hfOptions = a.random
   : { batch_size: Number(a['hf-batch']), chunk_length_s: 30, generate_kwargs: multilingual ? { language: fixedLanguage } : {} }
 
 // ---- load (alternating, each timed; the last load of each is kept) -------------
-const peer = a['no-peer'] ? null : new Peer(fileURLToPath(new URL('./peers/mlx_whisper_peer.py', import.meta.url)))
-const hf = a['hf-peer'] ? new Peer(fileURLToPath(new URL('./peers/hf_whisper_peer.py', import.meta.url))) : null
-async function peerRequest(req, which = peer) {
-  const r = await which.request(req)
-  if (r.error) throw new Error(`${which === hf ? 'transformers' : 'mlx-whisper'} peer: ${r.error}`)
-  return r
+// A peer that fails (an option it rejects, a crash) is dropped with its error
+// noted above the table, so that the other numbers of a GPU run still come out.
+class PeerSlot {
+  constructor(label, script) {
+    this.label = label
+    this.proc = script ? new Peer(fileURLToPath(new URL(script, import.meta.url))) : null
+    this.proc?.proc.stdin.on('error', () => {}) // EPIPE after a crash: reported by request()
+    this.error = null
+  }
+
+  get active() {
+    return this.proc !== null && this.error === null
+  }
+
+  async request(req) {
+    if (!this.active) return null
+    try {
+      const r = await this.proc.request(req)
+      if (r.error) throw new Error(r.error)
+      return r
+    } catch (e) {
+      this.error = `${req.op}: ${e.message}`
+      console.error(`${this.label} peer dropped: ${this.error}`)
+      return null
+    }
+  }
+
+  async close() {
+    if (!this.proc) return
+    if (this.error) this.proc.proc.kill()
+    else await this.proc.close()
+  }
 }
+const peer = new PeerSlot('mlx-whisper', a['no-peer'] ? null : './peers/mlx_whisper_peer.py')
+const hf = new PeerSlot('transformers', a['hf-peer'] ? './peers/hf_whisper_peer.py' : null)
 const loadOurs = []
 const loadPeer = []
 const loadHf = []
@@ -169,8 +197,10 @@ for (let i = 0; i < Number(a['load-rounds']); i++) {
   const t = performance.now()
   w = await mlx.loadWhisper(a.model, { dtype: a.dtype })
   loadOurs.push(performance.now() - t)
-  if (peer) loadPeer.push((await peerRequest({ op: 'load', model: a['peer-model'], dtype: a.dtype })).load_ms)
-  if (hf) loadHf.push((await peerRequest({ op: 'load', model: a.model, dtype: a.dtype }, hf)).load_ms)
+  const p = await peer.request({ op: 'load', model: a['peer-model'], dtype: a.dtype })
+  if (p) loadPeer.push(p.load_ms)
+  const h = await hf.request({ op: 'load', model: a.model, dtype: a.dtype })
+  if (h) loadHf.push(h.load_ms)
 }
 
 // ---- runs -----------------------------------------------------------------------
@@ -193,11 +223,13 @@ async function ours(path, options, batchSize) {
   }
 }
 async function mlxWhisper(path, options, stages = false) {
-  const r = await peerRequest({ op: 'transcribe', audio: path, options, stages })
+  const r = await peer.request({ op: 'transcribe', audio: path, options, stages })
+  if (!r) return null
   return { ...r, wall_ms: r.total_ms, speed: r.duration / (r.total_ms / 1e3), text_head: r.text.slice(0, 80), text: undefined }
 }
 async function transformers(path) {
-  const r = await peerRequest({ op: 'transcribe', audio: path, options: hfOptions }, hf)
+  const r = await hf.request({ op: 'transcribe', audio: path, options: hfOptions })
+  if (!r) return null
   return { ...r, wall_ms: r.total_ms, speed: r.duration / (r.total_ms / 1e3), text_head: r.text.slice(0, 80), text: undefined }
 }
 
@@ -210,9 +242,9 @@ for (const seconds of lengths) {
   const t = performance.now()
   for (const b of batchSizes) await ours(inputs[seconds], opts.ours, b)
   const p = performance.now()
-  if (peer) await mlxWhisper(inputs[seconds], opts.peer)
+  await mlxWhisper(inputs[seconds], opts.peer)
   peerMs[seconds] = performance.now() - p
-  if (hf) await transformers(inputs[seconds])
+  await transformers(inputs[seconds])
   roundMs[seconds] = performance.now() - t
   console.error(`warm-up ${seconds} s: ${(roundMs[seconds] / 1e3).toFixed(1)} s for one run of each`)
 }
@@ -227,7 +259,7 @@ if (a['budget-s']) {
   const shortest = Math.min(...lengths)
   const langRoundMs = (4 * roundMs[shortest] * 30) / shortest / (batchSizes.length + 1)
   const cost = () =>
-    lengths.reduce((sum, s) => sum + plannedRounds[s] * roundMs[s] + (peer ? peerMs[s] : 0), 0) + langRounds * langRoundMs
+    lengths.reduce((sum, s) => sum + plannedRounds[s] * roundMs[s] + (peer.active ? peerMs[s] : 0), 0) + langRounds * langRoundMs
   const byLength = [...lengths].sort((x, y) => y - x)
   while (cost() > left) {
     const s = byLength.find((l) => plannedRounds[l] > 1)
@@ -248,7 +280,7 @@ for (const seconds of lengths) {
   const runs = { peer: [], hf: [], ...Object.fromEntries(batchSizes.map((b) => [`b${b}`, []])) }
   for (let i = 0; i < rounds; i++) {
     // Alternate who goes first, so neither always runs on a just-warmed GPU.
-    const order = [...batchSizes.map((b) => `b${b}`), ...(peer ? ['peer'] : []), ...(hf ? ['hf'] : [])]
+    const order = [...batchSizes.map((b) => `b${b}`), ...(peer.active ? ['peer'] : []), ...(hf.active ? ['hf'] : [])]
     if (i % 2) order.reverse()
     for (const who of order) {
       if (who === 'peer') runs.peer.push(await mlxWhisper(inputs[seconds], opts.peer))
@@ -256,11 +288,14 @@ for (const seconds of lengths) {
       else runs[who].push(await ours(inputs[seconds], opts.ours, Number(who.slice(1))))
     }
   }
+  runs.peer = runs.peer.filter(Boolean) // a dropped peer's failed call
+  runs.hf = runs.hf.filter(Boolean)
   results.speed[seconds] = { rounds, runs }
   const med = (xs) => (xs.length ? median(xs).toFixed(1) : '–')
-  console.error(`${seconds} s: × real time ${batchSizes.map((b) => `b${b} ${med(runs[`b${b}`].map((r) => r.speed))}`).join(', ')}, mlx-whisper ${med(runs.peer.map((r) => r.speed))}${hf ? `, transformers ${med(runs.hf.map((r) => r.speed))}` : ''}`)
+  console.error(`${seconds} s: × real time ${batchSizes.map((b) => `b${b} ${med(runs[`b${b}`].map((r) => r.speed))}`).join(', ')}, mlx-whisper ${med(runs.peer.map((r) => r.speed))}${a['hf-peer'] ? `, transformers ${med(runs.hf.map((r) => r.speed))}` : ''}`)
   // mlx-whisper's stage split needs forced evaluation: one extra, untimed run.
-  if (peer) results.stages[seconds] = { peer: await mlxWhisper(inputs[seconds], opts.peer, true) }
+  const staged = await mlxWhisper(inputs[seconds], opts.peer, true)
+  if (staged) results.stages[seconds] = { peer: staged }
 }
 
 // Language detection: a 30 s input (one window), language given vs detected.
@@ -271,14 +306,16 @@ if (langRounds > 0) {
   const runs = { ours_fixed: [], ours_auto: [], peer_fixed: [], peer_auto: [] }
   for (const o of [opts, detect]) {
     await ours(inputs[30], o.ours, 1)
-    if (peer) await mlxWhisper(inputs[30], o.peer)
+    await mlxWhisper(inputs[30], o.peer)
   }
   for (let i = 0; i < langRounds; i++) {
     runs.ours_fixed.push(await ours(inputs[30], opts.ours, 1))
     runs.ours_auto.push(await ours(inputs[30], detect.ours, 1))
-    if (peer) {
-      runs.peer_fixed.push(await mlxWhisper(inputs[30], opts.peer))
-      runs.peer_auto.push(await mlxWhisper(inputs[30], detect.peer))
+    const fixed = await mlxWhisper(inputs[30], opts.peer)
+    const auto = await mlxWhisper(inputs[30], detect.peer)
+    if (fixed && auto) {
+      runs.peer_fixed.push(fixed)
+      runs.peer_auto.push(auto)
     }
   }
   results.language_detection = runs
@@ -297,14 +334,14 @@ function row(label, oursValues, peerValues, { higherIsBetter = true, digits = 2,
 }
 const lines = []
 lines.push(row(`model load, ms (${a['load-rounds']} loads each)`, loadOurs, loadPeer, { higherIsBetter: false, digits: 0 }))
-if (hf) lines.push(row(`model load, ms, vs transformers (from_pretrained + .to(cuda) + pipeline)`, loadOurs, loadHf, { higherIsBetter: false, digits: 0 }))
+if (a['hf-peer']) lines.push(row(`model load, ms, vs transformers (from_pretrained + .to(cuda) + pipeline)`, loadOurs, loadHf, { higherIsBetter: false, digits: 0 }))
 for (const seconds of lengths) {
   const { rounds, runs } = results.speed[seconds]
   const label = `${seconds / 60} min`
   for (const b of batchSizes) {
     lines.push(row(`× real time, ${label}, ours batch ${b} vs mlx-whisper (${rounds} runs)`, runs[`b${b}`].map((r) => r.speed), runs.peer.map((r) => r.speed)))
   }
-  if (hf) {
+  if (a['hf-peer']) {
     const chunks = `${hfOptions.batch_size} × 30 s chunks${a.random ? ', no overlap' : ', 5 s overlap'}`
     for (const b of batchSizes) {
       lines.push(row(`× real time, ${label}, ours batch ${b} vs transformers (fp16, SDPA, ${chunks}; ${rounds} runs)`, runs[`b${b}`].map((r) => r.speed), runs.hf.map((r) => r.speed)))
@@ -348,6 +385,9 @@ if (a.random) {
   console.log(`Forced work: greedy at temperature 0 only, timestamps off, no conditioning on previous text, ids ≥ ${eot} suppressed (no end of text), so every window decodes exactly ${sampleLen} tokens on both sides.\n`)
 }
 if (budgetNote) console.log(budgetNote + '\n')
+for (const p of [peer, hf]) {
+  if (p.error) console.log(`**${p.label} peer dropped** (${p.error}): its cells are empty or partial.\n`)
+}
 console.log('| case | mlx-napi median (min–max) | peer median (min–max): mlx-whisper unless the row names another | ratio (> 1: mlx-napi faster) |')
 console.log('| --- | --- | --- | --- |')
 for (const l of lines) console.log(l)
@@ -362,13 +402,14 @@ const out = {
   date: new Date().toISOString(),
   sample_len: a.random ? sampleLen : null,
   budget_note: budgetNote || null,
+  peer_errors: { 'mlx-whisper': peer.error, transformers: hf.error },
   options: opts,
   load_ms: { ours: loadOurs, peer: loadPeer, transformers: loadHf },
-  transformers_options: hf ? hfOptions : null,
+  transformers_options: a['hf-peer'] ? hfOptions : null,
   rows,
   results,
 }
 if (a.json) writeFileSync(a.json, JSON.stringify(out, null, 2))
 await w.dispose?.()
-await peer?.close()
-await hf?.close()
+await peer.close()
+await hf.close()
