@@ -166,7 +166,7 @@ impl Sampler {
             // whole-vocabulary sort for top-p (and V random draws) cost more
             // than everything else in a decode step's sampler on a GPU
             // (examples/sampler_compile_bench.rs: 0.76 → see RESULTS.md).
-            Some(k) if k < self.vocab as i32 => {
+            Some(k) if k < self.vocab => {
                 let candidates =
                     ops::argpartition_axis(x.negative()?, k - 1, -1)?.try_index((.., ..k))?;
                 let best = x.take_along_axis(&candidates, -1)?;
