@@ -164,8 +164,9 @@ impl Sampler {
             // With top-k, the other filters and the draw only ever see the k
             // best tokens, so we gather those first and work on k values: a
             // whole-vocabulary sort for top-p (and V random draws) cost more
-            // than everything else in a decode step's sampler on a GPU
-            // (examples/sampler_compile_bench.rs: 0.76 → see RESULTS.md).
+            // than everything else in a decode step's sampler on a GPU (an
+            // H200 spent 0.76 ms per step on the whole-vocabulary chain at 128k
+            // ids; examples/sampler_compile_bench.rs, benchmark/RESULTS.md).
             Some(k) if k < self.vocab => {
                 let candidates =
                     ops::argpartition_axis(x.negative()?, k - 1, -1)?.try_index((.., ..k))?;
