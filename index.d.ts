@@ -84,6 +84,41 @@ export declare class LlmTokenizer {
   get vocabSize(): number
 }
 
+/** A loaded Whisper model. Calls are queued on the model's own thread. */
+export declare class Whisper {
+  /** Mel bins the model reads (80, or 128 for large-v3 models). */
+  get nMels(): number
+  /** Whether the model knows several languages (false for `.en` models). */
+  get multilingual(): boolean
+  /** Language codes the model knows (empty for `.en` models). */
+  get languages(): Array<string>
+  /** The compute dtype the weights were loaded in. */
+  get dtype(): string
+  get vocabSize(): number
+  /**
+   * Transcribes a file path, an encoded file in memory (Buffer/Uint8Array:
+   * WAV, FLAC, MP3, Ogg Vorbis/Opus, M4A, WebM…) or mono PCM (Float32Array
+   * with `sampleRate`).
+   */
+  transcribe(audio: string | Uint8Array | Float32Array, options?: TranscribeOptions): Promise<Transcription>
+  /**
+   * Spoken-language probabilities of the first 30 s, most likely first.
+   * Needs a multilingual model (`.en` models reject with ERR_INVALID_ARG).
+   */
+  detectLanguage(audio: string | Uint8Array | Float32Array, options?: { sampleRate?: number, signal?: AbortSignal }): Promise<LanguageProbability[]>
+  /**
+   * Transcribes one second of a quiet tone so that MLX compiles its kernels
+   * (on CUDA this takes seconds on first use). Resolves with the time in ms.
+   */
+  warmup(): Promise<number>
+  /**
+   * Frees the model (after queued calls finish). Later calls reject with
+   * `ERR_DISPOSED`.
+   */
+  dispose(): Promise<void>
+}
+export type JsWhisper = Whisper
+
 /** Which MLX build is loaded and what it runs on. Cheap and synchronous. */
 export declare function backendInfo(): BackendInfo
 
@@ -159,6 +194,11 @@ export interface GenerationResult {
   hostReads: number
 }
 
+export interface LanguageProbability {
+  language: string
+  probability: number
+}
+
 /**
  * Loads a model folder (or a Hugging Face repo id present in the local cache)
  * on a new model thread. Resolves with an `LLM`.
@@ -182,6 +222,29 @@ export interface LoadProgress {
   stage: string
   done: number
   total: number
+}
+
+/**
+ * Loads a Whisper model folder (or a Hugging Face repo id present in the
+ * local cache) on a new model thread. Resolves with a `Whisper`.
+ */
+export declare function loadWhisper(source: string, options?: LoadWhisperOptions | undefined | null): Promise<Whisper>
+
+export interface LoadWhisperOptions {
+  /**
+   * Compute dtype. "auto" (default): float32 on the CPU backend (float16 is
+   * emulated there), the checkpoint's own dtype on a GPU.
+   */
+  dtype?: 'auto' | 'float32' | 'float16' | 'bfloat16'
+  /** Quantize a dense checkpoint's linear and embedding weights while loading. */
+  quantize?: QuantizeOptions
+  /**
+   * Folder with `tokenizer.json` when the model folder has none (MLX
+   * community checkpoints), e.g. the matching `openai/whisper-*` folder.
+   */
+  tokenizerDir?: string
+  /** Called (on the JS thread) as loading progresses. */
+  onProgress?: (progress: LoadProgress) => void
 }
 
 export interface MatmulBenchmarkOptions {
@@ -226,6 +289,25 @@ export interface QuantizeOptions {
 /** Restarts `memoryStats().peak` from the current usage. */
 export declare function resetPeakMemory(): void
 
+export interface Segment {
+  /** 0-based position in `segments`. */
+  id: number
+  /** Mel frame (10 ms) where the segment's 30 s window started. */
+  seek: number
+  /** Seconds from the start of the audio. */
+  start: number
+  end: number
+  text: string
+  /** Token ids, including the segment's timestamp tokens. */
+  tokens: Array<number>
+  /** Of the whole window the segment came from (as are the next three). */
+  avgLogprob: number
+  compressionRatio: number
+  noSpeechProb: number
+  /** Temperature of the decode that was kept (> 0 after a fallback). */
+  temperature: number
+}
+
 /**
  * Runs an n×n matrix product on the default device on a worker thread and checks
  * its checksum against the closed form. Resolves with the numbers and the time.
@@ -269,9 +351,21 @@ export interface StreamStep {
   value?: StreamChunk | GenerationResult | undefined
 }
 
+/** What `toSRT` / `toVTT` read: a `Transcription` qualifies. */
+export interface SubtitleSource {
+  segments: Array<TimedText>
+}
+
 export interface TemplateOptions {
   /** Append the assistant turn's opening (default true). */
   addGenerationPrompt?: boolean
+}
+
+/** A timed piece of text; `Segment`s qualify. */
+export interface TimedText {
+  start: number
+  end: number
+  text: string
 }
 
 export interface Timings {
@@ -279,6 +373,111 @@ export interface Timings {
   prefillTokensPerSec: number
   decodeTokensPerSec: number
   totalMs: number
+}
+
+/** The transcription as pretty-printed JSON (the same field names). */
+export declare function toJSON(transcription: Transcription): string
+
+/** SubRip subtitles (`HH:MM:SS,mmm`) of a transcription's segments. */
+export declare function toSRT(transcription: Pick<Transcription, 'segments'> | { segments: { start: number, end: number, text: string }[] }): string
+
+/** WebVTT subtitles (`HH:MM:SS.mmm`) of a transcription's segments. */
+export declare function toVTT(transcription: Pick<Transcription, 'segments'> | { segments: { start: number, end: number, text: string }[] }): string
+
+/**
+ * Options of `transcribe()`; every field is optional. Defaults are
+ * openai-whisper's (greedy with temperature fallback, timestamps on).
+ */
+export interface TranscribeOptions {
+  /**
+   * Spoken language (code like "en" or name like "english"), or "auto"
+   * (default): detected on multilingual models, English on `.en` models.
+   */
+  language?: string
+  /** "transcribe" (default) or "translate" (to English; multilingual models). */
+  task?: 'transcribe' | 'translate'
+  /** One temperature, or the fallback sequence (default 0, 0.2, … 1.0). */
+  temperature?: number | number[]
+  /** Beam width at temperature 0 (default 1 = greedy). */
+  beamSize?: number
+  /** Candidates sampled at temperature > 0 (default 5). */
+  bestOf?: number
+  /** Beam search stops after `beamSize × patience` finished hypotheses (default 1). */
+  patience?: number
+  /**
+   * 30 s windows decoded together (default 1). Above 1 the windows are
+   * independent: no conditioning on previous text, faster on a GPU.
+   */
+  batchSize?: number
+  /**
+   * `lowMemory` (batch 1), `balanced` (8) or `maxSpeed` (16); an explicit
+   * `batchSize` wins.
+   */
+  preset?: 'lowMemory' | 'balanced' | 'maxSpeed'
+  /** Prompt each window with the text so far (default true; batch size 1 only). */
+  conditionOnPreviousText?: boolean
+  /** Stop conditioning after a window decoded above this temperature (default 0.5). */
+  promptResetOnTemperature?: number
+  /** Text that primes the first window (names, spelling, style). */
+  initialPrompt?: string
+  /** Above this gzip ratio a window is re-decoded (default 2.4; null: never). */
+  compressionRatioThreshold?: number
+  /** Below this average log-probability a window is re-decoded (default -1; null: never). */
+  logprobThreshold?: number
+  /**
+   * Above this no-speech probability a low-confidence window is silence
+   * (default 0.6; null: never).
+   */
+  noSpeechThreshold?: number
+  /** Segment timestamps (default true); false gives one segment per window. */
+  timestamps?: boolean
+  /** Latest first timestamp in a window, seconds (default 1; null: no limit). */
+  maxInitialTimestamp?: number
+  /** Most tokens per window (default 224). */
+  sampleLen?: number
+  /** Token ids never produced (default: the checkpoint's list). */
+  suppressTokens?: Array<number>
+  /** Suppress a blank first token (default true). */
+  suppressBlank?: boolean
+  /** Seed of the sampler at temperature > 0. */
+  seed?: number
+  /** Sample rate of Float32Array PCM input (required for it). */
+  sampleRate?: number
+  /** Rejects the promise with an AbortError (code ABORT_ERR) at the next step. */
+  signal?: AbortSignal
+  /** Called after each window (the model waits for it). */
+  onProgress?: (progress: TranscribeProgress) => void
+  /** Called with each segment as soon as it is final (the model waits for it). */
+  onSegment?: (segment: Segment) => void
+}
+
+/** How far a transcription has come (audio seconds). */
+export interface TranscribeProgress {
+  secondsDone: number
+  secondsTotal: number
+}
+
+export interface Transcription {
+  text: string
+  /** Language code, e.g. "en" (given, detected, or "en" for `.en` models). */
+  language: string
+  /** Probability of the detected language (1 when it was not detected). */
+  languageProbability: number
+  /** Seconds of audio. */
+  duration: number
+  segments: Array<Segment>
+  timings: TranscriptionTimings
+}
+
+export interface TranscriptionTimings {
+  /** Decoding the file and resampling to 16 kHz. */
+  decodeAudioMs: number
+  melMs: number
+  encodeMs: number
+  decodeMs: number
+  totalMs: number
+  /** Processing time / audio duration (< 1 is faster than real time). */
+  realTimeFactor: number
 }
 
 export interface Usage {

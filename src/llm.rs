@@ -15,18 +15,23 @@ use std::{
 
 use mlx_napi_core::{
     llm::{self, ChatSession as CoreSession, GenerateOptions, GenerationResult, Llm, Prompt},
-    loading::{DtypeChoice, QuantSpec},
     tokenizer::{ChatMessage as CoreMessage, Tokenizer},
     Error as CoreError,
 };
 use napi::{
     bindgen_prelude::{Either3, JsObjectValue, Object, Uint32Array, Unknown},
-    threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode},
-    Env, JsValue, Status,
+    Env,
 };
 use napi_derive::napi;
 
-use crate::{abort::AbortWatch, errors::throw, promise::Settler, worker::Worker};
+use crate::{
+    abort::AbortWatch,
+    errors::throw,
+    load::{self, ProgressCallback, QuantizeOptions},
+    options::{abort_watch, finite, typed, whole},
+    promise::Settler,
+    worker::{self, submit, WorkerSlot},
+};
 
 // ---------------------------------------------------------------- JS shapes
 
@@ -37,25 +42,6 @@ pub struct ChatMessage {
     pub role: String,
     pub content: String,
 }
-
-#[napi(object)]
-pub struct QuantizeOptions {
-    /// 4 or 8 (also 2, 3, 6 where MLX supports them). Default 4.
-    pub bits: Option<i32>,
-    /// 32, 64 or 128. Default 64.
-    pub group_size: Option<i32>,
-}
-
-#[napi(object)]
-#[derive(Clone)]
-pub struct LoadProgress {
-    /// What is being done: "weights", "model", "tokenizer".
-    pub stage: String,
-    pub done: u32,
-    pub total: u32,
-}
-
-type ProgressCallback = ThreadsafeFunction<LoadProgress, (), LoadProgress, Status, false>;
 
 #[napi(object, object_to_js = false)]
 pub struct LoadLlmOptions {
@@ -184,26 +170,6 @@ fn result_to_js(r: GenerationResult) -> GenerationResultJs {
 
 // ------------------------------------------------------- option conversion
 
-/// A JS number that must be a whole number within `min..=max`.
-fn whole(name: &str, value: Option<f64>, min: f64, max: f64) -> Result<Option<u64>, CoreError> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.fract() == 0.0 && (min..=max).contains(&v) => Ok(Some(v as u64)),
-        Some(v) => Err(CoreError::invalid(format!(
-            "{name} must be a whole number in {min}..={max}, got {v}"
-        ))),
-    }
-}
-
-fn finite(name: &str, value: Option<f64>) -> Result<Option<f32>, CoreError> {
-    match value {
-        Some(v) if !v.is_finite() => Err(CoreError::invalid(format!(
-            "{name} must be finite, got {v}"
-        ))),
-        other => Ok(other.map(|v| v as f32)),
-    }
-}
-
 fn generate_options(o: Option<GenerateOptionsJs>) -> Result<GenerateOptions, CoreError> {
     let mut out = GenerateOptions::default();
     let Some(o) = o else { return Ok(out) };
@@ -248,31 +214,13 @@ fn generate_options(o: Option<GenerateOptionsJs>) -> Result<GenerateOptions, Cor
     Ok(out)
 }
 
-/// Reads `options.signal` (the typed struct cannot hold a live JS object).
-fn abort_watch(env: &Env, options: &Option<Object>) -> napi::Result<AbortWatch> {
-    let signal = match options {
-        Some(o) => o.get_named_property::<Option<Object>>("signal")?,
-        None => None,
-    };
-    AbortWatch::new(env, signal)
-}
-
 /// Converts the raw options object: types via napi, ranges via the core.
 fn read_options(
     env: &Env,
     options: Option<Object>,
 ) -> napi::Result<(Result<GenerateOptions, CoreError>, AbortWatch)> {
     let watch = abort_watch(env, &options)?;
-    let typed = match options {
-        Some(o) => Some(unsafe {
-            <GenerateOptionsJs as napi::bindgen_prelude::FromNapiValue>::from_napi_value(
-                env.raw(),
-                o.raw(),
-            )
-        }?),
-        None => None,
-    };
-    let mut parsed = generate_options(typed);
+    let mut parsed = generate_options(typed(env, &options)?);
     if watch.aborted() {
         parsed = Err(CoreError::Aborted);
     }
@@ -321,24 +269,8 @@ struct LlmState {
     sessions: HashMap<u32, CoreSession>,
 }
 
-/// Shared by the `LLM` object and its sessions; `None` once disposed.
-type WorkerSlot = Arc<Mutex<Option<Worker<LlmState>>>>;
-
-/// Queues `job` on the model thread, or settles `settler` with `ERR_DISPOSED`.
-fn submit<T: Send + 'static, V: napi::bindgen_prelude::ToNapiValue + 'static>(
-    slot: &WorkerSlot,
-    settler: Settler<T, V>,
-    job: impl FnOnce(&mut LlmState) -> Result<T, CoreError> + Send + 'static,
-) {
-    let guard = slot.lock().unwrap();
-    match guard.as_ref() {
-        Some(worker) => {
-            // The worker only refuses jobs after `close()`, which needs this lock.
-            let _ = worker.submit(move |state| settler.settle(job(state)));
-        }
-        None => settler.settle(Err(CoreError::Disposed)),
-    }
-}
+/// Shared by the `LLM` object and its sessions.
+type LlmSlot = WorkerSlot<LlmState>;
 
 // ------------------------------------------------------------------ loadLLM
 
@@ -357,7 +289,7 @@ pub fn load_llm<'env>(
     source: String,
     options: Option<LoadLlmOptions>,
 ) -> napi::Result<Object<'env>> {
-    let slot: WorkerSlot = Arc::new(Mutex::new(None));
+    let slot: LlmSlot = Arc::new(Mutex::new(None));
     let js_slot = slot.clone();
     let (settler, promise) = Settler::new(env, move |_env, loaded: Loaded| {
         Ok(JsLlm {
@@ -373,44 +305,20 @@ pub fn load_llm<'env>(
         Some(o) => (o.dtype, o.quantize, o.on_progress),
         None => (None, None, None),
     };
-    let parsed = (|| -> Result<_, CoreError> {
-        let dtype = dtype
-            .as_deref()
-            .map(DtypeChoice::parse)
-            .transpose()?
-            .unwrap_or_default();
-        let quantize = quantize.map(|q| QuantSpec {
-            group_size: q.group_size.unwrap_or(64),
-            bits: q.bits.unwrap_or(4),
-        });
-        Ok((dtype, quantize))
-    })();
-    let (dtype, quantize) = match parsed {
+    let (dtype, quantize) = match load::parse_choices(dtype.as_deref(), quantize) {
         Ok(p) => p,
         Err(e) => {
             settler.settle(Err(e));
             return Ok(promise);
         }
     };
-    let outcome: Arc<Mutex<Option<Settler<Loaded, JsLlm>>>> = Arc::new(Mutex::new(Some(settler)));
-    let on_loaded = outcome.clone();
     let load = move || {
-        let mut report = |p: &mlx_napi_core::loading::LoadProgress| {
-            if let Some(cb) = progress.as_ref() {
-                let event = LoadProgress {
-                    stage: p.stage.to_string(),
-                    done: p.done as u32,
-                    total: p.total as u32,
-                };
-                cb.call(event, ThreadsafeFunctionCallMode::NonBlocking);
-            }
-        };
         let llm = Llm::load(
             &source,
             llm::LoadOptions {
                 dtype,
                 quantize,
-                progress: Some(&mut report),
+                progress: Some(&mut load::reporter(&progress)),
             },
         )?;
         let loaded = Loaded {
@@ -419,26 +327,13 @@ pub fn load_llm<'env>(
             dtype: format!("{:?}", llm.dtype()).to_lowercase(),
             eos_token_ids: llm.eos_token_ids().to_vec(),
         };
-        if let Some(s) = on_loaded.lock().unwrap().take() {
-            s.settle(Ok(loaded));
-        }
-        Ok(LlmState {
+        let state = LlmState {
             llm,
             sessions: HashMap::new(),
-        })
+        };
+        Ok((state, loaded))
     };
-    let failed = outcome;
-    let started = Worker::start("mlx-napi-llm", load, move |result| {
-        if let Err(e) = result {
-            if let Some(s) = failed.lock().unwrap().take() {
-                s.settle(Err(e));
-            }
-        }
-    });
-    match started {
-        Ok(worker) => *slot.lock().unwrap() = Some(worker),
-        Err(e) => return Err(throw(env, e)),
-    }
+    worker::start_model("mlx-napi-llm", &slot, settler, load).map_err(|e| throw(env, e))?;
     Ok(promise)
 }
 
@@ -447,7 +342,7 @@ pub fn load_llm<'env>(
 /// A loaded language model. Calls are queued on the model's own thread.
 #[napi(js_name = "LLM")]
 pub struct JsLlm {
-    worker: WorkerSlot,
+    worker: LlmSlot,
     tokenizer: Arc<Tokenizer>,
     model_type: String,
     dtype: String,
@@ -608,20 +503,10 @@ impl JsLlm {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn dispose<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
         let (settler, promise) = Settler::new(env, |_env, ()| Ok(()))?;
-        let mut slot = self.worker.lock().unwrap();
-        match slot.as_mut() {
-            Some(worker) => {
-                // Runs after every queued job; the state (model, caches) is then
-                // dropped on its own thread when the queue closes.
-                let _ = worker.submit(move |state: &mut LlmState| {
-                    state.sessions.clear();
-                    settler.settle(Ok(()));
-                });
-                worker.close();
-                *slot = None;
-            }
-            None => settler.settle(Ok(())),
-        }
+        // The state (model, caches) is dropped on its own thread afterwards.
+        worker::dispose(&self.worker, settler, |state: &mut LlmState| {
+            state.sessions.clear()
+        });
         Ok(promise)
     }
 }
@@ -631,7 +516,7 @@ impl JsLlm {
 /// A conversation with one model; see `LLM.chatSession()`.
 #[napi]
 pub struct ChatSession {
-    worker: WorkerSlot,
+    worker: LlmSlot,
     id: u32,
     system: Option<String>,
 }

@@ -10,6 +10,9 @@ use std::{
 };
 
 use mlx_napi_core::Error as CoreError;
+use napi::bindgen_prelude::ToNapiValue;
+
+use crate::promise::Settler;
 
 type Job<M> = Box<dyn FnOnce(&mut M) + Send>;
 
@@ -73,5 +76,84 @@ impl<M: 'static> Drop for Worker<M> {
         self.jobs = None;
         // Detach: joining here could block the JS thread behind a long generation.
         drop(self.thread.take());
+    }
+}
+
+/// A model's worker as shared by its JS objects; `None` once disposed.
+pub type WorkerSlot<M> = std::sync::Arc<std::sync::Mutex<Option<Worker<M>>>>;
+
+/// Starts a model thread that builds the model with `load` and settles
+/// `settler` with the load's info (or its error). The slot is filled before
+/// the promise can resolve: resolution runs on the JS thread, after this call.
+pub fn start_model<M, I, V>(
+    name: &str,
+    slot: &WorkerSlot<M>,
+    settler: Settler<I, V>,
+    load: impl FnOnce() -> Result<(M, I), CoreError> + Send + 'static,
+) -> Result<(), CoreError>
+where
+    M: 'static,
+    I: Send + 'static,
+    V: ToNapiValue + 'static,
+{
+    let outcome = std::sync::Arc::new(std::sync::Mutex::new(Some(settler)));
+    let on_loaded = outcome.clone();
+    let build = move || {
+        let (model, info) = load()?;
+        if let Some(s) = on_loaded.lock().unwrap().take() {
+            s.settle(Ok(info));
+        }
+        Ok(model)
+    };
+    let worker = Worker::start(name, build, move |result| {
+        if let Err(e) = result {
+            if let Some(s) = outcome.lock().unwrap().take() {
+                s.settle(Err(e));
+            }
+        }
+    })?;
+    *slot.lock().unwrap() = Some(worker);
+    Ok(())
+}
+
+/// Queues `job` on the model thread and settles `settler` with its result, or
+/// with `ERR_DISPOSED` when the model is gone.
+pub fn submit<M, T, V>(
+    slot: &WorkerSlot<M>,
+    settler: Settler<T, V>,
+    job: impl FnOnce(&mut M) -> Result<T, CoreError> + Send + 'static,
+) where
+    M: 'static,
+    T: Send + 'static,
+    V: ToNapiValue + 'static,
+{
+    let guard = slot.lock().unwrap();
+    match guard.as_ref() {
+        Some(worker) => {
+            // The worker only refuses jobs after `close()`, which needs this lock.
+            let _ = worker.submit(move |model| settler.settle(job(model)));
+        }
+        None => settler.settle(Err(CoreError::Disposed)),
+    }
+}
+
+/// Closes the model's queue: after every queued job, `before_drop` runs and
+/// `settler` resolves; the model is then dropped on its own thread.
+pub fn dispose<M: 'static, V: ToNapiValue + 'static>(
+    slot: &WorkerSlot<M>,
+    settler: Settler<(), V>,
+    before_drop: impl FnOnce(&mut M) + Send + 'static,
+) {
+    let mut guard = slot.lock().unwrap();
+    match guard.as_mut() {
+        Some(worker) => {
+            let _ = worker.submit(move |model: &mut M| {
+                before_drop(model);
+                settler.settle(Ok(()));
+            });
+            worker.close();
+            *guard = None;
+        }
+        None => settler.settle(Ok(())),
     }
 }

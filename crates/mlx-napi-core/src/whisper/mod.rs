@@ -7,7 +7,8 @@
 //!   [`tokenizer`]: special, language and timestamp tokens;
 //!   [`logit_filters`] + [`decode`] / [`beam`]: batched greedy, sampled or
 //!   beam-search decoding with Whisper's token rules;
-//!   [`transcribe`]: long-form windows, segments and temperature fallback.
+//!   [`transcribe`]: long-form windows, segments and temperature fallback;
+//!   [`subtitles`]: SRT / WebVTT / JSON renderings of a transcription.
 
 pub mod beam;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod decode;
 pub mod logit_filters;
 pub mod mel;
 pub mod model;
+pub mod subtitles;
 pub mod tokenizer;
 pub mod transcribe;
 pub mod weights;
