@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// LLM decode/prefill benchmark: mlx-napi vs mlx-lm on the same MLX build, same
-// machine, same checkpoint, same prompt ids, alternating runs.
+// LLM decode/prefill benchmark: mlx-napi vs a peer (mlx-lm on the same MLX build,
+// or transformers on PyTorch CUDA), same machine, same checkpoint, same prompt ids,
+// alternating runs.
 //
-//   node benchmark/llm.mjs --model DIR [--name qwen2.5-0.5b] [--rounds 5]
+//   node benchmark/llm.mjs --model DIR [--peer mlx-lm|transformers] [--name qwen2.5-0.5b] [--rounds 5]
 //        [--prompt 128] [--tokens 256] [--long 1000] [--json out.json]
 //
 // Rows: model load; prefill at 128 and 2048 prompt tokens; decode for each
@@ -29,6 +30,8 @@ const { values: a } = parseArgs({
     tokens: { type: 'string', default: '256' },
     long: { type: 'string', default: '1000' },
     json: { type: 'string' },
+    // mlx-lm (same MLX build) or transformers (PyTorch CUDA, bf16, SDPA).
+    peer: { type: 'string', default: 'mlx-lm' },
     'no-peer': { type: 'boolean', default: false },
   },
 })
@@ -54,7 +57,10 @@ function promptIds(n, vocab) {
   })
 }
 
-const peer = a['no-peer'] ? null : new Peer(fileURLToPath(new URL('./peers/mlx_lm_peer.py', import.meta.url)))
+const PEERS = { 'mlx-lm': './peers/mlx_lm_peer.py', transformers: './peers/hf_llm_peer.py' }
+if (!PEERS[a.peer]) throw new Error(`--peer must be one of ${Object.keys(PEERS).join(', ')}`)
+const peerName = a.peer
+const peer = a['no-peer'] ? null : new Peer(fileURLToPath(new URL(PEERS[a.peer], import.meta.url)))
 
 // Load (timed once each, ours first; both from a warm page cache after the first).
 let t = performance.now()
@@ -93,8 +99,8 @@ function row(label, oursRuns, peerRuns, key, unit, higherIsBetter = true) {
   console.log(`| ${label} | ${fmt(o)} | ${fmt(p)} | ${ratio ? ratio.toFixed(3) + '×' : '–'} |`)
 }
 
-console.log(`\n${name}: load ours ${oursLoadMs.toFixed(0)} ms, mlx-lm ${peerLoadMs?.toFixed(0) ?? '–'} ms`)
-console.log(`| case | mlx-napi median (min–max) | mlx-lm median (min–max) | ratio |`)
+console.log(`\n${name}: load ours ${oursLoadMs.toFixed(0)} ms, ${peerName} ${peerLoadMs?.toFixed(0) ?? '–'} ms`)
+console.log(`| case | mlx-napi median (min–max) | ${peerName} median (min–max) | ratio |`)
 console.log(`| --- | --- | --- | --- |`)
 
 // Prefill at two prompt lengths (greedy, 1 generated token).
@@ -160,6 +166,7 @@ console.log(`| peak memory (ours, GB) | ${(mem.peak / 1e9).toFixed(2)} | | |`)
 const info = mlx.backendInfo()
 const out = {
   model: name,
+  peer: peer ? peerName : null,
   device: info.deviceName ?? info.device,
   backend: info.backend,
   mlx: info.mlxVersion,

@@ -81,6 +81,40 @@ fn top_k_keeps_k_tokens() {
 }
 
 #[test]
+fn top_k_then_top_p_samples_the_nucleus_of_the_k_best() {
+    // Top-3 = {0, 1, 2} renormalised to 0.5, 0.3125, 0.1875; its p = 0.6
+    // nucleus is {0, 1}. Rows also come out in the right vocabulary slots.
+    let probs = [0.04, 0.4, 0.06, 0.25, 0.1, 0.15];
+    let config = SamplerConfig {
+        top_k: Some(3),
+        top_p: Some(0.6),
+        ..cfg(1.0, 6)
+    };
+    let counts = draw_counts(config, &logits_of(&probs), 400);
+    assert_eq!(
+        counts[0] + counts[2] + counts[4] + counts[5],
+        0,
+        "{counts:?}"
+    );
+    assert!(counts[1] > counts[3] && counts[3] > 0, "{counts:?}");
+}
+
+#[test]
+fn top_k_batched_rows_pick_their_own_tokens() {
+    let rows = [[0.7f32, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.7]];
+    let logs: Vec<f32> = rows.iter().flatten().map(|p| p.ln()).collect();
+    let logits = Array::from_slice(&logs, &[2, 4]);
+    let config = SamplerConfig {
+        top_k: Some(1),
+        ..cfg(1.0, 7)
+    };
+    let mut sampler = Sampler::new(config, 4, 2, &[]).unwrap();
+    for _ in 0..20 {
+        assert_eq!(to_vec_i32(&sampler.sample(&logits).unwrap()), vec![0, 3]);
+    }
+}
+
+#[test]
 fn min_p_threshold_is_respected() {
     // min_p 0.3 of top 0.5 = 0.15: tokens at 0.1 are dropped, 0.2 kept.
     let config = SamplerConfig {

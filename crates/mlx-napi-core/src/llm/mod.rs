@@ -78,6 +78,7 @@ impl Llm {
     /// Loads `source`: a model folder, or a Hugging Face repo id present in
     /// the local cache.
     pub fn load(source: &str, options: LoadOptions) -> Result<Self> {
+        crate::runtime::init();
         let LoadOptions {
             dtype,
             quantize,

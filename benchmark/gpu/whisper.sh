@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine after ../shared/gpu/pack's chunks were installed with
+# the real model and audio as extra paths (see benchmark/README.md).
+# Usage: bash benchmark/gpu/whisper.sh STEP   (OUT = results dir, MODELS = model dir)
+#   tiny    real whisper-tiny.en (from shared) on 10 and 30 min of real speech:
+#           both libraries' default decoding (timestamps, fallback, conditioning)
+#   turbo   random-weight whisper-large-v3-turbo shapes, forced equal work
+#   small   random-weight whisper-small shapes, forced equal work
+#   hf      random large-v3-turbo again, with transformers (PyTorch CUDA) as a
+#           second peer at 10 min (needs the turbo step's model in MODELS)
+# Each step is sized to finish in under 9 minutes on one H200; ROUNDS /
+# LONG_ROUNDS / LENGTHS override the defaults (5 / 3 / 600,1800). BUDGET_S
+# (default 520) is the step's wall-clock budget: whisper.mjs cuts rounds
+# (longest input first, never below 1) to end within it, and says so.
+set -euo pipefail
+source /root/gpu-env.sh
+export PYTHONUNBUFFERED=1
+OUT="${OUT:-/tmp/out}"
+MODELS="${MODELS:-/tmp/models}"
+SHARED="${MLX_TEST_SHARED:-/root/gpu-extra/shared}"
+export MLX_TEST_SHARED="$SHARED"
+mkdir -p "$OUT" "$MODELS"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/device.txt"
+make=benchmark/models/make_random_whisper.py
+common=(--lengths "${LENGTHS:-600,1800}" --rounds "${ROUNDS:-5}" --long-rounds "${LONG_ROUNDS:-3}")
+budget() { echo "--budget-s $(( ${BUDGET_S:-520} - SECONDS ))"; }  # SECONDS: bash's elapsed time
+
+random_step() {  # name
+  python3 "$make" random --out "$MODELS" --tokenizer-from "$SHARED/models/whisper-tiny.en/tokenizer.json" "$1"
+  node benchmark/whisper.mjs --model "$MODELS/$1" --peer-model "$MODELS/$1-mlx" --random \
+    "${common[@]}" $(budget) --json "$OUT/whisper-$1.json" 2>&1 | tee "$OUT/whisper-$1.md"
+}
+
+case "${1:?step}" in
+  tiny)
+    python3 "$make" convert "$SHARED/models/whisper-tiny.en" "$MODELS/whisper-tiny.en-mlx"
+    node benchmark/whisper.mjs --model "$SHARED/models/whisper-tiny.en" --peer-model "$MODELS/whisper-tiny.en-mlx" \
+      --name whisper-tiny.en "${common[@]}" $(budget) --json "$OUT/whisper-tiny.en.json" 2>&1 | tee "$OUT/whisper-tiny.en.md"
+    ;;
+  turbo)
+    random_step whisper-large-v3-turbo
+    ;;
+  small)
+    random_step whisper-small
+    ;;
+  hf)
+    python3 "$make" random --out "$MODELS" --tokenizer-from "$SHARED/models/whisper-tiny.en/tokenizer.json" whisper-large-v3-turbo
+    node benchmark/whisper.mjs --model "$MODELS/whisper-large-v3-turbo" --peer-model "$MODELS/whisper-large-v3-turbo-mlx" \
+      --hf-peer --random --lengths 600 --rounds 3 --batch 16 --lang-rounds 0 $(budget) \
+      --json "$OUT/whisper-turbo-hf.json" 2>&1 | tee "$OUT/whisper-turbo-hf.md"
+    ;;
+  *)
+    echo "unknown step $1 (tiny | turbo | small | hf)" >&2
+    exit 2
+    ;;
+esac
