@@ -305,12 +305,10 @@ pub fn load_llm<'env>(
         Some(o) => (o.dtype, o.quantize, o.on_progress),
         None => (None, None, None),
     };
-    let (dtype, quantize) = match load::parse_choices(dtype.as_deref(), quantize) {
-        Ok(p) => p,
-        Err(e) => {
-            settler.settle(Err(e));
-            return Ok(promise);
-        }
+    let Some(((dtype, quantize), settler)) =
+        settler.ok_or_settle(load::parse_choices(dtype.as_deref(), quantize))
+    else {
+        return Ok(promise);
     };
     let load = move || {
         let llm = Llm::load(
@@ -411,12 +409,8 @@ impl JsLlm {
         let (mut settler, promise) =
             Settler::new(env, |_env, r: GenerationResult| Ok(result_to_js(r)))?;
         settler.on_settle(move |env| watch.release(env));
-        let options = match options {
-            Ok(o) => o,
-            Err(e) => {
-                settler.settle(Err(e));
-                return Ok(promise);
-            }
+        let Some((options, settler)) = settler.ok_or_settle(options) else {
+            return Ok(promise);
         };
         submit(&self.worker, settler, move |state| {
             state.llm.generate(prompt.as_prompt(), &options, &mut |_| {
@@ -577,12 +571,8 @@ impl ChatSession {
         let (mut settler, promise) =
             Settler::new(env, |_env, r: GenerationResult| Ok(result_to_js(r)))?;
         settler.on_settle(move |env| watch.release(env));
-        let options = match options {
-            Ok(o) => o,
-            Err(e) => {
-                settler.settle(Err(e));
-                return Ok(promise);
-            }
+        let Some((options, settler)) = settler.ok_or_settle(options) else {
+            return Ok(promise);
         };
         let (id, system) = (self.id, self.system.clone());
         submit(&self.worker, settler, move |state| {

@@ -52,6 +52,19 @@ impl<T: Send + 'static, V: ToNapiValue + 'static> Settler<T, V> {
         self.cleanup = Some(JsThreadOnly(Box::new(cleanup)));
     }
 
+    /// The value of `result`, with the settler back for later; or, on an error,
+    /// settles the promise with it and gives `None` (the caller returns the
+    /// promise as it is).
+    pub fn ok_or_settle<O>(self, result: Result<O, CoreError>) -> Option<(O, Self)> {
+        match result {
+            Ok(value) => Some((value, self)),
+            Err(err) => {
+                self.settle(Err(err));
+                None
+            }
+        }
+    }
+
     pub fn settle(self, result: Result<T, CoreError>) {
         let Settler {
             deferred,

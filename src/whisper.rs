@@ -603,12 +603,10 @@ pub fn load_whisper<'env>(
         Some(o) => (o.dtype, o.quantize, o.tokenizer_dir, o.on_progress),
         None => (None, None, None, None),
     };
-    let (dtype, quantize) = match load::parse_choices(dtype.as_deref(), quantize) {
-        Ok(p) => p,
-        Err(e) => {
-            settler.settle(Err(e));
-            return Ok(promise);
-        }
+    let Some(((dtype, quantize), settler)) =
+        settler.ok_or_settle(load::parse_choices(dtype.as_deref(), quantize))
+    else {
+        return Ok(promise);
     };
     let load = move || {
         let engine = WhisperEngine::load(
@@ -705,12 +703,8 @@ impl JsWhisper {
             }
             Ok((parsed, input))
         })();
-        let (parsed, input) = match prepared {
-            Ok(p) => p,
-            Err(e) => {
-                settler.settle(Err(e));
-                return Ok(promise);
-            }
+        let Some(((parsed, input), settler)) = settler.ok_or_settle(prepared) else {
+            return Ok(promise);
         };
         let callbacks = Callbacks {
             on_progress: parsed.on_progress,
