@@ -245,6 +245,23 @@ impl TranscribeHooks<'_> {
     }
 }
 
+/// A window's decoder prompt: `<|startofprev|>` and the last `max_prompt` context
+/// tokens (when there is context), then the start-of-transcript sequence.
+fn decoder_prompt(
+    sot_prev: u32,
+    context: &[u32],
+    max_prompt: usize,
+    sot_sequence: &[u32],
+) -> Vec<u32> {
+    let mut prompt = Vec::new();
+    if !context.is_empty() {
+        prompt.push(sot_prev);
+        prompt.extend_from_slice(&context[context.len().saturating_sub(max_prompt)..]);
+    }
+    prompt.extend_from_slice(sot_sequence);
+    prompt
+}
+
 /// `len(text) / len(zlib(text))`: high for repetitive text (hallucination loops).
 pub fn compression_ratio(text: &str) -> f32 {
     if text.is_empty() {
@@ -665,13 +682,12 @@ impl WhisperEngine {
                 Some(f) if seek == 0 => f,
                 _ => self.encode_windows(mel, &[(seek, window)], timings)?,
             };
-            let context = &all_tokens[prompt_reset_since..];
-            let mut prompt = Vec::new();
-            if !context.is_empty() {
-                prompt.push(tokenizer.special().sot_prev);
-                prompt.extend_from_slice(&context[context.len().saturating_sub(max_prompt)..]);
-            }
-            prompt.extend_from_slice(sot_sequence);
+            let prompt = decoder_prompt(
+                tokenizer.special().sot_prev,
+                &all_tokens[prompt_reset_since..],
+                max_prompt,
+                sot_sequence,
+            );
             let result = plan
                 .decode_with_fallback(&features, &prompt, run.hooks, timings)?
                 .remove(0);
@@ -715,14 +731,12 @@ impl WhisperEngine {
     ) -> Result<()> {
         let tokenizer = self.tokenizer();
         let max_prompt = self.model().config().n_text_ctx / 2 - 1;
-        let mut prompt = Vec::new();
-        if !initial_prompt.is_empty() {
-            prompt.push(tokenizer.special().sot_prev);
-            prompt.extend_from_slice(
-                &initial_prompt[initial_prompt.len().saturating_sub(max_prompt)..],
-            );
-        }
-        prompt.extend_from_slice(sot_sequence);
+        let prompt = decoder_prompt(
+            tokenizer.special().sot_prev,
+            initial_prompt,
+            max_prompt,
+            sot_sequence,
+        );
         let windows: Vec<(usize, usize)> = (0..content_frames)
             .step_by(N_FRAMES)
             .map(|seek| (seek, (content_frames - seek).min(N_FRAMES)))
