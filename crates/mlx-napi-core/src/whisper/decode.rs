@@ -5,9 +5,10 @@
 //! [`Sampler`] (argmax at temperature 0), and log-probabilities, no-speech
 //! probabilities and finished flags stay on the device. The host reads one
 //! small int32 vector per step — the batch's new ids, from which it also knows
-//! which rows finished (a finished row keeps emitting end-of-text) — and the
-//! next step's forward pass is queued before that read, so the device never
-//! waits for the host. Per-row scores are read once at the end.
+//! which rows finished (a finished row keeps emitting end-of-text). Step n+1
+//! (forward pass and draw, fed with step n's still-lazy ids) is queued before
+//! step n's ids are read, as in LLM generation, so the device never waits for
+//! the host. Per-row scores are read once at the end.
 
 use std::{
     cell::Cell,
@@ -89,38 +90,39 @@ pub fn decode_batch(
     let mut timestamps = TimestampState::new(batch as usize, special.timestamp_begin)?;
     let Prefill {
         mut state,
-        mut logits,
+        logits,
         no_speech_prob,
     } = prefill(model, special, audio_features, prompt)?;
 
-    let eot = Array::from_int(special.eot as i32);
-    let mut finished = ops::zeros_dtype(&[batch], Dtype::Bool)?;
-    let mut sum_logprob = ops::zeros::<f32>(&[batch])?;
+    let mut chain = StepChain {
+        filters: &filters,
+        sampler: &mut sampler,
+        timestamps: &mut timestamps,
+        eot: Array::from_int(special.eot as i32),
+        finished: ops::zeros_dtype(&[batch], Dtype::Bool)?,
+        sum_logprob: ops::zeros::<f32>(&[batch])?,
+    };
     let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); batch as usize];
     let mut done = vec![false; batch as usize];
-    for step in 0..max_steps {
+    let mut pending = if max_steps > 0 {
+        Some(chain.next_ids(&logits, 0)?)
+    } else {
+        None
+    };
+    let mut step = 0;
+    while let Some(current) = pending.take() {
         if abort.is_some_and(|a| a.load(Ordering::Relaxed)) {
             return Err(Error::Aborted);
         }
-        let filtered = filters.apply(&logits, &timestamps, step)?;
-        let sampled = sampler.sample(&filtered)?;
-        let next = ops::select(&finished, &eot, &sampled)?;
-        // Scores use the filtered distribution (openai-whisper), before temperature.
-        let logprobs = log_softmax(&filtered, -1)?;
-        let picked = logprobs
-            .take_along_axis(&next.reshape(&[batch, 1])?, -1)?
-            .reshape(&[batch])?;
-        sum_logprob = sum_logprob.add(ops::select(&finished, Array::from_f32(0.0), &picked)?)?;
-        finished = finished.logical_or(next.eq(&eot)?)?;
-        timestamps.update(&next)?;
+        // Queue step n+1 (forward pass and draw, fed with step n's still-lazy
+        // ids) before reading step n's ids, so the device never waits for the host.
         if step + 1 < max_steps {
-            // Queue the next forward pass before reading this step's ids.
-            logits = model
-                .decode(&next.reshape(&[batch, 1])?, &mut state)?
+            let logits = model
+                .decode(&current.reshape(&[batch, 1])?, &mut state)?
                 .try_index((.., -1, ..))?;
-            async_eval([&logits, &sum_logprob, &finished])?;
+            pending = Some(chain.next_ids(&logits, step + 1)?);
         }
-        for (row, &id) in to_host::<i32>(&next)?.iter().enumerate() {
+        for (row, &id) in to_host::<i32>(&current)?.iter().enumerate() {
             if done[row] {
                 continue;
             }
@@ -131,9 +133,12 @@ pub fn decode_batch(
             }
         }
         if done.iter().all(|&d| d) {
+            // The queued step only adds end-of-text (log-probability 0) to finished rows.
             break;
         }
+        step += 1;
     }
+    let sum_logprob = chain.sum_logprob;
     // One read for both per-row scores: [sums..., no-speech probabilities...].
     let scores = to_host::<f32>(&ops::concatenate(&[&sum_logprob, &no_speech_prob], 0)?)?;
     let (sums, no_speech) = scores.split_at(batch as usize);
@@ -149,6 +154,39 @@ pub fn decode_batch(
             tokens,
         })
         .collect())
+}
+
+/// The on-device bookkeeping of a batch's decoding steps: filters, the draw,
+/// and per-row finished flags and summed log-probabilities.
+struct StepChain<'a> {
+    filters: &'a LogitFilters,
+    sampler: &'a mut Sampler,
+    timestamps: &'a mut TimestampState,
+    eot: Array,
+    finished: Array,
+    sum_logprob: Array,
+}
+
+impl StepChain<'_> {
+    /// The ids `[B]` drawn from `logits` `[B, V]` at `step` (end-of-text for
+    /// rows already finished), queued for evaluation with the running scores.
+    fn next_ids(&mut self, logits: &Array, step: usize) -> Result<Array> {
+        let batch = logits.dim(0);
+        let filtered = self.filters.apply(logits, self.timestamps, step)?;
+        let sampled = self.sampler.sample(&filtered)?;
+        let next = ops::select(&self.finished, &self.eot, &sampled)?;
+        // Scores use the filtered distribution (openai-whisper), before temperature.
+        let picked = log_softmax(&filtered, -1)?
+            .take_along_axis(&next.reshape(&[batch, 1])?, -1)?
+            .reshape(&[batch])?;
+        self.sum_logprob =
+            self.sum_logprob
+                .add(ops::select(&self.finished, Array::from_f32(0.0), &picked)?)?;
+        self.finished = self.finished.logical_or(next.eq(&self.eot)?)?;
+        self.timestamps.update(&next)?;
+        async_eval([&next, &self.sum_logprob, &self.finished])?;
+        Ok(next)
+    }
 }
 
 /// Validates a decoding request; returns how many tokens may be sampled.
@@ -246,12 +284,17 @@ pub fn host_reads() -> u64 {
 /// Host copy of a small device array (evaluating it first).
 pub(crate) fn to_host<T: ArrayElement + Clone>(array: &Array) -> Result<Vec<T>> {
     HOST_READS.with(|reads| reads.set(reads.get() + 1));
-    let array = array.contiguous()?;
-    array.eval()?;
-    array
-        .try_as_slice::<T>()
-        .map(<[T]>::to_vec)
-        .map_err(|e| Error::Mlx(e.to_string()))
+    // A contiguous copy is a new graph node, evaluated behind everything
+    // already queued: copy only when the array is not row-contiguous.
+    match array.try_as_slice::<T>() {
+        Ok(values) => Ok(values.to_vec()),
+        Err(mlx_rs::error::AsSliceError::NotContiguous) => array
+            .contiguous()?
+            .try_as_slice::<T>()
+            .map(<[T]>::to_vec)
+            .map_err(|e| Error::Mlx(e.to_string())),
+        Err(e) => Err(Error::Mlx(e.to_string())),
+    }
 }
 
 /// Language probabilities for each row of `audio_features`: one decoder step
