@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// LLM decode/prefill benchmark: mlx-napi vs a peer (mlx-lm on the same MLX build,
-// or transformers on PyTorch CUDA), same machine, same checkpoint, same prompt ids,
-// alternating runs.
+// LLM decode/prefill benchmark: mlx-napi vs its peers (mlx-lm on the same MLX
+// build, transformers on PyTorch CUDA), same machine, same checkpoint, same
+// prompt ids, runs alternating ours, peer 1, peer 2, … within every round.
 //
-//   node benchmark/llm.mjs --model DIR [--peer mlx-lm|transformers] [--name qwen2.5-0.5b] [--rounds 5]
-//        [--prompt 128] [--tokens 256] [--long 1000] [--json out.json]
+//   node benchmark/llm.mjs --model DIR [--peer mlx-lm,transformers] [--name qwen2.5-0.5b] [--rounds 5]
+//        [--prompt 128] [--tokens 256] [--long 1000] [--long-rounds 3] [--json out.json]
 //
 // Rows: model load; prefill at 128 and 2048 prompt tokens; decode for each
 // sampling setting (greedy, temperature, +top-p, +repetition penalty, all
@@ -29,8 +29,9 @@ const { values: a } = parseArgs({
     'long-prompt': { type: 'string', default: '2048' },
     tokens: { type: 'string', default: '256' },
     long: { type: 'string', default: '1000' },
+    'long-rounds': { type: 'string', default: '3' },
     json: { type: 'string' },
-    // mlx-lm (same MLX build) or transformers (PyTorch CUDA, bf16, SDPA).
+    // Comma-separated: mlx-lm (same MLX build), transformers (PyTorch CUDA, bf16, SDPA).
     peer: { type: 'string', default: 'mlx-lm' },
     'no-peer': { type: 'boolean', default: false },
   },
@@ -58,15 +59,18 @@ function promptIds(n, vocab) {
 }
 
 const PEERS = { 'mlx-lm': './peers/mlx_lm_peer.py', transformers: './peers/hf_llm_peer.py' }
-if (!PEERS[a.peer]) throw new Error(`--peer must be one of ${Object.keys(PEERS).join(', ')}`)
-const peerName = a.peer
-const peer = a['no-peer'] ? null : new Peer(fileURLToPath(new URL(PEERS[a.peer], import.meta.url)))
+const peerNames = a['no-peer'] ? [] : a.peer.split(',').map((p) => p.trim())
+for (const p of peerNames) {
+  if (!PEERS[p]) throw new Error(`--peer takes a comma-separated list of ${Object.keys(PEERS).join(', ')}; got ${p}`)
+}
+const peers = peerNames.map((p) => ({ name: p, proc: new Peer(fileURLToPath(new URL(PEERS[p], import.meta.url))) }))
 
-// Load (timed once each, ours first; both from a warm page cache after the first).
+// Load (timed once each, ours first; all from a warm page cache after the first).
 let t = performance.now()
 const llm = await mlx.loadLLM(a.model)
 const oursLoadMs = performance.now() - t
-const peerLoadMs = peer ? (await peer.request({ op: 'load', model: a.model })).load_ms : null
+const peerLoadMs = {}
+for (const p of peers) peerLoadMs[p.name] = (await p.proc.request({ op: 'load', model: a.model })).load_ms
 const vocab = llm.tokenizer.vocabSize
 const short = promptIds(Number(a.prompt), vocab)
 const long = promptIds(Number(a['long-prompt']), vocab)
@@ -74,10 +78,10 @@ const long = promptIds(Number(a['long-prompt']), vocab)
 // Warm-up: MLX compiles kernels on first use (seconds on CUDA).
 for (const sampling of Object.values(SAMPLING)) {
   await llm.generate(Uint32Array.from(short), { maxTokens: 8, ignoreEos: true, ...sampling })
-  if (peer) await peer.request({ op: 'generate', prompt: short, max_tokens: 8, sampling })
+  for (const p of peers) await p.proc.request({ op: 'generate', prompt: short, max_tokens: 8, sampling })
 }
 await llm.generate(Uint32Array.from(long), { maxTokens: 2, ignoreEos: true })
-if (peer) await peer.request({ op: 'generate', prompt: long, max_tokens: 2, sampling: {} })
+for (const p of peers) await p.proc.request({ op: 'generate', prompt: long, max_tokens: 2, sampling: {} })
 
 async function ours(prompt, maxTokens, sampling, seed = 0) {
   const r = await llm.generate(Uint32Array.from(prompt), { maxTokens, ignoreEos: true, seed, ...sampling })
@@ -89,93 +93,140 @@ async function ours(prompt, maxTokens, sampling, seed = 0) {
   }
 }
 
-const rows = []
-function row(label, oursRuns, peerRuns, key, unit, higherIsBetter = true) {
-  const o = summarize(oursRuns.map((r) => r[key]))
-  const p = peerRuns.length ? summarize(peerRuns.map((r) => r[key])) : null
-  const ratio = p ? (higherIsBetter ? o.median / p.median : p.median / o.median) : null
-  rows.push({ label, unit, ours: o, peer: p, ratio })
-  const fmt = (s) => (s ? `${s.median.toFixed(2)} (${s.min.toFixed(2)}–${s.max.toFixed(2)})` : '–')
-  console.log(`| ${label} | ${fmt(o)} | ${fmt(p)} | ${ratio ? ratio.toFixed(3) + '×' : '–'} |`)
+// One round: ours, then each peer, on the same request.
+const peerPeak = {}
+async function round(prompt, maxTokens, sampling, seed) {
+  const o = await ours(prompt, maxTokens, sampling, seed)
+  const byPeer = {}
+  for (const p of peers) {
+    const r = await p.proc.request({ op: 'generate', prompt, max_tokens: maxTokens, sampling })
+    byPeer[p.name] = r
+    if (r.peak_memory) peerPeak[p.name] = Math.max(peerPeak[p.name] ?? 0, r.peak_memory)
+  }
+  return { o, byPeer }
 }
 
-console.log(`\n${name}: load ours ${oursLoadMs.toFixed(0)} ms, ${peerName} ${peerLoadMs?.toFixed(0) ?? '–'} ms`)
-console.log(`| case | mlx-napi median (min–max) | ${peerName} median (min–max) | ratio |`)
-console.log(`| --- | --- | --- | --- |`)
+async function rounds_(prompt, maxTokens, sampling) {
+  const o = []
+  const byPeer = Object.fromEntries(peers.map((p) => [p.name, []]))
+  for (let i = 0; i < rounds; i++) {
+    const r = await round(prompt, maxTokens, sampling, i)
+    o.push(r.o)
+    for (const p of peers) byPeer[p.name].push(r.byPeer[p.name])
+  }
+  return { o, byPeer }
+}
+
+const rows = []
+const fmt = (s) => (s ? `${s.median.toFixed(2)} (${s.min.toFixed(2)}–${s.max.toFixed(2)})` : '–')
+function row(label, { o: oursRuns, byPeer }, key, unit, higherIsBetter = true) {
+  const o = summarize(oursRuns.map((r) => r[key]))
+  const peerStats = {}
+  const cells = [fmt(o)]
+  for (const p of peers) {
+    const s = summarize(byPeer[p.name].map((r) => r[key]))
+    const ratio = higherIsBetter ? o.median / s.median : s.median / o.median
+    peerStats[p.name] = { ...s, ratio }
+    cells.push(fmt(s), `${ratio.toFixed(3)}×`)
+  }
+  rows.push({ label, unit, ours: o, peers: peerStats })
+  console.log(`| ${label} | ${cells.join(' | ')} |`)
+}
+const blanks = ' |'.repeat(2 * peers.length)
+function note(label, value, json) {
+  console.log(`| ${label} | ${value} |${blanks}`)
+  rows.push({ label, ours: json })
+}
+
+console.log(
+  `\n${name}: load ours ${oursLoadMs.toFixed(0)} ms` +
+    peers.map((p) => `, ${p.name} ${peerLoadMs[p.name].toFixed(0)} ms`).join(''),
+)
+console.log(`| case | mlx-napi median (min–max) |${peers.map((p) => ` ${p.name} median (min–max) | ratio |`).join('')}`)
+console.log(`| --- | --- |${peers.map(() => ' --- | --- |').join('')}`)
 
 // Prefill at two prompt lengths (greedy, 1 generated token).
 for (const [label, prompt] of [
   [`prefill tok/s, prompt ${short.length}`, short],
   [`prefill tok/s, prompt ${long.length}`, long],
 ]) {
-  const o = []
-  const p = []
-  for (let i = 0; i < rounds; i++) {
-    o.push(await ours(prompt, 1, {}))
-    if (peer) p.push(await peer.request({ op: 'generate', prompt, max_tokens: 1, sampling: {} }))
-  }
-  row(label, o, p, 'prefill_tps', 'tok/s')
-  if (prompt === short) row(`time to first token ms, prompt ${short.length}`, o, p, 'ttft_ms', 'ms', false)
+  const runs = await rounds_(prompt, 1, {})
+  row(label, runs, 'prefill_tps', 'tok/s')
+  if (prompt === short) row(`time to first token ms, prompt ${short.length}`, runs, 'ttft_ms', 'ms', false)
 }
 
 // Decode under each sampling setting.
-const greedyOurs = []
+let greedyTps = null
 for (const [label, sampling] of Object.entries(SAMPLING)) {
-  const o = []
-  const p = []
-  for (let i = 0; i < rounds; i++) {
-    o.push(await ours(short, genTokens, sampling, i))
-    if (peer) p.push(await peer.request({ op: 'generate', prompt: short, max_tokens: genTokens, sampling }))
-  }
-  row(`decode tok/s, ${label}, ${genTokens} tokens`, o, p, 'decode_tps', 'tok/s')
-  if (label === 'greedy') greedyOurs.push(...o)
-  else if (label === 'all filters') {
-    const cost = 1 - median(o.map((r) => r.decode_tps)) / median(greedyOurs.map((r) => r.decode_tps))
-    console.log(`| full sampling cost vs greedy (ours) | ${(cost * 100).toFixed(1)} % | | |`)
-    rows.push({ label: 'full sampling cost vs greedy (ours)', ours: { median: cost } })
-  }
+  const runs = await rounds_(short, genTokens, sampling)
+  row(`decode tok/s, ${label}, ${genTokens} tokens`, runs, 'decode_tps', 'tok/s')
+  const tps = median(runs.o.map((r) => r.decode_tps))
   if (label === 'greedy') {
-    const reads = median(o.map((r) => r.host_reads_per_token))
-    console.log(`| host reads per token (ours) | ${reads.toFixed(3)} | | |`)
-    rows.push({ label: 'host reads per token (ours)', ours: { median: reads } })
+    greedyTps = tps
+    const reads = median(runs.o.map((r) => r.host_reads_per_token))
+    note('host reads per token (ours)', reads.toFixed(3), { median: reads })
+  } else if (label === 'all filters') {
+    const cost = 1 - tps / greedyTps
+    note('full sampling cost vs greedy (ours)', `${(cost * 100).toFixed(1)} %`, { median: cost })
   }
 }
 
-// Per-token time along a long generation (streamed; arrival time of each token).
+// Per-token time along long generations (streamed; arrival time of each
+// token), median over `--long-rounds` runs of each side.
 const longN = Number(a.long)
+const longRounds = Number(a['long-rounds'])
 const windows = [10, 100, 500, 1000].filter((n) => n <= longN)
-function perTokenAt(stamps) {
+function perTokenAt(stampRuns) {
   // ms per token over the 10 tokens ending at n (token n-1 arrives at stamps[n-1]).
-  return Object.fromEntries(windows.map((n) => [n, (stamps[n - 1] - stamps[Math.max(0, n - 11)]) / Math.min(10, n - 1)]))
+  const at = (stamps, n) => (stamps[n - 1] - stamps[Math.max(0, n - 11)]) / Math.min(10, n - 1)
+  return Object.fromEntries(windows.map((n) => [n, median(stampRuns.map((s) => at(s, n)))]))
 }
-const oursStamps = []
-const start = performance.now()
-for await (const _ of llm.stream(Uint32Array.from(short), { maxTokens: longN, ignoreEos: true })) {
-  oursStamps.push(performance.now() - start)
+const oursStampRuns = []
+const peerStampRuns = Object.fromEntries(peers.map((p) => [p.name, []]))
+for (let i = 0; i < longRounds; i++) {
+  const stamps = []
+  const start = performance.now()
+  for await (const _ of llm.stream(Uint32Array.from(short), { maxTokens: longN, ignoreEos: true })) {
+    stamps.push(performance.now() - start)
+  }
+  oursStampRuns.push(stamps)
+  for (const p of peers) {
+    const r = await p.proc.request({ op: 'generate', prompt: short, max_tokens: longN, sampling: {} })
+    peerStampRuns[p.name].push(r.token_ms)
+  }
 }
-const oursPer = perTokenAt(oursStamps)
-const peerPer = peer
-  ? perTokenAt((await peer.request({ op: 'generate', prompt: short, max_tokens: longN, sampling: {} })).token_ms)
-  : null
+const oursPer = perTokenAt(oursStampRuns)
+const peerPer = Object.fromEntries(peers.map((p) => [p.name, perTokenAt(peerStampRuns[p.name])]))
 for (const n of windows) {
-  console.log(`| ms/token at token ${n} | ${oursPer[n].toFixed(3)} | ${peerPer ? peerPer[n].toFixed(3) : '–'} | |`)
+  const cells = peers.map((p) => ` ${peerPer[p.name][n].toFixed(3)} | |`).join('')
+  console.log(`| ms/token at token ${n} (median of ${longRounds} runs) | ${oursPer[n].toFixed(3)} |${cells}`)
 }
+const flat = (per) => Math.max(...windows.map((n) => per[n])) / Math.min(...windows.map((n) => per[n])) - 1
+note('per-token time spread, token 10–1000 (max/min − 1, ours)', `${(flat(oursPer) * 100).toFixed(1)} %`, {
+  median: flat(oursPer),
+})
 const mem = mlx.memoryStats()
-console.log(`| peak memory (ours, GB) | ${(mem.peak / 1e9).toFixed(2)} | | |`)
+const peakCells = peers.map((p) => (peerPeak[p.name] ? `${p.name} ${(peerPeak[p.name] / 1e9).toFixed(2)}` : null))
+note(
+  'peak memory, GB (ours; peers as they report it)',
+  [(mem.peak / 1e9).toFixed(2), ...peakCells.filter(Boolean)].join(' · '),
+  { median: mem.peak, peers: peerPeak },
+)
 
 const info = mlx.backendInfo()
 const out = {
   model: name,
-  peer: peer ? peerName : null,
+  peers: peerNames,
   device: info.deviceName ?? info.device,
   backend: info.backend,
   mlx: info.mlxVersion,
   date: new Date().toISOString(),
-  load_ms: { ours: oursLoadMs, peer: peerLoadMs },
+  rounds,
+  load_ms: { ours: oursLoadMs, peers: peerLoadMs },
   rows,
-  per_token_ms: { ours: oursPer, peer: peerPer },
+  per_token_ms: { ours: oursPer, peers: peerPer },
   peak_memory: mem.peak,
 }
 if (a.json) writeFileSync(a.json, JSON.stringify(out, null, 2))
 await llm.dispose()
-await peer?.close()
+for (const p of peers) await p.proc.close()
