@@ -12,11 +12,7 @@ use mlx_napi_core::whisper::{
     decode::{decode_batch, DecodeOptions},
     LoadOptions, WhisperEngine,
 };
-use mlx_rs::{
-    fast, nn, ops, random,
-    transforms::eval,
-    Array, Dtype,
-};
+use mlx_rs::{fast, nn, ops, random, transforms::eval, Array, Dtype};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -42,7 +38,9 @@ fn randn(shape: &[i32], dtype: Dtype, seed: u64) -> Res<Array> {
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = args.first().ok_or("usage: whisper_stage_bench MODEL_DIR [iters]")?;
+    let dir = args
+        .first()
+        .ok_or("usage: whisper_stage_bench MODEL_DIR [iters]")?;
     let iters: usize = args.get(1).map_or(Ok(10), |v| v.parse())?;
     let batches: Vec<i32> = args
         .get(2)
@@ -67,15 +65,22 @@ fn main() -> Res<()> {
     for &batch in &batches {
         let mel = randn(&[batch, 2 * ctx, c.n_mels as i32], Dtype::Float32, 1)?;
         let ms = median_ms(iters, || Ok(model.encode(&mel)?.eval()?))?;
-        println!("encoder, batch {batch:2}: {ms:8.3} ms ({:.3} ms/window)", ms / batch as f64);
+        println!(
+            "encoder, batch {batch:2}: {ms:8.3} ms ({:.3} ms/window)",
+            ms / batch as f64
+        );
     }
 
     // The encoder's parts at batch 1 (each op evaluated on its own).
     let head_dim = d / heads;
     let x = randn(&[1, ctx, d], dtype, 2)?;
     let hidden = randn(&[1, ctx, 4 * d], dtype, 3)?;
-    let w_dd = randn(&[d, d], dtype, 4)?.multiply(Array::from_f32(0.02))?.as_dtype(dtype)?;
-    let w_ffn = randn(&[4 * d, d], dtype, 5)?.multiply(Array::from_f32(0.02))?.as_dtype(dtype)?;
+    let w_dd = randn(&[d, d], dtype, 4)?
+        .multiply(Array::from_f32(0.02))?
+        .as_dtype(dtype)?;
+    let w_ffn = randn(&[4 * d, d], dtype, 5)?
+        .multiply(Array::from_f32(0.02))?
+        .as_dtype(dtype)?;
     let bias = randn(&[d], dtype, 6)?;
     let bias_ffn = randn(&[4 * d], dtype, 7)?;
     let norm_w = randn(&[d], dtype, 8)?;
@@ -86,16 +91,21 @@ fn main() -> Res<()> {
     let scale = 1.0 / (head_dim as f32).sqrt();
     let mut rows: Vec<(&str, f64, f64)> = Vec::new();
     let layers = c.n_audio_layer as f64;
-    let mut part = |name: &'static str, per_layer: f64, f: &mut dyn FnMut() -> Res<Array>| -> Res<()> {
-        let ms = median_ms(iters, || Ok(f()?.eval()?))?;
-        rows.push((name, ms, ms * per_layer * layers));
-        Ok(())
-    };
+    let mut part =
+        |name: &'static str, per_layer: f64, f: &mut dyn FnMut() -> Res<Array>| -> Res<()> {
+            let ms = median_ms(iters, || Ok(f()?.eval()?))?;
+            rows.push((name, ms, ms * per_layer * layers));
+            Ok(())
+        };
     part("sdpa (fast)", 1.0, &mut || {
-        Ok(fast::scaled_dot_product_attention(&q, &k, &v, scale, None, None)?)
+        Ok(fast::scaled_dot_product_attention(
+            &q, &k, &v, scale, None, None,
+        )?)
     })?;
     part("attention, matmul+softmax+matmul", 1.0, &mut || {
-        let scores = q.multiply(Array::from_f32(scale))?.matmul(k.transpose_axes(&[0, 1, 3, 2])?)?;
+        let scores = q
+            .multiply(Array::from_f32(scale))?
+            .matmul(k.transpose_axes(&[0, 1, 3, 2])?)?;
         Ok(ops::softmax_axis(&scores, -1, true)?.matmul(&v)?)
     })?;
     part("addmm [L,d]x[d,d] (q,k,v,out)", 4.0, &mut || {
@@ -107,17 +117,26 @@ fn main() -> Res<()> {
     part("addmm [L,4d]x[4d,d] (fc2)", 1.0, &mut || {
         Ok(ops::addmm(&bias, &hidden, &w_ffn, None, None)?)
     })?;
-    part("gelu [L,4d] (mlx-rs nn::gelu)", 1.0, &mut || Ok(nn::gelu(&hidden)?))?;
+    part("gelu [L,4d] (mlx-rs nn::gelu)", 1.0, &mut || {
+        Ok(nn::gelu(&hidden)?)
+    })?;
     part("gelu [L,4d] (erf, eager)", 1.0, &mut || {
         let inner = ops::erf(hidden.multiply(Array::from_f32(std::f32::consts::FRAC_1_SQRT_2))?)?;
-        Ok(hidden.multiply(inner.add(Array::from_f32(1.0))?)?.multiply(Array::from_f32(0.5))?)
+        Ok(hidden
+            .multiply(inner.add(Array::from_f32(1.0))?)?
+            .multiply(Array::from_f32(0.5))?)
     })?;
     part("layer_norm [L,d]", 2.0, &mut || {
         Ok(fast::layer_norm(&x, Some(&norm_w), Some(&bias), 1e-5)?)
     })?;
     part("head split+merge copies [L,d]", 1.0, &mut || {
-        let split = x.reshape(&[1, ctx, heads, head_dim])?.transpose_axes(&[0, 2, 1, 3])?;
-        Ok(split.transpose_axes(&[0, 2, 1, 3])?.reshape(&[1, ctx, d])?.add(&x)?)
+        let split = x
+            .reshape(&[1, ctx, heads, head_dim])?
+            .transpose_axes(&[0, 2, 1, 3])?;
+        Ok(split
+            .transpose_axes(&[0, 2, 1, 3])?
+            .reshape(&[1, ctx, d])?
+            .add(&x)?)
     })?;
     println!("encoder parts, batch 1 (ms per op | × its count per layer × layers):");
     for (name, ms, total) in rows {
