@@ -4,7 +4,11 @@
 // prompt ids, runs alternating ours, peer 1, peer 2, … within every round.
 //
 //   node benchmark/llm.mjs --model DIR [--peer mlx-lm,transformers] [--name qwen2.5-0.5b] [--rounds 5]
-//        [--prompt 128] [--tokens 256] [--long 1000] [--long-rounds 3] [--json out.json]
+//        [--prompt 128] [--tokens 256] [--long 1000] [--long-rounds 3] [--peer-rounds transformers=2]
+//        [--json out.json]
+//
+// --peer-rounds caps a slow peer's rounds (its median is then over fewer runs;
+// the table says how many).
 //
 // Rows: model load; prefill at 128 and 2048 prompt tokens; decode for each
 // sampling setting (greedy, temperature, +top-p, +repetition penalty, all
@@ -30,6 +34,7 @@ const { values: a } = parseArgs({
     tokens: { type: 'string', default: '256' },
     long: { type: 'string', default: '1000' },
     'long-rounds': { type: 'string', default: '3' },
+    'peer-rounds': { type: 'string', default: '' },
     json: { type: 'string' },
     // Comma-separated: mlx-lm (same MLX build), transformers (PyTorch CUDA, bf16, SDPA).
     peer: { type: 'string', default: 'mlx-lm' },
@@ -63,7 +68,21 @@ const peerNames = a['no-peer'] ? [] : a.peer.split(',').map((p) => p.trim())
 for (const p of peerNames) {
   if (!PEERS[p]) throw new Error(`--peer takes a comma-separated list of ${Object.keys(PEERS).join(', ')}; got ${p}`)
 }
-const peers = peerNames.map((p) => ({ name: p, proc: new Peer(fileURLToPath(new URL(PEERS[p], import.meta.url))) }))
+const peerRounds = Object.fromEntries(
+  a['peer-rounds']
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => {
+      const [p, n] = kv.split('=')
+      if (!peerNames.includes(p) || !(Number(n) >= 1)) throw new Error(`--peer-rounds: bad entry ${kv}`)
+      return [p, Number(n)]
+    }),
+)
+const peers = peerNames.map((p) => ({
+  name: p,
+  rounds: Math.min(rounds, peerRounds[p] ?? rounds),
+  proc: new Peer(fileURLToPath(new URL(PEERS[p], import.meta.url))),
+}))
 
 // Load (timed once each, ours first; all from a warm page cache after the first).
 let t = performance.now()
@@ -98,7 +117,7 @@ const peerPeak = {}
 async function round(prompt, maxTokens, sampling, seed) {
   const o = await ours(prompt, maxTokens, sampling, seed)
   const byPeer = {}
-  for (const p of peers) {
+  for (const p of peers.filter((p) => seed < p.rounds)) {
     const r = await p.proc.request({ op: 'generate', prompt, max_tokens: maxTokens, sampling })
     byPeer[p.name] = r
     if (r.peak_memory) peerPeak[p.name] = Math.max(peerPeak[p.name] ?? 0, r.peak_memory)
@@ -112,7 +131,7 @@ async function rounds_(prompt, maxTokens, sampling) {
   for (let i = 0; i < rounds; i++) {
     const r = await round(prompt, maxTokens, sampling, i)
     o.push(r.o)
-    for (const p of peers) byPeer[p.name].push(r.byPeer[p.name])
+    for (const p of peers) if (r.byPeer[p.name]) byPeer[p.name].push(r.byPeer[p.name])
   }
   return { o, byPeer }
 }
@@ -142,7 +161,10 @@ console.log(
   `\n${name}: load ours ${oursLoadMs.toFixed(0)} ms` +
     peers.map((p) => `, ${p.name} ${peerLoadMs[p.name].toFixed(0)} ms`).join(''),
 )
-console.log(`| case | mlx-napi median (min–max) |${peers.map((p) => ` ${p.name} median (min–max) | ratio |`).join('')}`)
+console.log(
+  `| case | mlx-napi median (min–max), ${rounds} runs |` +
+    peers.map((p) => ` ${p.name} median (min–max), ${p.rounds} runs | ratio |`).join(''),
+)
 console.log(`| --- | --- |${peers.map(() => ' --- | --- |').join('')}`)
 
 // Prefill at two prompt lengths (greedy, 1 generated token).
@@ -190,7 +212,7 @@ for (let i = 0; i < longRounds; i++) {
     stamps.push(performance.now() - start)
   }
   oursStampRuns.push(stamps)
-  for (const p of peers) {
+  for (const p of peers.filter((p) => i < Math.min(p.rounds, longRounds))) {
     const r = await p.proc.request({ op: 'generate', prompt: short, max_tokens: longN, sampling: {} })
     peerStampRuns[p.name].push(r.token_ms)
   }
@@ -199,7 +221,7 @@ const oursPer = perTokenAt(oursStampRuns)
 const peerPer = Object.fromEntries(peers.map((p) => [p.name, perTokenAt(peerStampRuns[p.name])]))
 for (const n of windows) {
   const cells = peers.map((p) => ` ${peerPer[p.name][n].toFixed(3)} | |`).join('')
-  console.log(`| ms/token at token ${n} (median of ${longRounds} runs) | ${oursPer[n].toFixed(3)} |${cells}`)
+  console.log(`| ms/token at token ${n} (median of ≤ ${longRounds} runs) | ${oursPer[n].toFixed(3)} |${cells}`)
 }
 const flat = (per) => Math.max(...windows.map((n) => per[n])) / Math.min(...windows.map((n) => per[n])) - 1
 note('per-token time spread, token 10–1000 (max/min − 1, ours)', `${(flat(oursPer) * 100).toFixed(1)} %`, {
@@ -222,6 +244,8 @@ const out = {
   mlx: info.mlxVersion,
   date: new Date().toISOString(),
   rounds,
+  peer_rounds: Object.fromEntries(peers.map((p) => [p.name, p.rounds])),
+  long_rounds: longRounds,
   load_ms: { ours: oursLoadMs, peers: peerLoadMs },
   rows,
   per_token_ms: { ours: oursPer, peers: peerPer },

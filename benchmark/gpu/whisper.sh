@@ -6,8 +6,9 @@
 #           both libraries' default decoding (timestamps, fallback, conditioning)
 #   turbo   random-weight whisper-large-v3-turbo shapes, forced equal work
 #   small   random-weight whisper-small shapes, forced equal work
-#   hf      random large-v3-turbo again, with transformers (PyTorch CUDA) as a
-#           second peer at 10 min (needs the turbo step's model in MODELS)
+# Every step runs both peers in each round: mlx-whisper (same MLX build) and
+# transformers' batched pipeline (PyTorch CUDA, fp16, SDPA); HF_PEER=0 drops
+# the second.
 # Each step is sized to finish in under 9 minutes on one H200; ROUNDS /
 # LONG_ROUNDS / LENGTHS override the defaults (5 / 3 / 600,1800). BUDGET_S
 # (default 520) is the step's wall-clock budget: whisper.mjs cuts rounds
@@ -23,6 +24,7 @@ mkdir -p "$OUT" "$MODELS"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/device.txt"
 make=benchmark/models/make_random_whisper.py
 common=(--lengths "${LENGTHS:-600,1800}" --rounds "${ROUNDS:-5}" --long-rounds "${LONG_ROUNDS:-3}")
+[ "${HF_PEER:-1}" = 1 ] && common+=(--hf-peer)
 budget() { echo "--budget-s $(( ${BUDGET_S:-520} - SECONDS ))"; }  # SECONDS: bash's elapsed time
 
 random_step() {  # name
@@ -43,14 +45,8 @@ case "${1:?step}" in
   small)
     random_step whisper-small
     ;;
-  hf)
-    python3 "$make" random --out "$MODELS" --tokenizer-from "$SHARED/models/whisper-tiny.en/tokenizer.json" whisper-large-v3-turbo
-    node benchmark/whisper.mjs --model "$MODELS/whisper-large-v3-turbo" --peer-model "$MODELS/whisper-large-v3-turbo-mlx" \
-      --hf-peer --random --lengths 600 --rounds 3 --batch 16 --lang-rounds 0 $(budget) \
-      --json "$OUT/whisper-turbo-hf.json" 2>&1 | tee "$OUT/whisper-turbo-hf.md"
-    ;;
   *)
-    echo "unknown step $1 (tiny | turbo | small | hf)" >&2
+    echo "unknown step $1 (tiny | turbo | small)" >&2
     exit 2
     ;;
 esac

@@ -129,14 +129,8 @@ fn main() -> Res<()> {
     part("layer_norm [L,d]", 2.0, &mut || {
         Ok(fast::layer_norm(&x, Some(&norm_w), Some(&bias), 1e-5)?)
     })?;
-    part("head split+merge copies [L,d]", 1.0, &mut || {
-        let split = x
-            .reshape(&[1, ctx, heads, head_dim])?
-            .transpose_axes(&[0, 2, 1, 3])?;
-        Ok(split
-            .transpose_axes(&[0, 2, 1, 3])?
-            .reshape(&[1, ctx, d])?
-            .add(&x)?)
+    part("head merge copy [H,L,hd] -> [L,d]", 2.0, &mut || {
+        Ok(q.transpose_axes(&[0, 2, 1, 3])?.reshape(&[1, ctx, d])?)
     })?;
     println!("encoder parts, batch 1 (ms per op | × its count per layer × layers):");
     for (name, ms, total) in rows {
