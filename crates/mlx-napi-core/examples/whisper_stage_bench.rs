@@ -8,9 +8,12 @@
 
 use std::{path::Path, time::Instant};
 
-use mlx_napi_core::whisper::{
-    decode::{decode_batch, DecodeOptions},
-    LoadOptions, WhisperEngine,
+use mlx_napi_core::{
+    nn::fused,
+    whisper::{
+        decode::{decode_batch, DecodeOptions},
+        LoadOptions, WhisperEngine,
+    },
 };
 use mlx_rs::{fast, nn, ops, random, transforms::eval, Array, Dtype};
 

@@ -271,3 +271,42 @@ fn per_layer_quantization_overrides_apply() {
         err(&four)
     );
 }
+
+#[test]
+fn fused_activations_keep_half_precision_and_match_the_formulas() {
+    use mlx_napi_core::nn::fused::{gelu, swiglu};
+    let x = normal(&[4, 64], 7);
+    let u = normal(&[4, 64], 8);
+    let xs = common::to_vec_f32(&x);
+    let us = common::to_vec_f32(&u);
+    let want_gelu: Vec<f32> = xs
+        .iter()
+        .map(|&v| {
+            let v = v as f64;
+            (v * 0.5 * (1.0 + erf(v / std::f64::consts::SQRT_2))) as f32
+        })
+        .collect();
+    let want_swiglu: Vec<f32> = xs
+        .iter()
+        .zip(&us)
+        .map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
+        .collect();
+    assert!(common::max_abs_diff(&common::to_vec_f32(&gelu(&x).unwrap()), &want_gelu) < 1e-5);
+    assert!(
+        common::max_abs_diff(&common::to_vec_f32(&swiglu(&x, &u).unwrap()), &want_swiglu) < 1e-5
+    );
+    for dtype in [mlx_rs::Dtype::Float16, mlx_rs::Dtype::Bfloat16] {
+        let (xh, uh) = (x.as_dtype(dtype).unwrap(), u.as_dtype(dtype).unwrap());
+        assert_eq!(gelu(&xh).unwrap().dtype(), dtype);
+        assert_eq!(swiglu(&xh, &uh).unwrap().dtype(), dtype);
+    }
+}
+
+/// Abramowitz–Stegun 7.1.26 (|error| < 1.5e-7), enough for a 1e-5 check.
+fn erf(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.3275911 * x.abs());
+    let poly = t
+        * (0.254829592
+            + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    (1.0 - poly * (-x * x).exp()).copysign(x)
+}

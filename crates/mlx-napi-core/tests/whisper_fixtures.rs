@@ -150,6 +150,34 @@ fn random_128_mel_model_matches_transformers() {
     check_against_transformers(&load(&dir), &dir, 128);
 }
 
+/// Half-precision checkpoints must compute in their dtype end to end: a
+/// float32 constant anywhere (e.g. inside GELU) would silently promote every
+/// later layer to float32 and halve GPU throughput.
+#[test]
+fn half_precision_models_compute_in_their_dtype() {
+    let dir = fixture("whisper-random-80");
+    let full = load(&dir);
+    let reference = full.encode(&input_mel(80, 0.0)).unwrap();
+    for choice in [DtypeChoice::Float16, DtypeChoice::Bfloat16] {
+        let checkpoint = load_checkpoint(&dir, choice, None, |_, _| {}).unwrap();
+        let dtype = checkpoint.dtype;
+        let model = Whisper::from_weights(checkpoint.config, checkpoint.tree, dtype).unwrap();
+        let features = model.encode(&input_mel(80, 0.0)).unwrap();
+        assert_eq!(features.dtype(), dtype, "encoder output");
+        let expected = common::to_vec_f32(&reference);
+        let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = common::max_abs_diff(&common::to_vec_f32(&features), &expected);
+        assert!(
+            diff < 0.05 * scale,
+            "{dtype:?}: max diff {diff} (scale {scale})"
+        );
+        let mut state = model.start_decoding(&features).unwrap();
+        let tokens = Array::from_slice(&[SPECIAL.sot as i32, 50358], &[1, 2]);
+        let logits = model.decode(&tokens, &mut state).unwrap();
+        assert_eq!(logits.dtype(), dtype, "decoder logits");
+    }
+}
+
 /// Hugging Face tensor names → mlx-whisper's (the inverse of what the loader does).
 fn mlx_name(hf: &str) -> Option<String> {
     let name = hf.strip_prefix("model.")?;

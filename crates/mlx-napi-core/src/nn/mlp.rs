@@ -1,14 +1,11 @@
 //! The gated feed-forward block of Llama-family models: `down(silu(gate(x)) * up(x))`.
 //!
-//! `silu(g) * u` is one compiled (fused) element-wise kernel instead of three:
-//! decoding small models is bound by kernel launches, not bandwidth. MLX
-//! compiles GPU kernels itself; on the CPU it needs a system C++ compiler and
-//! quietly runs the ops unfused when there is none (`MLX_DISABLE_COMPILE=1`
-//! forces that everywhere).
+//! `silu(g) * u` is one fused kernel ([`fused::swiglu`]) instead of three:
+//! decoding small models is bound by kernel launches, not bandwidth.
 
-use mlx_rs::{error::Exception, ops, transforms::compile::compile, Array};
+use mlx_rs::Array;
 
-use super::{Linear, WeightTree};
+use super::{fused, Linear, WeightTree};
 use crate::Result;
 
 #[derive(Clone)]
@@ -35,15 +32,7 @@ impl SwiGluMlp {
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
-        let gated = swiglu(&self.gate.forward(x)?, &self.up.forward(x)?)?;
+        let gated = fused::swiglu(&self.gate.forward(x)?, &self.up.forward(x)?)?;
         self.down.forward(&gated)
     }
-}
-
-/// `silu(gate) * up`, compiled once per process (shapeless: any batch/length).
-fn swiglu(gate: &Array, up: &Array) -> Result<Array> {
-    let f = |(g, u): (&Array, &Array)| -> std::result::Result<Array, Exception> {
-        g.multiply(ops::sigmoid(g)?)?.multiply(u)
-    };
-    Ok(compile(f, true)((gate, up))?)
 }

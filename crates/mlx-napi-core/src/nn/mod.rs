@@ -6,6 +6,7 @@
 
 pub mod attention;
 pub mod embedding;
+pub mod fused;
 pub mod linear;
 pub mod mlp;
 pub mod norm;

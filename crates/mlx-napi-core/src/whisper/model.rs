@@ -14,7 +14,6 @@
 //! checkpoints are renamed at load (see `weights.rs`).
 
 use mlx_rs::{
-    nn::gelu,
     ops::{self, indexing::TryIndexOp},
     Array, Dtype,
 };
@@ -22,7 +21,7 @@ use mlx_rs::{
 use super::config::WhisperConfig;
 use crate::{
     cache::KvCache,
-    nn::{attention, AttentionMask, Embedding, LayerNorm, Linear, WeightTree},
+    nn::{attention, fused::gelu, AttentionMask, Embedding, LayerNorm, Linear, WeightTree},
     Error, Result,
 };
 
@@ -112,7 +111,7 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Array) -> Result<Array> {
-        self.fc2.forward(&gelu(self.fc1.forward(x)?)?)
+        self.fc2.forward(&gelu(&self.fc1.forward(x)?)?)
     }
 }
 
@@ -274,8 +273,8 @@ impl Encoder {
     }
 
     fn forward(&self, mel: &Array) -> Result<Array> {
-        let x = gelu(self.conv1.forward(mel)?)?;
-        let x = gelu(self.conv2.forward(&x)?)?;
+        let x = gelu(&self.conv1.forward(mel)?)?;
+        let x = gelu(&self.conv2.forward(&x)?)?;
         let mut x = x.add(self.positions.as_dtype(x.dtype())?)?;
         for layer in &self.layers {
             x = layer.forward(&x)?;
