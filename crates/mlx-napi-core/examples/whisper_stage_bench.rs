@@ -120,6 +120,9 @@ fn main() -> Res<()> {
     part("addmm [L,4d]x[4d,d] (fc2)", 1.0, &mut || {
         Ok(ops::addmm(&bias, &hidden, &w_ffn, None, None)?)
     })?;
+    part("gelu [L,4d] (ours: nn::fused::gelu)", 1.0, &mut || {
+        Ok(fused::gelu(&hidden)?)
+    })?;
     part("gelu [L,4d] (mlx-rs nn::gelu)", 1.0, &mut || {
         Ok(nn::gelu(&hidden)?)
     })?;
