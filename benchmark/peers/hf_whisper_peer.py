@@ -54,6 +54,10 @@ def load(req):
     model = AutoModelForSpeechSeq2Seq.from_pretrained(req["model"], dtype=dtype, attn_implementation="sdpa")
     model.to(device).eval()
     processor = AutoProcessor.from_pretrained(req["model"])
+    if processor.tokenizer.pad_token_id is None:
+        # The pipeline refuses to batch without a pad id (whisper-tiny.en's tokenizer
+        # has none); padded positions are masked, so end-of-text is a safe choice.
+        processor.tokenizer.pad_token_id = model.config.eos_token_id
     pipe = pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
                     feature_extractor=processor.feature_extractor, device=device, dtype=dtype)
     synchronize()
