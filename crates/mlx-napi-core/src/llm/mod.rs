@@ -82,14 +82,10 @@ impl Llm {
         let LoadOptions {
             dtype,
             quantize,
-            mut progress,
+            progress,
         } = options;
         let quantize = quantize.map(QuantSpec::validate).transpose()?;
-        let mut report = |stage: &'static str, done: usize, total: usize| {
-            if let Some(progress) = progress.as_mut() {
-                progress(&LoadProgress { stage, done, total });
-            }
-        };
+        let mut report = LoadProgress::reporter(progress);
         let dir = loading::resolve_model_dir(source)?;
         let config: serde_json::Value = loading::read_json(&dir, "config.json")?;
         let model_type = config

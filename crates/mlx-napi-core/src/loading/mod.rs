@@ -31,3 +31,16 @@ pub struct LoadProgress {
     pub done: usize,
     pub total: usize,
 }
+
+impl LoadProgress {
+    /// A `(stage, done, total)` reporter that forwards to `progress`, if any.
+    pub fn reporter<'a>(
+        mut progress: Option<&'a mut dyn FnMut(&LoadProgress)>,
+    ) -> impl FnMut(&'static str, usize, usize) + 'a {
+        move |stage, done, total| {
+            if let Some(progress) = progress.as_mut() {
+                progress(&LoadProgress { stage, done, total });
+            }
+        }
+    }
+}

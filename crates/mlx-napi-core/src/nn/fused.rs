@@ -14,56 +14,60 @@
 //! and runs the ops unfused when there is none (`MLX_DISABLE_COMPILE=1` forces
 //! that everywhere).
 
-use std::{cell::RefCell, f32::consts::SQRT_2};
+use std::{cell::RefCell, f32::consts::SQRT_2, thread::LocalKey};
 
 use mlx_rs::{error::Exception, ops, transforms::compile::compile, Array};
 
 use crate::Result;
 
-type Unary = Box<dyn for<'a> FnMut(&'a Array) -> std::result::Result<Array, Exception>>;
-type Binary =
-    Box<dyn for<'a> FnMut((&'a Array, &'a Array)) -> std::result::Result<Array, Exception>>;
+type MlxResult<T> = std::result::Result<T, Exception>;
+type Unary = Box<dyn for<'a> FnMut(&'a Array) -> MlxResult<Array>>;
+type Binary = Box<dyn for<'a> FnMut((&'a Array, &'a Array)) -> MlxResult<Array>>;
 
 thread_local! {
     static GELU: RefCell<Option<Unary>> = const { RefCell::new(None) };
     static SWIGLU: RefCell<Option<Binary>> = const { RefCell::new(None) };
 }
 
+/// Calls this thread's compiled function in `slot`, compiling it with `build`
+/// on first use.
+fn with_compiled<F>(
+    slot: &'static LocalKey<RefCell<Option<F>>>,
+    build: fn() -> F,
+    call: impl FnOnce(&mut F) -> MlxResult<Array>,
+) -> Result<Array> {
+    slot.with(|slot| Ok(call(slot.borrow_mut().get_or_insert_with(build))?))
+}
+
 /// A scalar in `like`'s dtype, so that it does not promote `like`.
-fn scalar(value: f32, like: &Array) -> std::result::Result<Array, Exception> {
+fn scalar(value: f32, like: &Array) -> MlxResult<Array> {
     Array::from_f32(value).as_dtype(like.dtype())
 }
 
 /// Exact GELU, `x · (1 + erf(x / √2)) / 2` (Whisper's activation), in `x`'s dtype.
 pub fn gelu(x: &Array) -> Result<Array> {
-    GELU.with(|slot| {
-        let mut slot = slot.borrow_mut();
-        let f = slot.get_or_insert_with(|| {
-            Box::new(compile(
-                |x: &Array| -> std::result::Result<Array, Exception> {
-                    let erf = ops::erf(x.divide(scalar(SQRT_2, x)?)?)?;
-                    x.multiply(erf.add(scalar(1.0, x)?)?)?
-                        .divide(scalar(2.0, x)?)
-                },
-                true,
-            ))
-        });
-        Ok(f(x)?)
-    })
+    fn build() -> Unary {
+        Box::new(compile(
+            |x: &Array| -> MlxResult<Array> {
+                let erf = ops::erf(x.divide(scalar(SQRT_2, x)?)?)?;
+                x.multiply(erf.add(scalar(1.0, x)?)?)?
+                    .divide(scalar(2.0, x)?)
+            },
+            true,
+        ))
+    }
+    with_compiled(&GELU, build, |f| f(x))
 }
 
 /// `silu(gate) · up` (the gated feed-forward of Llama-family models).
 pub fn swiglu(gate: &Array, up: &Array) -> Result<Array> {
-    SWIGLU.with(|slot| {
-        let mut slot = slot.borrow_mut();
-        let f = slot.get_or_insert_with(|| {
-            Box::new(compile(
-                |(g, u): (&Array, &Array)| -> std::result::Result<Array, Exception> {
-                    g.multiply(ops::sigmoid(g)?)?.multiply(u)
-                },
-                true,
-            ))
-        });
-        Ok(f((gate, up))?)
-    })
+    fn build() -> Binary {
+        Box::new(compile(
+            |(g, u): (&Array, &Array)| -> MlxResult<Array> {
+                g.multiply(ops::sigmoid(g)?)?.multiply(u)
+            },
+            true,
+        ))
+    }
+    with_compiled(&SWIGLU, build, |f| f((gate, up)))
 }

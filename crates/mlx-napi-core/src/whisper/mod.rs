@@ -75,14 +75,10 @@ impl WhisperEngine {
             dtype,
             quantize,
             tokenizer_dir,
-            mut progress,
+            progress,
         } = options;
         let quantize = quantize.map(QuantSpec::validate).transpose()?;
-        let mut report = |stage: &'static str, done: usize, total: usize| {
-            if let Some(progress) = progress.as_mut() {
-                progress(&LoadProgress { stage, done, total });
-            }
-        };
+        let mut report = LoadProgress::reporter(progress);
         let checkpoint = weights::load_checkpoint(dir, dtype, quantize, |done, total| {
             report("weights", done, total)
         })?;

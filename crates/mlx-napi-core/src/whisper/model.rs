@@ -28,6 +28,10 @@ use crate::{
 /// PyTorch's LayerNorm default, which Whisper was trained with.
 const LAYER_NORM_EPS: f32 = 1e-5;
 
+fn layer_norm(tree: &mut WeightTree, name: &str, dim: i32) -> Result<LayerNorm> {
+    LayerNorm::load(tree, name, dim, LAYER_NORM_EPS)
+}
+
 /// Multi-head attention; the key projection has no bias (as in openai-whisper).
 struct Attention {
     query: Linear,
@@ -127,19 +131,9 @@ impl EncoderLayer {
         let (dim, heads) = (c.n_audio_state as i32, c.n_audio_head as i32);
         Ok(EncoderLayer {
             self_attn: Attention::load(tree, &format!("{prefix}.self_attn"), dim, heads)?,
-            self_attn_norm: LayerNorm::load(
-                tree,
-                &format!("{prefix}.self_attn_layer_norm"),
-                dim,
-                LAYER_NORM_EPS,
-            )?,
+            self_attn_norm: layer_norm(tree, &format!("{prefix}.self_attn_layer_norm"), dim)?,
             mlp: Mlp::load(tree, prefix, dim, c.n_audio_ffn as i32)?,
-            mlp_norm: LayerNorm::load(
-                tree,
-                &format!("{prefix}.final_layer_norm"),
-                dim,
-                LAYER_NORM_EPS,
-            )?,
+            mlp_norm: layer_norm(tree, &format!("{prefix}.final_layer_norm"), dim)?,
         })
     }
 
@@ -167,26 +161,11 @@ impl DecoderLayer {
         let (dim, heads) = (c.n_text_state as i32, c.n_text_head as i32);
         Ok(DecoderLayer {
             self_attn: Attention::load(tree, &format!("{prefix}.self_attn"), dim, heads)?,
-            self_attn_norm: LayerNorm::load(
-                tree,
-                &format!("{prefix}.self_attn_layer_norm"),
-                dim,
-                LAYER_NORM_EPS,
-            )?,
+            self_attn_norm: layer_norm(tree, &format!("{prefix}.self_attn_layer_norm"), dim)?,
             cross_attn: Attention::load(tree, &format!("{prefix}.encoder_attn"), dim, heads)?,
-            cross_attn_norm: LayerNorm::load(
-                tree,
-                &format!("{prefix}.encoder_attn_layer_norm"),
-                dim,
-                LAYER_NORM_EPS,
-            )?,
+            cross_attn_norm: layer_norm(tree, &format!("{prefix}.encoder_attn_layer_norm"), dim)?,
             mlp: Mlp::load(tree, prefix, dim, c.n_text_ffn as i32)?,
-            mlp_norm: LayerNorm::load(
-                tree,
-                &format!("{prefix}.final_layer_norm"),
-                dim,
-                LAYER_NORM_EPS,
-            )?,
+            mlp_norm: layer_norm(tree, &format!("{prefix}.final_layer_norm"), dim)?,
         })
     }
 
@@ -268,7 +247,7 @@ impl Encoder {
             layers: (0..c.n_audio_layer)
                 .map(|i| EncoderLayer::load(tree, &format!("{p}.layers.{i}"), c))
                 .collect::<Result<_>>()?,
-            norm: LayerNorm::load(tree, &format!("{p}.layer_norm"), dim, LAYER_NORM_EPS)?,
+            norm: layer_norm(tree, &format!("{p}.layer_norm"), dim)?,
         })
     }
 
@@ -337,7 +316,7 @@ impl Decoder {
             layers: (0..c.n_text_layer)
                 .map(|i| DecoderLayer::load(tree, &format!("{p}.layers.{i}"), c))
                 .collect::<Result<_>>()?,
-            norm: LayerNorm::load(tree, &format!("{p}.layer_norm"), dim, LAYER_NORM_EPS)?,
+            norm: layer_norm(tree, &format!("{p}.layer_norm"), dim)?,
             output,
         })
     }
