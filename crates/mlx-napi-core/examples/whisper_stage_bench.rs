@@ -39,11 +39,16 @@ fn randn(shape: &[i32], dtype: Dtype, seed: u64) -> Res<Array> {
     Ok(x)
 }
 
+/// A scalar in `dtype` (an `f32` scalar would promote half-precision operands).
+fn scalar(value: f32, dtype: Dtype) -> Res<Array> {
+    Ok(Array::from_f32(value).as_dtype(dtype)?)
+}
+
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = args
         .first()
-        .ok_or("usage: whisper_stage_bench MODEL_DIR [iters]")?;
+        .ok_or("usage: whisper_stage_bench MODEL_DIR [iters] [batches]")?;
     let iters: usize = args.get(1).map_or(Ok(10), |v| v.parse())?;
     let batches: Vec<i32> = args
         .get(2)
@@ -107,7 +112,7 @@ fn main() -> Res<()> {
     })?;
     part("attention, matmul+softmax+matmul", 1.0, &mut || {
         let scores = q
-            .multiply(Array::from_f32(scale))?
+            .multiply(scalar(scale, dtype)?)?
             .matmul(k.transpose_axes(&[0, 1, 3, 2])?)?;
         Ok(ops::softmax_axis(&scores, -1, true)?.matmul(&v)?)
     })?;
@@ -127,10 +132,10 @@ fn main() -> Res<()> {
         Ok(nn::gelu(&hidden)?)
     })?;
     part("gelu [L,4d] (erf, eager)", 1.0, &mut || {
-        let inner = ops::erf(hidden.multiply(Array::from_f32(std::f32::consts::FRAC_1_SQRT_2))?)?;
+        let inner = ops::erf(hidden.multiply(scalar(std::f32::consts::FRAC_1_SQRT_2, dtype)?)?)?;
         Ok(hidden
-            .multiply(inner.add(Array::from_f32(1.0))?)?
-            .multiply(Array::from_f32(0.5))?)
+            .multiply(inner.add(scalar(1.0, dtype)?)?)?
+            .multiply(scalar(0.5, dtype)?)?)
     })?;
     part("layer_norm [L,d]", 2.0, &mut || {
         Ok(fast::layer_norm(&x, Some(&norm_w), Some(&bias), 1e-5)?)
