@@ -114,7 +114,7 @@ async function ours(prompt, maxTokens, sampling, seed = 0) {
 
 // One round: ours, then each peer, on the same request.
 const peerPeak = {}
-async function round(prompt, maxTokens, sampling, seed) {
+async function oneRound(prompt, maxTokens, sampling, seed) {
   const o = await ours(prompt, maxTokens, sampling, seed)
   const byPeer = {}
   for (const p of peers.filter((p) => seed < p.rounds)) {
@@ -125,11 +125,11 @@ async function round(prompt, maxTokens, sampling, seed) {
   return { o, byPeer }
 }
 
-async function rounds_(prompt, maxTokens, sampling) {
+async function runRounds(prompt, maxTokens, sampling) {
   const o = []
   const byPeer = Object.fromEntries(peers.map((p) => [p.name, []]))
   for (let i = 0; i < rounds; i++) {
-    const r = await round(prompt, maxTokens, sampling, i)
+    const r = await oneRound(prompt, maxTokens, sampling, i)
     o.push(r.o)
     for (const p of peers) if (r.byPeer[p.name]) byPeer[p.name].push(r.byPeer[p.name])
   }
@@ -172,7 +172,7 @@ for (const [label, prompt] of [
   [`prefill tok/s, prompt ${short.length}`, short],
   [`prefill tok/s, prompt ${long.length}`, long],
 ]) {
-  const runs = await rounds_(prompt, 1, {})
+  const runs = await runRounds(prompt, 1, {})
   row(label, runs, 'prefill_tps', 'tok/s')
   if (prompt === short) row(`time to first token ms, prompt ${short.length}`, runs, 'ttft_ms', 'ms', false)
 }
@@ -180,7 +180,7 @@ for (const [label, prompt] of [
 // Decode under each sampling setting.
 let greedyTps = null
 for (const [label, sampling] of Object.entries(SAMPLING)) {
-  const runs = await rounds_(short, genTokens, sampling)
+  const runs = await runRounds(short, genTokens, sampling)
   row(`decode tok/s, ${label}, ${genTokens} tokens`, runs, 'decode_tps', 'tok/s')
   const tps = median(runs.o.map((r) => r.decode_tps))
   if (label === 'greedy') {

@@ -13,6 +13,8 @@ import torch
 from transformers import AutoModelForCausalLM
 from transformers.generation.streamers import BaseStreamer
 
+from protocol import reply
+
 model = None
 
 
@@ -29,11 +31,6 @@ class Stamps(BaseStreamer):
 
     def end(self):
         pass
-
-
-def reply(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 for line in sys.stdin:

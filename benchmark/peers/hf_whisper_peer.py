@@ -17,11 +17,11 @@ import json
 import math
 import sys
 import time
-import wave
 
-import numpy as np
 import torch
 from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor, pipeline
+
+from protocol import reply, read_wav
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 pipe = None
@@ -31,19 +31,6 @@ device = "cuda"
 def synchronize():
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-
-
-def reply(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def read_wav(path):
-    with wave.open(path, "rb") as w:
-        if w.getsampwidth() != 2 or w.getnchannels() != 1 or w.getframerate() != 16000:
-            raise ValueError(f"{path}: need 16-bit mono 16 kHz PCM")
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-    return pcm.astype(np.float32) / 32768.0
 
 
 def load(req):

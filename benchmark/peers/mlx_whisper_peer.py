@@ -27,12 +27,12 @@ import importlib
 import json
 import sys
 import time
-import wave
 
 import mlx.core as mx
-import numpy as np
 from mlx_whisper.load_models import load_model
 from mlx_whisper.transcribe import ModelHolder, transcribe
+
+from protocol import reply, read_wav
 
 # The modules themselves (the package's `transcribe` attribute is the function).
 transcribe_module = importlib.import_module("mlx_whisper.transcribe")
@@ -42,19 +42,6 @@ DTYPES = {"float16": mx.float16, "float32": mx.float32, "bfloat16": mx.bfloat16}
 
 model_path = None
 model_dtype = mx.float16
-
-
-def reply(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def read_wav(path):
-    with wave.open(path, "rb") as w:
-        if w.getsampwidth() != 2 or w.getnchannels() != 1 or w.getframerate() != 16000:
-            raise ValueError(f"{path}: need 16-bit mono 16 kHz PCM")
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-    return pcm.astype(np.float32) / 32768.0
 
 
 class StageTimer:
