@@ -111,14 +111,14 @@ impl Default for TranscribeOptions {
     }
 }
 
-/// Windows decoded together unless the caller says otherwise: 16 on a GPU,
-/// where the batched schedule is several times faster than the sequential
-/// seek loop at the same word error rate (benchmark/RESULTS.md, long-form
-/// speech); 1 on the CPU, where batching adds no throughput (the encoder is
-/// compute-bound) and the seek loop re-reads less audio.
+/// Windows decoded together unless the caller says otherwise: 8 on a GPU,
+/// the largest batch measured at the sequential loop's word error rate on
+/// long-form speech (3.6× mlx-whisper on an H200; batch 16 was faster but
+/// 2 points worse there, benchmark/RESULTS.md); 1 on the CPU, where batching
+/// adds no throughput (the encoder is compute-bound).
 pub fn default_batch_size() -> usize {
     match crate::backend::backend_info() {
-        Ok(info) if info.device == "gpu" => 16,
+        Ok(info) if info.device == "gpu" => 8,
         _ => 1,
     }
 }
