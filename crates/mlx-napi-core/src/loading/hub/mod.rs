@@ -151,7 +151,12 @@ pub fn snapshot(
     let mut plan = Vec::with_capacity(missing.len());
     for file in missing {
         let meta = client.file_meta(repo_id, &commit, file)?;
-        plan.push((file, meta));
+        // Another revision may share the blob: link it, nothing to transfer.
+        if cache.blob_path(&meta.etag).is_file() {
+            cache.link(&commit, file, &meta.etag)?;
+        } else {
+            plan.push((file, meta));
+        }
     }
     let total_bytes: u64 = plan.iter().map(|(_, m)| m.size).sum();
     let mut reporter = Throttled::new(progress, plan.len(), total_bytes);
