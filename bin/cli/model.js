@@ -22,6 +22,9 @@ async function resolveModel(opts, progress, signal) {
     if (opts.revision) throw new CliError('ERR_USAGE', '--revision applies to repo ids, not folders')
     return { path: spec, kind: kindOf(spec) }
   }
+  if (!/^[\w.-]+\/[\w.-]+(@.+)?$/.test(spec)) {
+    throw new CliError('ERR_MODEL_NOT_FOUND', `model folder ${JSON.stringify(spec)} does not exist (nor is it a Hub repo id owner/name)`)
+  }
   const bar = progress.download('download')
   try {
     const got = await downloadModel(spec, {
