@@ -88,8 +88,9 @@ pub fn download_model<'env>(
 ) -> napi::Result<Object<'env>> {
     let mut watch = abort_watch(env, &options)?;
     let options: Option<DownloadOptions> = typed(env, &options)?;
-    let (mut settler, promise) =
-        Settler::new(env, |_env, snapshot: Snapshot| Ok(DownloadedModel::from(snapshot)))?;
+    let (mut settler, promise) = Settler::new(env, |_env, snapshot: Snapshot| {
+        Ok(DownloadedModel::from(snapshot))
+    })?;
     let (abort, aborted) = (watch.flag(), watch.aborted());
     settler.on_settle(move |env| watch.release(env));
     if aborted {

@@ -630,8 +630,13 @@ pub fn load_whisper<'env>(
     let (abort, aborted) = (watch.flag(), watch.aborted());
     let mut settler = settler;
     settler.on_settle(move |env| watch.release(env));
-    let choices = load::parse_choices(dtype.as_deref(), quantize)
-        .and_then(|c| if aborted { Err(CoreError::Aborted) } else { Ok(c) });
+    let choices = load::parse_choices(dtype.as_deref(), quantize).and_then(|c| {
+        if aborted {
+            Err(CoreError::Aborted)
+        } else {
+            Ok(c)
+        }
+    });
     let Some(((dtype, quantize), settler)) = settler.ok_or_settle(choices) else {
         return Ok(promise);
     };

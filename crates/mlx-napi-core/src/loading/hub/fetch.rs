@@ -70,7 +70,10 @@ pub fn fetch_blob(
 
 enum Attempt {
     /// A network failure; the partial file keeps what arrived.
-    Retry { error: Error, progressed: bool },
+    Retry {
+        error: Error,
+        progressed: bool,
+    },
     Fatal(Error),
 }
 

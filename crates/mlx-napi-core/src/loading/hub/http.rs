@@ -125,8 +125,7 @@ impl Client {
             let headers = response.headers();
             let status = response.status().as_u16();
             if (300..400).contains(&status) {
-                if let Some(location) = header(headers, "location").filter(|l| l.starts_with('/'))
-                {
+                if let Some(location) = header(headers, "location").filter(|l| l.starts_with('/')) {
                     if header(headers, "x-linked-etag").is_none() {
                         url = format!("{}{location}", origin(&self.endpoint));
                         continue;
@@ -204,7 +203,10 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn normalize_etag(raw: &str) -> String {
-    raw.trim().trim_start_matches("W/").trim_matches('"').to_string()
+    raw.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .to_string()
 }
 
 /// `scheme://host[:port]` of an endpoint (which may carry a path prefix).
@@ -258,9 +260,7 @@ pub fn status_error(
             ))
         }
         Some("RevisionNotFound") => {
-            return Error::ModelNotFound(format!(
-                "{what}: no such revision on {endpoint}{server}"
-            ))
+            return Error::ModelNotFound(format!("{what}: no such revision on {endpoint}{server}"))
         }
         Some("EntryNotFound") => {
             return Error::ModelNotFound(format!("{what}: no such file on {endpoint}{server}"))
@@ -291,7 +291,10 @@ mod tests {
     fn encodes_revisions_and_origins() {
         assert_eq!(encode("refs/pr/1"), "refs%2Fpr%2F1");
         assert_eq!(encode("v1.0_a-b~"), "v1.0_a-b~");
-        assert_eq!(origin("http://127.0.0.1:8080/prefix"), "http://127.0.0.1:8080");
+        assert_eq!(
+            origin("http://127.0.0.1:8080/prefix"),
+            "http://127.0.0.1:8080"
+        );
         assert_eq!(origin("https://huggingface.co"), "https://huggingface.co");
         assert_eq!(normalize_etag("W/\"abc\""), "abc");
     }

@@ -118,7 +118,11 @@ fn describe(dir: &Path, repo_id: String) -> Option<CachedModel> {
     let path = dir.join("snapshots").join(&commit);
     let (kind, model_type) = model_kind(&path);
     let (mut size_bytes, mut incomplete_bytes) = (0, 0);
-    for blob in std::fs::read_dir(dir.join("blobs")).into_iter().flatten().flatten() {
+    for blob in std::fs::read_dir(dir.join("blobs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let len = blob.metadata().map(|m| m.len()).unwrap_or(0);
         if blob.file_name().to_string_lossy().ends_with(".incomplete") {
             incomplete_bytes += len;
