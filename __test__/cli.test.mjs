@@ -150,7 +150,7 @@ test('transcribe offline from the cache: stdout for one format, files for severa
   assertFailure(await run(['transcribe', '-m', 'test-org/smollm2', jfk], { extraEnv: offline }), 'ERR_USAGE', 2)
 })
 
-test('generate streams to stdout; chat keeps a session with /reset and /exit', { skip }, async () => {
+test('generate streams to stdout; chat keeps a session with /reset and /exit; bench', { skip }, async () => {
   const offline = { HF_HUB_OFFLINE: '1' }
   const question = 'What is the capital of France?'
   const g = await run(['generate', '-m', 'test-org/smollm2', '-p', question, '-n', '12'], { extraEnv: offline })
@@ -167,6 +167,12 @@ test('generate streams to stdout; chat keeps a session with /reset and /exit', {
   assert.equal(c.code, 0, c.stderr)
   assert.equal(c.stdout.match(/Paris/g)?.length, 2, c.stdout)
   assert.match(c.stderr, /conversation cleared/)
+  const b = await run(['bench', '-m', 'test-org/smollm2', '--tokens', '4', '--json'], { extraEnv: offline })
+  assert.equal(b.code, 0, b.stderr)
+  const bench = JSON.parse(b.stdout)
+  assert.equal(bench.kind, 'llm')
+  assert.equal(bench.generatedTokens, 4)
+  assert.ok(bench.decodeTokensPerSec > 0)
 })
 
 test('on a terminal, download and transcribe draw progress bars', { skip: skip || !hasScript }, async () => {

@@ -49,7 +49,8 @@ pub struct DownloadedModel {
     pub commit: String,
     /// The snapshot folder: pass it (or the repo id) to `loadLLM` / `loadWhisper`.
     pub path: String,
-    /// Bytes this call downloaded (0 when everything was cached).
+    /// Size of the files this call fetched (0 when everything was cached;
+    /// a resumed file counts whole).
     pub downloaded_bytes: f64,
     /// "llm", "whisper" or "unknown", from config.json.
     #[napi(ts_type = "'llm' | 'whisper' | 'unknown'")]

@@ -15,7 +15,8 @@ function number({ int = false, min = -Infinity, max = Infinity } = {}) {
     const n = Number(value)
     if (value.trim() === '' || !Number.isFinite(n) || (int && !Number.isInteger(n)) || n < min || n > max) {
       const kind = int ? 'a whole number' : 'a number'
-      throw new InvalidArgumentError(`expected ${kind} in ${min}..${max}, got ${JSON.stringify(value)}`)
+      const range = Number.isFinite(min) || Number.isFinite(max) ? ` in ${min}..${max}` : ''
+      throw new InvalidArgumentError(`expected ${kind}${range}, got ${JSON.stringify(value)}`)
     }
     return n
   }

@@ -41,7 +41,8 @@ pub struct Snapshot {
     pub commit: String,
     /// `snapshots/<commit>`: the folder to load from.
     pub dir: PathBuf,
-    /// Bytes downloaded by this call (0 when everything was cached).
+    /// Size of the files this call fetched (0 when everything was cached;
+    /// a resumed file counts whole).
     pub downloaded_bytes: u64,
 }
 
