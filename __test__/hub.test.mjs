@@ -171,3 +171,21 @@ test('offline mode reads the cache only; a pinned revision gets its own snapshot
     code: 'ERR_OFFLINE',
   })
 })
+
+test('loadLLM downloads a repo id that is not cached, reporting the download stage first', { skip }, async () => {
+  const cacheDir = freshCache()
+  const stages = []
+  const llm = await loadLLM(`${REPO}@v1.0`, {
+    hub: { endpoint: hub.endpoint, cacheDir },
+    onProgress: (p) => stages.push(p.stage),
+  })
+  await llm.dispose()
+  assert.equal(stages[0], 'download')
+  assert.deepEqual([...new Set(stages)], ['download', 'weights', 'model', 'tokenizer'])
+  assert.equal(readFileSync(join(repoDir(cacheDir), 'refs', 'v1.0'), 'utf8'), V1)
+  const aborted = new AbortController()
+  aborted.abort()
+  await assert.rejects(loadLLM(REPO, { hub: { endpoint: hub.endpoint, cacheDir: freshCache() }, signal: aborted.signal }), {
+    name: 'AbortError',
+  })
+})
