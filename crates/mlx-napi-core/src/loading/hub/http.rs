@@ -159,12 +159,9 @@ impl Client {
         }
         let response = req.call().map_err(|e| transport_error(&url, e))?;
         let status = response.status().as_u16();
-        if status == 416 {
-            // The partial file is not a prefix of this one: start over.
-            return Ok(Download {
-                body: response.into_body(),
-                ranged: false,
-            });
+        if status == 416 && start > 0 {
+            // The partial file does not fit this file: start over.
+            return self.open(repo_id, commit, file, 0);
         }
         self.check(&response, &what)?;
         Ok(Download {
