@@ -28,6 +28,10 @@ function etagOf(path) {
  *   repo id → folder served, refs (branch/tag → 40-hex commit); every commit serves `dir`.
  */
 export async function startHub(repos) {
+  // A proxy from the environment (CI) must not see loopback requests.
+  for (const name of ['NO_PROXY', 'no_proxy']) {
+    process.env[name] = [process.env[name], '127.0.0.1'].filter(Boolean).join(',')
+  }
   const hub = new EventEmitter()
   hub.requests = []
   hub.dropAfter = null // { file, bytes }
