@@ -182,7 +182,10 @@ export interface DownloadedModel {
   commit: string
   /** The snapshot folder: pass it (or the repo id) to `loadLLM` / `loadWhisper`. */
   path: string
-  /** Bytes this call downloaded (0 when everything was cached). */
+  /**
+   * Size of the files this call fetched (0 when everything was cached;
+   * a resumed file counts whole).
+   */
   downloadedBytes: number
   /** "llm", "whisper" or "unknown", from config.json. */
   kind: 'llm' | 'whisper' | 'unknown'
