@@ -9,6 +9,7 @@
 mod abort;
 mod backend;
 mod errors;
+mod hub;
 mod llm;
 mod load;
 mod options;

@@ -27,7 +27,7 @@ use napi_derive::napi;
 use crate::{
     abort::AbortWatch,
     errors::throw,
-    load::{self, ProgressCallback, QuantizeOptions},
+    load::{self, HubOptionsJs, ProgressCallback, QuantizeOptions},
     options::{abort_watch, finite, typed, whole},
     promise::Settler,
     worker::{self, submit, WorkerSlot},
@@ -51,9 +51,20 @@ pub struct LoadLlmOptions {
     pub dtype: Option<String>,
     /// Quantize a dense checkpoint's linear and embedding weights while loading.
     pub quantize: Option<QuantizeOptions>,
-    /// Called (on the JS thread) as loading progresses.
+    /// Called (on the JS thread) as loading progresses (stage "download" while
+    /// a repo id's files are fetched).
     #[napi(ts_type = "(progress: LoadProgress) => void")]
     pub on_progress: Option<ProgressCallback>,
+    /// Branch, tag or commit of a repo id (default "main"; `owner/name@rev` works too).
+    pub revision: Option<String>,
+    /// Hub endpoint, token, cache folder and offline mode.
+    #[napi(ts_type = "HubOptions")]
+    pub hub: Option<HubOptionsJs>,
+    /// Stops a download (rejecting with an AbortError); an interrupted download
+    /// resumes on the next call.
+    #[napi(ts_type = "AbortSignal")]
+    #[allow(dead_code)] // read from the raw object, see `abort_watch`
+    pub signal: Option<Unknown<'static>>,
 }
 
 /// Options of `generate()`, `stream()` and chat sessions. All sampling runs on
@@ -281,14 +292,20 @@ struct Loaded {
     eos_token_ids: Vec<u32>,
 }
 
-/// Loads a model folder (or a Hugging Face repo id present in the local cache)
-/// on a new model thread. Resolves with an `LLM`.
-#[napi(js_name = "loadLLM", ts_return_type = "Promise<LLM>")]
+/// Loads a model folder, or a Hugging Face repo id (from the local cache,
+/// downloaded into it when missing), on a new model thread. Resolves with an `LLM`.
+#[napi(
+    js_name = "loadLLM",
+    ts_args_type = "source: string, options?: LoadLlmOptions",
+    ts_return_type = "Promise<LLM>"
+)]
 pub fn load_llm<'env>(
     env: &'env Env,
     source: String,
-    options: Option<LoadLlmOptions>,
+    options: Option<Object>,
 ) -> napi::Result<Object<'env>> {
+    let mut watch = abort_watch(env, &options)?;
+    let options: Option<LoadLlmOptions> = typed(env, &options)?;
     let slot: LlmSlot = Arc::new(Mutex::new(None));
     let js_slot = slot.clone();
     let (settler, promise) = Settler::new(env, move |_env, loaded: Loaded| {
@@ -301,13 +318,26 @@ pub fn load_llm<'env>(
             next_session: AtomicU32::new(1),
         })
     })?;
-    let (dtype, quantize, progress) = match options {
-        Some(o) => (o.dtype, o.quantize, o.on_progress),
-        None => (None, None, None),
+    let (dtype, quantize, progress, hub) = match options {
+        Some(o) => (
+            o.dtype,
+            o.quantize,
+            o.on_progress,
+            load::hub_options(o.revision, o.hub),
+        ),
+        None => (None, None, None, Default::default()),
     };
-    let Some(((dtype, quantize), settler)) =
-        settler.ok_or_settle(load::parse_choices(dtype.as_deref(), quantize))
-    else {
+    let (abort, aborted) = (watch.flag(), watch.aborted());
+    let mut settler = settler;
+    settler.on_settle(move |env| watch.release(env));
+    let choices = load::parse_choices(dtype.as_deref(), quantize).and_then(|c| {
+        if aborted {
+            Err(CoreError::Aborted)
+        } else {
+            Ok(c)
+        }
+    });
+    let Some(((dtype, quantize), settler)) = settler.ok_or_settle(choices) else {
         return Ok(promise);
     };
     let load = move || {
@@ -317,6 +347,8 @@ pub fn load_llm<'env>(
                 dtype,
                 quantize,
                 progress: Some(&mut load::reporter(&progress)),
+                hub,
+                abort: Some(abort),
             },
         )?;
         let loaded = Loaded {

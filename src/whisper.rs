@@ -40,7 +40,7 @@ use napi_derive::napi;
 use crate::{
     abort::AbortWatch,
     errors::throw,
-    load::{self, ProgressCallback, QuantizeOptions},
+    load::{self, HubOptionsJs, ProgressCallback, QuantizeOptions},
     options::{abort_watch, finite, typed, whole},
     promise::Settler,
     worker::{self, submit, WorkerSlot},
@@ -59,9 +59,20 @@ pub struct LoadWhisperOptions {
     /// Folder with `tokenizer.json` when the model folder has none (MLX
     /// community checkpoints), e.g. the matching `openai/whisper-*` folder.
     pub tokenizer_dir: Option<String>,
-    /// Called (on the JS thread) as loading progresses.
+    /// Called (on the JS thread) as loading progresses (stage "download" while
+    /// a repo id's files are fetched).
     #[napi(ts_type = "(progress: LoadProgress) => void")]
     pub on_progress: Option<ProgressCallback>,
+    /// Branch, tag or commit of a repo id (default "main"; `owner/name@rev` works too).
+    pub revision: Option<String>,
+    /// Hub endpoint, token, cache folder and offline mode.
+    #[napi(ts_type = "HubOptions")]
+    pub hub: Option<HubOptionsJs>,
+    /// Stops a download (rejecting with an AbortError); an interrupted download
+    /// resumes on the next call.
+    #[napi(ts_type = "AbortSignal")]
+    #[allow(dead_code)] // read from the raw object, see `abort_watch`
+    pub signal: Option<Unknown<'static>>,
 }
 
 /// How far a transcription has come (audio seconds).
@@ -585,14 +596,21 @@ struct Loaded {
     vocab_size: u32,
 }
 
-/// Loads a Whisper model folder (or a Hugging Face repo id present in the
-/// local cache) on a new model thread. Resolves with a `Whisper`.
-#[napi(js_name = "loadWhisper", ts_return_type = "Promise<Whisper>")]
+/// Loads a Whisper model folder, or a Hugging Face repo id (from the local
+/// cache, downloaded into it when missing), on a new model thread. Resolves
+/// with a `Whisper`.
+#[napi(
+    js_name = "loadWhisper",
+    ts_args_type = "source: string, options?: LoadWhisperOptions",
+    ts_return_type = "Promise<Whisper>"
+)]
 pub fn load_whisper<'env>(
     env: &'env Env,
     source: String,
-    options: Option<LoadWhisperOptions>,
+    options: Option<Object>,
 ) -> napi::Result<Object<'env>> {
+    let mut watch = abort_watch(env, &options)?;
+    let options: Option<LoadWhisperOptions> = typed(env, &options)?;
     let slot: WorkerSlot<WhisperEngine> = Arc::new(Mutex::new(None));
     let js_slot = slot.clone();
     let (settler, promise) = Settler::new(env, move |_env, loaded: Loaded| {
@@ -601,13 +619,27 @@ pub fn load_whisper<'env>(
             info: loaded,
         })
     })?;
-    let (dtype, quantize, tokenizer_dir, progress) = match options {
-        Some(o) => (o.dtype, o.quantize, o.tokenizer_dir, o.on_progress),
-        None => (None, None, None, None),
+    let (dtype, quantize, tokenizer_dir, progress, hub) = match options {
+        Some(o) => (
+            o.dtype,
+            o.quantize,
+            o.tokenizer_dir,
+            o.on_progress,
+            load::hub_options(o.revision, o.hub),
+        ),
+        None => (None, None, None, None, Default::default()),
     };
-    let Some(((dtype, quantize), settler)) =
-        settler.ok_or_settle(load::parse_choices(dtype.as_deref(), quantize))
-    else {
+    let (abort, aborted) = (watch.flag(), watch.aborted());
+    let mut settler = settler;
+    settler.on_settle(move |env| watch.release(env));
+    let choices = load::parse_choices(dtype.as_deref(), quantize).and_then(|c| {
+        if aborted {
+            Err(CoreError::Aborted)
+        } else {
+            Ok(c)
+        }
+    });
+    let Some(((dtype, quantize), settler)) = settler.ok_or_settle(choices) else {
         return Ok(promise);
     };
     let load = move || {
@@ -618,6 +650,8 @@ pub fn load_whisper<'env>(
                 quantize,
                 tokenizer_dir: tokenizer_dir.map(Into::into),
                 progress: Some(&mut load::reporter(&progress)),
+                hub,
+                abort: Some(abort),
             },
         )?;
         let config = engine.model().config();

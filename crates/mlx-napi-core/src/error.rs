@@ -31,6 +31,18 @@ pub enum ErrorCode {
     AudioDecode,
     /// Audio input is recognized but uses a codec or layout we cannot decode.
     AudioUnsupported,
+    /// The Hugging Face Hub refused access: a gated or private repo (HTTP 401 /
+    /// 403) without a token that grants it.
+    HubAuth,
+    /// The Hub (or its CDN) could not be reached or broke off the transfer.
+    Network,
+    /// Offline mode (`HF_HUB_OFFLINE=1` / `offline: true`) and the model is not
+    /// in the local cache.
+    Offline,
+    /// A downloaded file does not match the size or hash the Hub announced.
+    Integrity,
+    /// The disk (or quota) is full while writing to the model cache.
+    DiskFull,
 }
 
 impl ErrorCode {
@@ -47,6 +59,11 @@ impl ErrorCode {
             ErrorCode::Disposed => "ERR_DISPOSED",
             ErrorCode::AudioDecode => "ERR_AUDIO_DECODE",
             ErrorCode::AudioUnsupported => "ERR_AUDIO_UNSUPPORTED",
+            ErrorCode::HubAuth => "ERR_HUB_AUTH",
+            ErrorCode::Network => "ERR_NETWORK",
+            ErrorCode::Offline => "ERR_OFFLINE",
+            ErrorCode::Integrity => "ERR_INTEGRITY",
+            ErrorCode::DiskFull => "ERR_DISK_FULL",
         }
     }
 }
@@ -85,6 +102,16 @@ pub enum Error {
     AudioDecode(String),
     #[error("unsupported audio: {0}")]
     AudioUnsupported(String),
+    #[error("{0}")]
+    HubAuth(String),
+    #[error("{0}")]
+    Network(String),
+    #[error("{0}")]
+    Offline(String),
+    #[error("{0}")]
+    Integrity(String),
+    #[error("{0}")]
+    DiskFull(String),
 }
 
 impl Error {
@@ -101,6 +128,11 @@ impl Error {
             Error::Disposed => ErrorCode::Disposed,
             Error::AudioDecode(_) => ErrorCode::AudioDecode,
             Error::AudioUnsupported(_) => ErrorCode::AudioUnsupported,
+            Error::HubAuth(_) => ErrorCode::HubAuth,
+            Error::Network(_) => ErrorCode::Network,
+            Error::Offline(_) => ErrorCode::Offline,
+            Error::Integrity(_) => ErrorCode::Integrity,
+            Error::DiskFull(_) => ErrorCode::DiskFull,
         }
     }
 

@@ -32,29 +32,32 @@ fn local_dirs_and_missing_sources() {
     );
 }
 
-/// A repo id resolves through the HF cache layout (`HF_HUB_CACHE`), and a repo
-/// absent from the cache gives ERR_MODEL_NOT_FOUND that names the repo.
+/// Offline, a repo id resolves through the HF cache layout (`HF_HUB_CACHE`), and
+/// a repo absent from the cache gives ERR_OFFLINE that names the repo.
 #[test]
 fn repo_ids_resolve_through_the_offline_cache() {
     let cache = tempfile::tempdir().unwrap();
     let repo = cache.path().join("models--acme--tiny-llm");
-    let snapshot = repo.join("snapshots/0123abcd");
+    let commit = "0123abcd0123abcd0123abcd0123abcd0123abcd";
+    let snapshot = repo.join("snapshots").join(commit);
     fs::create_dir_all(&snapshot).unwrap();
     fs::create_dir_all(repo.join("refs")).unwrap();
-    fs::write(repo.join("refs/main"), "0123abcd").unwrap();
+    fs::write(repo.join("refs/main"), commit).unwrap();
     fs::write(snapshot.join("config.json"), "{}").unwrap();
     // Environment variables are process-wide; only this test touches them.
     std::env::set_var("HF_HUB_CACHE", cache.path());
     std::env::set_var("HF_HUB_OFFLINE", "1");
     assert_eq!(resolve_model_dir("acme/tiny-llm").unwrap(), snapshot);
+    let pinned = format!("acme/tiny-llm@{commit}");
+    assert_eq!(resolve_model_dir(&pinned).unwrap(), snapshot);
     let err = resolve_model_dir("acme/other").unwrap_err();
-    assert_eq!(err.code().as_str(), "ERR_MODEL_NOT_FOUND");
+    assert_eq!(err.code().as_str(), "ERR_OFFLINE");
     assert!(
         err.to_string().contains("acme/other") && err.to_string().contains("HF_HUB_OFFLINE"),
         "{err}"
     );
     let err = resolve_model_dir("acme/tiny-llm@v2").unwrap_err();
-    assert_eq!(err.code().as_str(), "ERR_MODEL_NOT_FOUND");
+    assert_eq!(err.code().as_str(), "ERR_OFFLINE");
     std::env::remove_var("HF_HUB_CACHE");
     std::env::remove_var("HF_HUB_OFFLINE");
 }

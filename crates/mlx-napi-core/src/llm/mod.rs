@@ -21,7 +21,10 @@ pub mod models;
 use std::{
     ops::ControlFlow,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
 };
 
 use mlx_rs::Dtype;
@@ -33,7 +36,10 @@ pub use models::LanguageModel;
 
 use crate::{
     cache::KvCache,
-    loading::{self, config::ids_from_value, DtypeChoice, LoadProgress, QuantSpec, Quantization},
+    loading::{
+        self, config::ids_from_value, hub::HubOptions, DtypeChoice, LoadProgress, QuantSpec,
+        Quantization,
+    },
     nn::WeightTree,
     tokenizer::{ChatMessage, Tokenizer},
     Error, Result,
@@ -47,8 +53,13 @@ pub struct LoadOptions<'a> {
     pub dtype: DtypeChoice,
     /// Quantize dense linear/embedding weights at load (affine).
     pub quantize: Option<QuantSpec>,
-    /// Called as weight files are opened and the model is built.
+    /// Called as files are downloaded (repo ids), weight files are read and
+    /// the model is built.
     pub progress: Option<&'a mut dyn FnMut(&LoadProgress)>,
+    /// Revision, endpoint, token, cache and offline mode for repo ids.
+    pub hub: HubOptions,
+    /// Stops a download, or the load before the next weight file.
+    pub abort: Option<Arc<AtomicBool>>,
 }
 
 /// What to generate from.
@@ -75,18 +86,28 @@ pub struct Llm {
 }
 
 impl Llm {
-    /// Loads `source`: a model folder, or a Hugging Face repo id present in
-    /// the local cache.
+    /// Loads `source`: a model folder, or a Hugging Face repo id (taken from
+    /// the local cache, downloaded into it when missing).
     pub fn load(source: &str, options: LoadOptions) -> Result<Self> {
         crate::runtime::init();
         let LoadOptions {
             dtype,
             quantize,
-            progress,
+            mut progress,
+            hub,
+            abort,
         } = options;
         let quantize = quantize.map(QuantSpec::validate).transpose()?;
+        let dir = loading::resolve_model_source(
+            source,
+            &hub,
+            abort.as_deref(),
+            progress
+                .as_mut()
+                .map(|p| &mut **p as &mut dyn FnMut(&LoadProgress)),
+        )?;
+        let aborted = || abort.as_ref().is_some_and(|a| a.load(Ordering::SeqCst));
         let mut report = LoadProgress::reporter(progress);
-        let dir = loading::resolve_model_dir(source)?;
         let config: serde_json::Value = loading::read_json(&dir, "config.json")?;
         let model_type = config
             .get("model_type")
@@ -101,6 +122,9 @@ impl Llm {
         let mut weights = std::collections::HashMap::new();
         let mut compute_dtype = None;
         for (i, file) in files.iter().enumerate() {
+            if aborted() {
+                return Err(Error::Aborted);
+            }
             let mut part = loading::load_weights(std::slice::from_ref(file), |_, _| {})?;
             let dtype = match compute_dtype {
                 Some(dtype) => dtype,

@@ -1,7 +1,8 @@
 //! Everything needed to go from "a model name or folder" to named MLX arrays,
 //! shared by the LLM and Whisper engines.
 //!
-//! * [`source`]: resolve a local folder or a Hugging Face repo id (offline cache).
+//! * [`source`]: resolve a local folder or a Hugging Face repo id.
+//! * [`hub`]: the Hugging Face cache (Python's layout) and downloads into it.
 //! * [`config`]: read `config.json` & friends with errors that name the file.
 //! * [`safetensors`]: validate and lazily load (single or sharded) checkpoints.
 //! * [`quant`]: the MLX-community `quantization` block and quantize-at-load.
@@ -10,6 +11,7 @@
 
 pub mod config;
 pub mod dtype;
+pub mod hub;
 pub mod npz;
 pub mod quant;
 pub mod safetensors;
@@ -20,7 +22,7 @@ pub use dtype::{cast_weights, resolve_dtype, DtypeChoice};
 pub use npz::load_npz;
 pub use quant::{QuantSpec, Quantization};
 pub use safetensors::{load_weights, weight_files};
-pub use source::resolve_model_dir;
+pub use source::{resolve_model_dir, resolve_model_source};
 
 /// Progress of a model load, reported through `LoadOptions::progress`.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +32,12 @@ pub struct LoadProgress {
     /// Work done so far and in total, in the stage's own unit (files, tensors).
     pub done: usize,
     pub total: usize,
+    /// Stage "download": the file being written.
+    pub file: Option<String>,
+    /// Stage "download": bytes on disk so far / in all, over every file this
+    /// load downloads.
+    pub bytes: Option<u64>,
+    pub total_bytes: Option<u64>,
 }
 
 impl LoadProgress {
@@ -39,7 +47,14 @@ impl LoadProgress {
     ) -> impl FnMut(&'static str, usize, usize) + 'a {
         move |stage, done, total| {
             if let Some(progress) = progress.as_mut() {
-                progress(&LoadProgress { stage, done, total });
+                progress(&LoadProgress {
+                    stage,
+                    done,
+                    total,
+                    file: None,
+                    bytes: None,
+                    total_bytes: None,
+                });
             }
         }
     }

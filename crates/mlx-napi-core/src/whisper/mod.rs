@@ -24,6 +24,7 @@ pub mod windows;
 
 use std::{
     path::{Path, PathBuf},
+    sync::{atomic::AtomicBool, Arc},
     time::Instant,
 };
 
@@ -36,7 +37,7 @@ pub use transcribe::{
 
 use crate::{
     audio::{self, AudioInput},
-    loading::{resolve_model_dir, DtypeChoice, LoadProgress, QuantSpec},
+    loading::{hub::HubOptions, resolve_model_source, DtypeChoice, LoadProgress, QuantSpec},
     Error, Result,
 };
 use mel::{LogMel, SAMPLE_RATE};
@@ -54,8 +55,13 @@ pub struct LoadOptions<'a> {
     /// Folder holding `tokenizer.json` when the model folder has none (MLX
     /// community checkpoints ship without one).
     pub tokenizer_dir: Option<PathBuf>,
-    /// Called as weight files are read and the model is built.
+    /// Called as files are downloaded (repo ids), weight files are read and
+    /// the model is built.
     pub progress: Option<&'a mut dyn FnMut(&LoadProgress)>,
+    /// Revision, endpoint, token, cache and offline mode for repo ids.
+    pub hub: HubOptions,
+    /// Stops a download of a repo id's files.
+    pub abort: Option<Arc<AtomicBool>>,
 }
 
 /// A loaded Whisper model, ready to transcribe.
@@ -66,9 +72,24 @@ pub struct WhisperEngine {
 }
 
 impl WhisperEngine {
-    /// Loads from a local folder or a Hugging Face repo id in the local cache.
-    pub fn load(source: &str, options: LoadOptions) -> Result<Self> {
-        Self::load_dir(&resolve_model_dir(source)?, options)
+    /// Loads from a local folder or a Hugging Face repo id (taken from the
+    /// local cache, downloaded into it when missing).
+    pub fn load(source: &str, mut options: LoadOptions) -> Result<Self> {
+        let dir = resolve_model_source(
+            source,
+            &options.hub,
+            options.abort.as_deref(),
+            options
+                .progress
+                .as_mut()
+                .map(|p| &mut **p as &mut dyn FnMut(&LoadProgress)),
+        )?;
+        if let Some(abort) = &options.abort {
+            if abort.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::Aborted);
+            }
+        }
+        Self::load_dir(&dir, options)
     }
 
     pub fn load_dir(dir: &Path, options: LoadOptions) -> Result<Self> {
@@ -78,6 +99,7 @@ impl WhisperEngine {
             quantize,
             tokenizer_dir,
             progress,
+            ..
         } = options;
         let quantize = quantize.map(QuantSpec::validate).transpose()?;
         let mut report = LoadProgress::reporter(progress);
