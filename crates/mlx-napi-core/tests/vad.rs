@@ -75,7 +75,12 @@ fn clip_samples(name: &str) -> Option<Vec<f32>> {
         common::shared(&format!("audio/{rel}"))
             .map(|p| load_mono(AudioInput::File(p), rate).unwrap())
     };
-    let librivox = |id: &str| wav(&format!("librivox/sense_and_sensibility_01_austen_64kb-{id}.wav"), 16_000);
+    let librivox = |id: &str| {
+        wav(
+            &format!("librivox/sense_and_sensibility_01_austen_64kb-{id}.wav"),
+            16_000,
+        )
+    };
     match name {
         "jfk" => wav("jfk.wav", 16_000),
         "noise" => wav("Noise.wav", 48_000).map(|s| s.into_iter().step_by(3).collect()),
@@ -101,7 +106,11 @@ fn probabilities_match_onnxruntime() {
         let Some(samples) = clip_samples(clip) else {
             return;
         };
-        assert_eq!(samples.len() as u64, entry["samples"].as_u64().unwrap(), "{clip}");
+        assert_eq!(
+            samples.len() as u64,
+            entry["samples"].as_u64().unwrap(),
+            "{clip}"
+        );
         let started = Instant::now();
         let got = speech_probabilities(&samples).unwrap();
         let ms = started.elapsed().as_secs_f64() * 1e3;
@@ -135,31 +144,88 @@ fn speech_segments_match_faster_whisper_end_to_end() {
 
 #[test]
 fn noise_and_silence_hold_no_speech() {
-    assert!(speech_segments(&[0.0; 48_000], &VadOptions::default()).unwrap().is_empty());
-    assert!(speech_segments(&[], &VadOptions::default()).unwrap().is_empty());
+    assert!(speech_segments(&[0.0; 48_000], &VadOptions::default())
+        .unwrap()
+        .is_empty());
+    assert!(speech_segments(&[], &VadOptions::default())
+        .unwrap()
+        .is_empty());
     let Some(noise) = common::shared("audio/Noise.wav") else {
         return;
     };
     // The real 48 kHz file through the real resampler.
     let samples = load_mono(AudioInput::File(noise), 16_000).unwrap();
-    assert!(speech_segments(&samples, &VadOptions::default()).unwrap().is_empty());
+    assert!(speech_segments(&samples, &VadOptions::default())
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
 fn bad_options_are_invalid_argument_errors() {
     let bad = [
-        VadOptions { threshold: 0.0, ..Default::default() },
-        VadOptions { threshold: 1.0, ..Default::default() },
-        VadOptions { threshold: f32::NAN, ..Default::default() },
-        VadOptions { neg_threshold: Some(0.6), ..Default::default() },
-        VadOptions { min_silence_ms: -1.0, ..Default::default() },
-        VadOptions { speech_pad_ms: f32::INFINITY, ..Default::default() },
-        VadOptions { min_speech_ms: f32::NAN, ..Default::default() },
-        VadOptions { max_speech_s: Some(0.5), ..Default::default() },
+        VadOptions {
+            threshold: 0.0,
+            ..Default::default()
+        },
+        VadOptions {
+            threshold: 1.0,
+            ..Default::default()
+        },
+        VadOptions {
+            threshold: f32::NAN,
+            ..Default::default()
+        },
+        VadOptions {
+            neg_threshold: Some(0.6),
+            ..Default::default()
+        },
+        VadOptions {
+            min_silence_ms: -1.0,
+            ..Default::default()
+        },
+        VadOptions {
+            speech_pad_ms: f32::INFINITY,
+            ..Default::default()
+        },
+        VadOptions {
+            min_speech_ms: f32::NAN,
+            ..Default::default()
+        },
+        VadOptions {
+            max_speech_s: Some(0.5),
+            ..Default::default()
+        },
     ];
     for options in bad {
         let err = speech_segments(&[0.0; 1000], &options).unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidArgument, "{options:?}: {err}");
     }
-    VadOptions { max_speech_s: Some(1.0), ..Default::default() }.validate().unwrap();
+    VadOptions {
+        max_speech_s: Some(1.0),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+}
+
+/// Speed on 5 minutes of real speech (the oracle's concatenated clips,
+/// repeated): `cargo test --release --test vad -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing report, not a check"]
+fn speed_report() {
+    let Some(concat) = clip_samples("concat") else {
+        return;
+    };
+    let samples: Vec<f32> = concat.iter().copied().cycle().take(16_000 * 300).collect();
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let segments = speech_segments(&samples, &VadOptions::default()).unwrap();
+        best = best.min(started.elapsed().as_secs_f64() * 1e3);
+        assert!(!segments.is_empty());
+    }
+    eprintln!(
+        "VAD: {:.1} ms per minute of audio (best of 3 over 5 min)",
+        best / 5.0
+    );
 }

@@ -83,7 +83,7 @@ impl VadOptions {
             ("min_silence_ms", self.min_silence_ms),
             ("speech_pad_ms", self.speech_pad_ms),
         ] {
-            if !(value.is_finite() && value >= 0.0 && value <= 3_600_000.0) {
+            if !(0.0..=3_600_000.0).contains(&value) {
                 return Err(Error::invalid(format!(
                     "vad {name} must be in [0, 3600000], got {value}"
                 )));

@@ -18,9 +18,9 @@ pub fn speech_ranges(probs: &[f32], len: usize, options: &VadOptions) -> Vec<Ran
     let neg_threshold = options.neg_threshold();
     let min_speech = RATE * f64::from(options.min_speech_ms) / 1000.0;
     let pad = RATE * f64::from(options.speech_pad_ms) / 1000.0;
-    let max_speech = options
-        .max_speech_s
-        .map_or(f64::INFINITY, |s| RATE * f64::from(s) - CHUNK as f64 - 2.0 * pad);
+    let max_speech = options.max_speech_s.map_or(f64::INFINITY, |s| {
+        RATE * f64::from(s) - CHUNK as f64 - 2.0 * pad
+    });
     let min_silence = RATE * f64::from(options.min_silence_ms) / 1000.0;
 
     // Positions are chunk starts (samples); 0 doubles as "unset", as upstream.

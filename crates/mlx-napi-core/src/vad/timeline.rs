@@ -44,7 +44,9 @@ impl SpeechTimeline {
 
     /// Seconds of speech kept.
     pub fn speech_seconds(&self) -> f64 {
-        self.ends.last().map_or(0.0, |&e| e as f64 / f64::from(SAMPLE_RATE))
+        self.ends
+            .last()
+            .map_or(0.0, |&e| e as f64 / f64::from(SAMPLE_RATE))
     }
 
     /// Original time of `seconds` in the concatenated audio. A time exactly at
