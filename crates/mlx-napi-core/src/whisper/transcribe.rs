@@ -78,6 +78,9 @@ pub struct TranscribeOptions {
     /// Most tokens per window; `None` = half the decoder context (224).
     pub sample_len: Option<usize>,
     pub seed: Option<u64>,
+    /// Transcribe only what Silero VAD finds to be speech (see `vad_filter.rs`);
+    /// `None` = the whole audio.
+    pub vad: Option<crate::vad::VadOptions>,
 }
 
 impl Default for TranscribeOptions {
@@ -102,12 +105,13 @@ impl Default for TranscribeOptions {
             patience: 1.0,
             sample_len: None,
             seed: None,
+            vad: None,
         }
     }
 }
 
 impl TranscribeOptions {
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.temperatures.is_empty() {
             return Err(Error::invalid("temperatures must not be empty"));
         }
