@@ -581,6 +581,12 @@ export interface TranscribeOptions {
   seed?: number
   /** Sample rate of Float32Array PCM input (required for it). */
   sampleRate?: number
+  /**
+   * Transcribe only the speech Silero VAD finds (default false): `true` for
+   * the defaults, or an object to tune them. Segment times stay on the
+   * original audio's timeline; audio without speech gives no segments.
+   */
+  vad?: boolean | VadOptions
   /** Rejects the promise with an AbortError (code ABORT_ERR) at the next step. */
   signal?: AbortSignal
   /** Called after each window (the model waits for it). */
@@ -626,4 +632,23 @@ export interface Usage {
    */
   prefilledTokens: number
   completionTokens: number
+}
+
+/**
+ * Voice-activity-detection settings (Silero VAD v6 run in-process;
+ * faster-whisper's `vad_filter` rules). Every field is optional.
+ */
+export interface VadOptions {
+  /** A 32 ms chunk with a speech probability at or above this is speech (default 0.5). */
+  threshold?: number
+  /** Speech ends below this probability (default `max(threshold − 0.15, 0.01)`). */
+  negThreshold?: number
+  /** Shorter speech (before padding) is dropped, ms (default 250). */
+  minSpeechMs?: number
+  /** Silence must last this long to end speech, ms (default 2000). */
+  minSilenceMs?: number
+  /** Padding kept on both sides of each speech range, ms (default 400). */
+  speechPadMs?: number
+  /** Longer speech is split, at its last pause if it has one, seconds (default: no limit). */
+  maxSpeechS?: number
 }

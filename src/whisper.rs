@@ -19,6 +19,7 @@ use std::{
 
 use mlx_napi_core::{
     audio::AudioInput,
+    vad::VadOptions,
     whisper::{
         self,
         subtitles::{self, decimal, Cue},
@@ -198,6 +199,13 @@ pub struct TranscribeOptionsJs {
     pub seed: Option<f64>,
     /// Sample rate of Float32Array PCM input (required for it).
     pub sample_rate: Option<f64>,
+    // --- VAD (see vad_options) ---
+    /// Transcribe only the speech Silero VAD finds (default false): `true` for
+    /// the defaults, or an object to tune them. Segment times stay on the
+    /// original audio's timeline; audio without speech gives no segments.
+    #[napi(ts_type = "boolean | VadOptions")]
+    pub vad: Option<Either<bool, VadOptionsJs>>,
+    // --- end VAD ---
     /// Rejects the promise with an AbortError (code ABORT_ERR) at the next step.
     #[napi(ts_type = "AbortSignal")]
     #[allow(dead_code)] // read from the raw object, see `abort_watch`
@@ -209,6 +217,55 @@ pub struct TranscribeOptionsJs {
     #[napi(ts_type = "(segment: Segment) => void")]
     pub on_segment: Option<SegmentCallback>,
 }
+
+// --- VAD (binding of mlx_napi_core::vad) ---
+/// Voice-activity-detection settings (Silero VAD v6 run in-process;
+/// faster-whisper's `vad_filter` rules). Every field is optional.
+#[napi(object, object_to_js = false, js_name = "VadOptions")]
+pub struct VadOptionsJs {
+    /// A 32 ms chunk with a speech probability at or above this is speech (default 0.5).
+    pub threshold: Option<f64>,
+    /// Speech ends below this probability (default `max(threshold − 0.15, 0.01)`).
+    pub neg_threshold: Option<f64>,
+    /// Shorter speech (before padding) is dropped, ms (default 250).
+    pub min_speech_ms: Option<f64>,
+    /// Silence must last this long to end speech, ms (default 2000).
+    pub min_silence_ms: Option<f64>,
+    /// Padding kept on both sides of each speech range, ms (default 400).
+    pub speech_pad_ms: Option<f64>,
+    /// Longer speech is split, at its last pause if it has one, seconds (default: no limit).
+    pub max_speech_s: Option<f64>,
+}
+
+/// `vad: true | { … }` → core options (ranges are checked in the core).
+fn vad_options(value: Option<Either<bool, VadOptionsJs>>) -> Result<Option<VadOptions>, CoreError> {
+    let o = match value {
+        None | Some(Either::A(false)) => return Ok(None),
+        Some(Either::A(true)) => return Ok(Some(VadOptions::default())),
+        Some(Either::B(o)) => o,
+    };
+    let mut out = VadOptions::default();
+    if let Some(v) = finite("vad.threshold", o.threshold)? {
+        out.threshold = v;
+    }
+    out.neg_threshold = finite("vad.negThreshold", o.neg_threshold)?;
+    for (name, value, slot) in [
+        ("vad.minSpeechMs", o.min_speech_ms, &mut out.min_speech_ms),
+        (
+            "vad.minSilenceMs",
+            o.min_silence_ms,
+            &mut out.min_silence_ms,
+        ),
+        ("vad.speechPadMs", o.speech_pad_ms, &mut out.speech_pad_ms),
+    ] {
+        if let Some(v) = finite(name, value)? {
+            *slot = v;
+        }
+    }
+    out.max_speech_s = finite("vad.maxSpeechS", o.max_speech_s)?;
+    Ok(Some(out))
+}
+// --- end VAD ---
 
 /// A timed piece of text; `Segment`s qualify.
 #[napi(object, object_to_js = false)]
@@ -459,6 +516,7 @@ fn transcribe_options(o: Option<TranscribeOptionsJs>) -> Result<Parsed, CoreErro
         );
     }
     out.seed = whole("seed", o.seed, 0.0, 9_007_199_254_740_991.0)?;
+    out.vad = vad_options(o.vad)?;
     Ok(Parsed {
         options: out,
         sample_rate: o.sample_rate,

@@ -17,6 +17,7 @@ pub mod nn;
 pub mod runtime;
 pub mod sampling;
 pub mod tokenizer;
+pub mod vad;
 pub mod whisper;
 
 pub use error::{Error, ErrorCode, Result};

@@ -8,7 +8,8 @@
 //!   [`logit_filters`] + [`decode`] / [`beam`]: batched greedy, sampled or
 //!   beam-search decoding with Whisper's token rules;
 //!   [`transcribe`]: long-form windows, segments and temperature fallback;
-//!   [`subtitles`]: SRT / WebVTT / JSON renderings of a transcription.
+//!   [`subtitles`]: SRT / WebVTT / JSON renderings of a transcription;
+//!   [`vad_filter`]: `TranscribeOptions::vad` (speech-only audio, times mapped back).
 
 pub mod beam;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod model;
 pub mod subtitles;
 pub mod tokenizer;
 pub mod transcribe;
+pub mod vad_filter;
 pub mod weights;
 pub mod windows;
 
@@ -181,7 +183,8 @@ impl WhisperEngine {
         if samples.is_empty() {
             return Err(Error::AudioDecode("the audio has no samples".into()));
         }
-        let mut result = self.transcribe_samples(&samples, options, hooks)?;
+        // VAD (when options.vad is set) wraps the usual transcription.
+        let mut result = self.transcribe_speech(&samples, options, hooks)?;
         let timings = &mut result.timings;
         timings.decode_audio_ms = decode_audio_ms;
         timings.total_ms += decode_audio_ms;

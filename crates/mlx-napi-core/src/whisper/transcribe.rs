@@ -83,6 +83,9 @@ pub struct TranscribeOptions {
     /// Most tokens per window; `None` = half the decoder context (224).
     pub sample_len: Option<usize>,
     pub seed: Option<u64>,
+    /// Transcribe only what Silero VAD finds to be speech (see `vad_filter.rs`);
+    /// `None` = the whole audio.
+    pub vad: Option<crate::vad::VadOptions>,
 }
 
 impl Default for TranscribeOptions {
@@ -107,6 +110,7 @@ impl Default for TranscribeOptions {
             patience: 1.0,
             sample_len: None,
             seed: None,
+            vad: None,
         }
     }
 }
@@ -124,7 +128,7 @@ pub fn default_batch_size() -> usize {
 }
 
 impl TranscribeOptions {
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.temperatures.is_empty() {
             return Err(Error::invalid("temperatures must not be empty"));
         }
