@@ -541,7 +541,7 @@ export interface TranscribeOptions {
   /** Beam search stops after `beamSize × patience` finished hypotheses (default 1). */
   patience?: number
   /**
-   * Windows decoded together (default 16 on a GPU, 1 on the CPU). Above 1
+   * Windows decoded together (default 8 on a GPU, 1 on the CPU). Above 1
    * the audio is cut into windows of at most 30 s that end in pauses, and a
    * window's unfinished tail is decoded again in the next batch: no words
    * are lost, but windows are not conditioned on previous text.
