@@ -8,8 +8,10 @@
 //!   [`logit_filters`] + [`decode`] / [`beam`]: batched greedy, sampled or
 //!   beam-search decoding with Whisper's token rules;
 //!   [`transcribe`]: long-form windows, segments and temperature fallback;
-//!   [`subtitles`]: SRT / WebVTT / JSON renderings of a transcription.
+//!   [`subtitles`]: SRT / WebVTT / JSON renderings of a transcription;
+//!   [`alignment`]: word timestamps (cross-attention + DTW).
 
+pub mod alignment;
 pub mod beam;
 pub mod config;
 pub mod decode;
@@ -26,6 +28,7 @@ use std::{
     time::Instant,
 };
 
+pub use alignment::Word;
 pub use config::WhisperConfig;
 pub use tokenizer::Task;
 pub use transcribe::{

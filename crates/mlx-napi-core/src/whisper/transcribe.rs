@@ -24,9 +24,10 @@ use std::{
 };
 
 use flate2::{write::ZlibEncoder, Compression};
-use mlx_rs::{ops, Array};
+use mlx_rs::{ops, ops::indexing::TryIndexOp, Array};
 
 use super::{
+    alignment::{Word, WordAligner},
     beam::{beam_search_batch, BeamOptions},
     decode::{decode_batch, DecodeOptions, DecodedWindow},
     mel::{window_frames, HOP_LENGTH, N_FRAMES, SAMPLE_RATE},
@@ -78,6 +79,9 @@ pub struct TranscribeOptions {
     /// Most tokens per window; `None` = half the decoder context (224).
     pub sample_len: Option<usize>,
     pub seed: Option<u64>,
+    /// Time every word (`Segment::words`) by cross-attention alignment; segment
+    /// bounds then follow the words (see `alignment.rs`).
+    pub word_timestamps: bool,
 }
 
 impl Default for TranscribeOptions {
@@ -102,6 +106,7 @@ impl Default for TranscribeOptions {
             patience: 1.0,
             sample_len: None,
             seed: None,
+            word_timestamps: false,
         }
     }
 }
@@ -188,6 +193,8 @@ pub struct Segment {
     pub compression_ratio: f32,
     pub no_speech_prob: f32,
     pub temperature: f32,
+    /// The segment's words; `None` unless `word_timestamps` is on.
+    pub words: Option<Vec<Word>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -597,6 +604,15 @@ impl WhisperEngine {
             segments: Vec::new(),
             hooks: &mut hooks,
             duration,
+            words: options.word_timestamps.then(|| {
+                WordAligner::new(
+                    self.model(),
+                    tokenizer,
+                    language_token,
+                    &language,
+                    options.task,
+                )
+            }),
         };
         if options.batch_size > 1 {
             self.transcribe_independent(
@@ -700,7 +716,14 @@ impl WhisperEngine {
             let (pieces, consumed) =
                 split_segments(tokenizer, &result.decoded.tokens, window, false);
             let before = run.segments.len();
-            run.add(tokenizer, seek, offset, pieces, &result)?;
+            run.add(
+                tokenizer,
+                seek,
+                offset,
+                pieces,
+                &result,
+                Some((&features, window)),
+            )?;
             if !plan.options.condition_on_previous_text
                 || result.decoded.temperature > plan.options.prompt_reset_on_temperature
             {
@@ -712,6 +735,12 @@ impl WhisperEngine {
                     .flat_map(|s| s.tokens.iter().copied()),
             );
             seek += consumed;
+            // With word timestamps, openai-whisper resumes after the last word.
+            let resume = run
+                .words
+                .as_ref()
+                .map(|w| w.resume_frame(&result.decoded.tokens, seek - consumed));
+            seek = resume.flatten().unwrap_or(seek);
             run.progress(seek.min(content_frames));
         }
         Ok(())
@@ -753,13 +782,21 @@ impl WhisperEngine {
                 None => self.encode_windows(mel, chunk, timings)?,
             };
             let results = plan.decode_with_fallback(&features, &prompt, run.hooks, timings)?;
-            for (&(seek, window), result) in chunk.iter().zip(&results) {
+            for (row, (&(seek, window), result)) in chunk.iter().zip(&results).enumerate() {
                 if is_silence(&result.decoded, &plan.thresholds) {
                     continue;
                 }
                 let offset = seek as f32 * HOP_LENGTH as f32 / SAMPLE_RATE as f32;
                 let (pieces, _) = split_segments(tokenizer, &result.decoded.tokens, window, true);
-                run.add(tokenizer, seek, offset, pieces, result)?;
+                let audio = features.try_index(row as i32..row as i32 + 1)?;
+                run.add(
+                    tokenizer,
+                    seek,
+                    offset,
+                    pieces,
+                    result,
+                    Some((&audio, window)),
+                )?;
             }
             let (last_seek, last_window) = chunk[chunk.len() - 1];
             run.progress(last_seek + last_window);
@@ -773,6 +810,8 @@ struct Run<'h, 'a> {
     segments: Vec<Segment>,
     hooks: &'h mut TranscribeHooks<'a>,
     duration: f32,
+    /// Word timing (`word_timestamps`).
+    words: Option<WordAligner<'h>>,
 }
 
 impl Run<'_, '_> {
@@ -783,25 +822,36 @@ impl Run<'_, '_> {
         offset: f32,
         pieces: Vec<(f32, f32, Vec<u32>)>,
         result: &WindowResult,
+        // The window's encoder output [1, n_audio_ctx, d] and mel frames, for word timing.
+        audio: Option<(&Array, usize)>,
     ) -> Result<()> {
+        let mut window = Vec::with_capacity(pieces.len());
         for (start, end, tokens) in pieces {
-            let text = tokenizer.decode_text(&tokens)?;
-            // Instantaneous or empty segments carry nothing (openai-whisper drops them too).
-            if text.trim().is_empty() || start == end {
-                continue;
-            }
-            let segment = Segment {
-                id: self.segments.len(),
+            window.push(Segment {
+                id: 0,
                 seek,
                 start: offset + start,
                 end: offset + end,
-                text,
+                text: tokenizer.decode_text(&tokens)?,
                 tokens,
                 avg_logprob: result.decoded.avg_logprob,
                 compression_ratio: result.compression_ratio,
                 no_speech_prob: result.decoded.no_speech_prob,
                 temperature: result.decoded.temperature,
-            };
+                words: None,
+            });
+        }
+        // Words are timed over all of the window's text (openai-whisper and
+        // faster-whisper align before dropping empty segments).
+        if let (Some(aligner), Some((features, frames))) = (self.words.as_mut(), audio) {
+            aligner.add_words(features, frames, &mut window)?;
+        }
+        for mut segment in window {
+            // Instantaneous or empty segments carry nothing (openai-whisper drops them too).
+            if segment.text.trim().is_empty() || segment.start == segment.end {
+                continue;
+            }
+            segment.id = self.segments.len();
             if let Some(callback) = self.hooks.on_segment.as_mut() {
                 callback(&segment);
             }
