@@ -306,6 +306,8 @@ export interface Segment {
   noSpeechProb: number
   /** Temperature of the decode that was kept (> 0 after a fallback). */
   temperature: number
+  /** The segment's words with their times; only with `wordTimestamps: true`. */
+  words?: Array<Word>
 }
 
 /**
@@ -351,6 +353,15 @@ export interface StreamStep {
   value?: StreamChunk | GenerationResult | undefined
 }
 
+/** Options of `toSRT` / `toVTT`. */
+export interface SubtitleOptions {
+  /**
+   * One cue per word instead of per segment (default false). Needs
+   * `segment.words`, i.e. a transcription made with `wordTimestamps: true`.
+   */
+  wordLevel?: boolean
+}
+
 /** What `toSRT` / `toVTT` read: a `Transcription` qualifies. */
 export interface SubtitleSource {
   segments: Array<TimedText>
@@ -366,6 +377,15 @@ export interface TimedText {
   start: number
   end: number
   text: string
+  /** Read only with `{ wordLevel: true }`. */
+  words?: Array<TimedWord>
+}
+
+/** A timed word; `Word`s qualify. */
+export interface TimedWord {
+  start: number
+  end: number
+  word: string
 }
 
 export interface Timings {
@@ -378,11 +398,11 @@ export interface Timings {
 /** The transcription as pretty-printed JSON (the same field names). */
 export declare function toJSON(transcription: Transcription): string
 
-/** SubRip subtitles (`HH:MM:SS,mmm`) of a transcription's segments. */
-export declare function toSRT(transcription: Pick<Transcription, 'segments'> | { segments: { start: number, end: number, text: string }[] }): string
+/** SubRip subtitles (`HH:MM:SS,mmm`) of a transcription's segments (or words). */
+export declare function toSRT(transcription: Pick<Transcription, 'segments'> | { segments: { start: number, end: number, text: string, words?: { start: number, end: number, word: string }[] }[] }, options?: SubtitleOptions | undefined | null): string
 
-/** WebVTT subtitles (`HH:MM:SS.mmm`) of a transcription's segments. */
-export declare function toVTT(transcription: Pick<Transcription, 'segments'> | { segments: { start: number, end: number, text: string }[] }): string
+/** WebVTT subtitles (`HH:MM:SS.mmm`) of a transcription's segments (or words). */
+export declare function toVTT(transcription: Pick<Transcription, 'segments'> | { segments: { start: number, end: number, text: string, words?: { start: number, end: number, word: string }[] }[] }, options?: SubtitleOptions | undefined | null): string
 
 /**
  * Options of `transcribe()`; every field is optional. Defaults are
@@ -431,6 +451,13 @@ export interface TranscribeOptions {
   noSpeechThreshold?: number | null
   /** Segment timestamps (default true); false gives one segment per window. */
   timestamps?: boolean
+  /**
+   * Word-level timestamps in `segment.words` (default false), from the
+   * decoder's cross-attention (openai-whisper's method, as faster-whisper).
+   * Costs one extra decoder pass per 30 s window; segment `start`/`end` then
+   * follow the first and last word.
+   */
+  wordTimestamps?: boolean
   /** Latest first timestamp in a window, seconds (default 1; null: no limit). */
   maxInitialTimestamp?: number | null
   /** Most tokens per window (default 224). */
@@ -488,4 +515,18 @@ export interface Usage {
    */
   prefilledTokens: number
   completionTokens: number
+}
+
+/** One word of a segment (`wordTimestamps: true`). */
+export interface Word {
+  /**
+   * The word as it appears in the segment text: leading space included,
+   * punctuation attached (a segment's words concatenate to its text).
+   */
+  word: string
+  /** Seconds from the start of the audio. */
+  start: number
+  end: number
+  /** Mean probability of the word's tokens (0–1). */
+  probability: number
 }
