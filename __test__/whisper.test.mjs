@@ -170,6 +170,8 @@ test('wordTimestamps: words match faster-whisper within 0.1 s; word-level SRT/VT
   for (const s of t.segments) assert.equal(s.words.map((w) => w.word).join(''), s.text)
   // Without the option there are no words.
   assert.equal(fromFile.segments[0].words, undefined)
+  assert.ok(t.timings.wordTimestampsMs > 0)
+  assert.equal(fromFile.timings.wordTimestampsMs, 0)
 
   const srt = toSRT(t, { wordLevel: true })
   const blocks = srt.trimEnd().split('\n\n')

@@ -116,6 +116,8 @@ pub struct TranscriptionTimings {
     pub mel_ms: f64,
     pub encode_ms: f64,
     pub decode_ms: f64,
+    /// Word-timestamp alignment (0 without `wordTimestamps`).
+    pub word_timestamps_ms: f64,
     pub total_ms: f64,
     /// Processing time / audio duration (< 1 is faster than real time).
     pub real_time_factor: f64,
@@ -287,6 +289,7 @@ fn transcription_to_js(t: Transcription) -> TranscriptionJs {
             mel_ms: timings.mel_ms,
             encode_ms: timings.encode_ms,
             decode_ms: timings.decode_ms,
+            word_timestamps_ms: timings.word_timestamps_ms,
             total_ms: timings.total_ms,
             real_time_factor: timings.real_time_factor,
         },
@@ -336,6 +339,7 @@ fn transcription_from_js(t: TranscriptionJs) -> Transcription {
             mel_ms: timings.mel_ms,
             encode_ms: timings.encode_ms,
             decode_ms: timings.decode_ms,
+            word_timestamps_ms: timings.word_timestamps_ms,
             total_ms: timings.total_ms,
             real_time_factor: timings.real_time_factor,
         },

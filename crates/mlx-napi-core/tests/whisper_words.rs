@@ -162,3 +162,32 @@ fn word_timestamps_match_faster_whisper() {
     // Off by default (the other whisper tests check that segments then carry no words).
     assert!(!TranscribeOptions::default().word_timestamps);
 }
+
+/// Languages without spaces split into characters; a character spread over
+/// several byte tokens stays whole; English splits at spaces with punctuation
+/// apart (merged later).
+#[test]
+fn tokens_split_into_words() {
+    use mlx_napi_core::whisper::{alignment, tokenizer::WhisperTokenizer};
+    let Some(dir) = common::shared("models/whisper-tiny.en/tokenizer.json") else {
+        return;
+    };
+    let tokenizer = WhisperTokenizer::load(dir.parent().unwrap(), 0).unwrap();
+    let text = "你好，世界";
+    let tokens = tokenizer.encode(text).unwrap();
+    let pieces = alignment::split_on_unicode(&tokenizer, &tokens).unwrap();
+    let words: Vec<&str> = pieces.iter().map(|(w, _)| w.as_str()).collect();
+    assert_eq!(words, vec!["你", "好", "，", "世", "界"]);
+    assert_eq!(
+        pieces.iter().map(|(_, t)| t.len()).sum::<usize>(),
+        tokens.len()
+    );
+
+    let tokens = tokenizer.encode(" Hello, wonderful world.").unwrap();
+    let words: Vec<String> = alignment::split_on_spaces(&tokenizer, &tokens)
+        .unwrap()
+        .into_iter()
+        .map(|(w, _)| w)
+        .collect();
+    assert_eq!(words, vec![" Hello", ",", " wonderful", " world", "."]);
+}

@@ -151,6 +151,7 @@ struct JsonTimings {
     mel_ms: f64,
     encode_ms: f64,
     decode_ms: f64,
+    word_timestamps_ms: f64,
     total_ms: f64,
     real_time_factor: f64,
 }
@@ -206,6 +207,7 @@ fn json_view(t: &Transcription) -> JsonTranscription<'_> {
             mel_ms: timings.mel_ms,
             encode_ms: timings.encode_ms,
             decode_ms: timings.decode_ms,
+            word_timestamps_ms: timings.word_timestamps_ms,
             total_ms: timings.total_ms,
             real_time_factor: timings.real_time_factor,
         },

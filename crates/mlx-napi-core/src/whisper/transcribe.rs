@@ -204,6 +204,8 @@ pub struct Timings {
     pub mel_ms: f64,
     pub encode_ms: f64,
     pub decode_ms: f64,
+    /// Word timestamps' alignment passes (0 without `word_timestamps`).
+    pub word_timestamps_ms: f64,
     pub total_ms: f64,
     /// Processing time / audio duration (< 1 is faster than real time).
     pub real_time_factor: f64,
@@ -637,6 +639,7 @@ impl WhisperEngine {
                 &mut timings,
             )?;
         }
+        timings.word_timestamps_ms = run.words.as_ref().map_or(0.0, |w| w.elapsed_ms);
         let segments = run.segments;
         let text = segments.iter().map(|s| s.text.as_str()).collect::<String>();
         timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
