@@ -22,6 +22,7 @@ pub mod subtitles;
 pub mod tokenizer;
 pub mod transcribe;
 pub mod weights;
+pub mod windows;
 
 use std::{
     path::{Path, PathBuf},

@@ -4,8 +4,10 @@
 //! * `batch_size == 1` (default): openai-whisper's seek loop. Each window starts
 //!   where the previous one's last complete segment ended and is conditioned on
 //!   the text so far (`<|startofprev|>` prompt).
-//! * `batch_size > 1`: the audio is cut into consecutive, independent 30 s
-//!   windows, decoded `batch_size` at a time (no conditioning on previous text).
+//! * `batch_size > 1`: the audio is cut into consecutive, independent windows
+//!   of at most 30 s, each ending in a pause ([`super::windows`]), decoded
+//!   `batch_size` at a time (no conditioning on previous text). Cutting in
+//!   pauses is what keeps every word: a window never splits a sentence.
 //!
 //! Temperature 0 decodes greedily or, with `beam_size > 1`, by beam search;
 //! higher temperatures sample `best_of` candidates. Either way a window whose
@@ -15,6 +17,7 @@
 //! need it are re-decoded together as one batch.
 
 use std::{
+    collections::{BTreeMap, VecDeque},
     io::Write,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -32,6 +35,7 @@ use super::{
     decode::{decode_batch, DecodeOptions, DecodedWindow},
     mel::{window_frames, HOP_LENGTH, N_FRAMES, SAMPLE_RATE},
     tokenizer::{Task, WhisperTokenizer},
+    windows::plan_windows,
     WhisperEngine,
 };
 use crate::{Error, Result};
@@ -422,12 +426,12 @@ fn candidate_score(d: &DecodedWindow) -> f32 {
 ///
 /// Returns the segments as `(start_s, end_s, tokens)` relative to the window
 /// and how many mel frames the window consumed: up to the last complete
-/// segment, or the whole window when it ended cleanly (or `whole_window`).
+/// segment, or the whole window when it ended cleanly. Both schedules decode
+/// the rest of the window again (the batched one in a later batch).
 fn split_segments(
     tokenizer: &WhisperTokenizer,
     tokens: &[u32],
     window_frames: usize,
-    whole_window: bool,
 ) -> (Vec<(f32, f32, Vec<u32>)>, usize) {
     let is_ts = |t: u32| tokenizer.is_timestamp(t);
     let window_seconds = (window_frames * HOP_LENGTH) as f32 / SAMPLE_RATE as f32;
@@ -462,20 +466,6 @@ fn split_segments(
         last = cut;
     }
     if single_timestamp_ending {
-        return (segments, window_frames);
-    }
-    if whole_window {
-        // Independent windows are not re-read: keep the unfinished tail too.
-        let tail = &tokens[last..];
-        if tail.iter().any(|&t| !is_ts(t)) {
-            let start = tail
-                .first()
-                .filter(|&&t| is_ts(t))
-                .map_or(0.0, |&t| tokenizer.timestamp_seconds(t));
-            // It runs to the end of the window's audio (or is instantaneous, and
-            // dropped, when it starts past it).
-            segments.push((start, window_seconds.max(start), tail.to_vec()));
-        }
         return (segments, window_frames);
     }
     // Resume right after the last complete segment (2 mel frames per timestamp step).
@@ -555,6 +545,14 @@ impl WhisperEngine {
             },
         };
 
+        // The batched schedule's windows end in pauses; the sequential one's
+        // first window is the first 30 s.
+        let windows = if options.batch_size > 1 {
+            plan_windows(samples, content_frames)
+        } else {
+            vec![(0, content_frames.min(N_FRAMES))]
+        };
+
         // Language: given, English-only, or detected on the first window (whose
         // encoder output is then reused for decoding it).
         let mut first_features: Option<Array> = None;
@@ -568,8 +566,8 @@ impl WhisperEngine {
                 1.0,
             )
         } else {
-            let features =
-                self.encode_windows(&mel, &[(0, content_frames.min(N_FRAMES))], &mut timings)?;
+            let first = windows.first().copied().unwrap_or((0, 0));
+            let features = self.encode_windows(&mel, &[first], &mut timings)?;
             let start = Instant::now();
             let detected = super::decode::detect_language(
                 self.model(),
@@ -620,7 +618,7 @@ impl WhisperEngine {
             self.transcribe_independent(
                 &plan,
                 &mel,
-                content_frames,
+                &windows,
                 &sot_sequence,
                 &initial_prompt,
                 first_features,
@@ -716,8 +714,7 @@ impl WhisperEngine {
                 run.progress(seek);
                 continue;
             }
-            let (pieces, consumed) =
-                split_segments(tokenizer, &result.decoded.tokens, window, false);
+            let (pieces, consumed) = split_segments(tokenizer, &result.decoded.tokens, window);
             let before = run.segments.len();
             run.add(
                 tokenizer,
@@ -749,12 +746,21 @@ impl WhisperEngine {
         Ok(())
     }
 
+    /// The batched schedule. Regions of audio wait in a queue in time order:
+    /// first the planned windows (cut in pauses), then also the unfinished
+    /// tails of decoded windows. A window is split into segments as the seek
+    /// loop would; when its last complete segment ends before the window does
+    /// (the model stopped early, or left a sentence unfinished), the rest of
+    /// the window goes back to the front of the queue and is decoded in the
+    /// next batch, so no speech is skipped. Batches take up to `batch_size`
+    /// regions from the front; segments are handed out in time order once
+    /// everything before them is final.
     #[allow(clippy::too_many_arguments)]
     fn transcribe_independent(
         &self,
         plan: &Plan,
         mel: &Array,
-        content_frames: usize,
+        windows: &[(usize, usize)],
         sot_sequence: &[u32],
         initial_prompt: &[u32],
         mut first_features: Option<Array>,
@@ -769,12 +775,13 @@ impl WhisperEngine {
             max_prompt,
             sot_sequence,
         );
-        let windows: Vec<(usize, usize)> = (0..content_frames)
-            .step_by(N_FRAMES)
-            .map(|seek| (seek, (content_frames - seek).min(N_FRAMES)))
-            .collect();
-        for chunk in windows.chunks(plan.options.batch_size) {
+        let mut queue: VecDeque<(usize, usize)> = windows.iter().copied().collect();
+        // Decoded regions by start frame, waiting until all earlier ones are final.
+        let mut decoded: BTreeMap<usize, Decoded> = BTreeMap::new();
+        while !queue.is_empty() {
             run.hooks.check_abort()?;
+            let take = plan.options.batch_size.min(queue.len());
+            let chunk: Vec<(usize, usize)> = queue.drain(..take).collect();
             // The language-detection pass already encoded window 0.
             let features = match first_features.take() {
                 Some(first) if chunk.len() > 1 => {
@@ -782,30 +789,54 @@ impl WhisperEngine {
                     ops::concatenate(&[first, rest], 0)?
                 }
                 Some(first) => first,
-                None => self.encode_windows(mel, chunk, timings)?,
+                None => self.encode_windows(mel, &chunk, timings)?,
             };
             let results = plan.decode_with_fallback(&features, &prompt, run.hooks, timings)?;
-            for (row, (&(seek, window), result)) in chunk.iter().zip(&results).enumerate() {
-                if is_silence(&result.decoded, &plan.thresholds) {
-                    continue;
+            let mut tails = Vec::new();
+            for (row, (&(seek, window), result)) in chunk.iter().zip(results).enumerate() {
+                let (pieces, consumed) = if is_silence(&result.decoded, &plan.thresholds) {
+                    (Vec::new(), window)
+                } else {
+                    split_segments(tokenizer, &result.decoded.tokens, window)
+                };
+                if consumed < window {
+                    tails.push((seek + consumed, window - consumed));
                 }
+                // Words are timed now, while the region's encoder output is at hand.
                 let offset = seek as f32 * HOP_LENGTH as f32 / SAMPLE_RATE as f32;
-                let (pieces, _) = split_segments(tokenizer, &result.decoded.tokens, window, true);
                 let audio = features.try_index(row as i32..row as i32 + 1)?;
-                run.add(
+                let segments = run.window_segments(
                     tokenizer,
                     seek,
                     offset,
                     pieces,
-                    result,
+                    &result,
                     Some((&audio, window)),
                 )?;
+                decoded.insert(seek, Decoded { segments });
+            }
+            // Tails come before every region still queued.
+            for tail in tails.into_iter().rev() {
+                queue.push_front(tail);
+            }
+            let final_before = queue.front().map_or(usize::MAX, |&(seek, _)| seek);
+            while let Some(entry) = decoded.first_entry() {
+                if *entry.key() >= final_before {
+                    break;
+                }
+                let (_, Decoded { segments }) = entry.remove_entry();
+                run.emit(segments);
             }
             let (last_seek, last_window) = chunk[chunk.len() - 1];
-            run.progress(last_seek + last_window);
+            run.progress(final_before.min(last_seek + last_window));
         }
         Ok(())
     }
+}
+
+/// A decoded region of the batched schedule, waiting to be handed out.
+struct Decoded {
+    segments: Vec<Segment>,
 }
 
 /// Segments produced so far and the caller's hooks.
@@ -825,9 +856,26 @@ impl Run<'_, '_> {
         offset: f32,
         pieces: Vec<(f32, f32, Vec<u32>)>,
         result: &WindowResult,
-        // The window's encoder output [1, n_audio_ctx, d] and mel frames, for word timing.
         audio: Option<(&Array, usize)>,
     ) -> Result<()> {
+        let segments = self.window_segments(tokenizer, seek, offset, pieces, result, audio)?;
+        self.emit(segments);
+        Ok(())
+    }
+
+    /// All segments of one window, with their words when word timestamps are
+    /// on (`audio`: the window's encoder output `[1, n_audio_ctx, d]` and mel
+    /// frames). Empty ones are kept: words are timed over the window's whole
+    /// text, as openai-whisper and faster-whisper do; `emit` drops them.
+    fn window_segments(
+        &mut self,
+        tokenizer: &WhisperTokenizer,
+        seek: usize,
+        offset: f32,
+        pieces: Vec<(f32, f32, Vec<u32>)>,
+        result: &WindowResult,
+        audio: Option<(&Array, usize)>,
+    ) -> Result<Vec<Segment>> {
         let mut window = Vec::with_capacity(pieces.len());
         for (start, end, tokens) in pieces {
             window.push(Segment {
@@ -844,11 +892,15 @@ impl Run<'_, '_> {
                 words: None,
             });
         }
-        // Words are timed over all of the window's text (openai-whisper and
-        // faster-whisper align before dropping empty segments).
         if let (Some(aligner), Some((features, frames))) = (self.words.as_mut(), audio) {
             aligner.add_words(features, frames, &mut window)?;
         }
+        Ok(window)
+    }
+
+    /// Hands out a window's segments (numbered, to `on_segment`), dropping the
+    /// empty ones.
+    fn emit(&mut self, window: Vec<Segment>) {
         for mut segment in window {
             // Instantaneous or empty segments carry nothing (openai-whisper drops them too).
             if segment.text.trim().is_empty() || segment.start == segment.end {
@@ -860,7 +912,6 @@ impl Run<'_, '_> {
             }
             self.segments.push(segment);
         }
-        Ok(())
     }
 
     fn progress(&mut self, frames_done: usize) {

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod longform;
+pub mod wer;
+
 use std::path::PathBuf;
 
 /// `../shared` beside the project checkout, or `$MLX_TEST_SHARED`.
