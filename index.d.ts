@@ -502,6 +502,8 @@ export interface TranscriptionTimings {
   melMs: number
   encodeMs: number
   decodeMs: number
+  /** Word-timestamp alignment (0 without `wordTimestamps`). */
+  wordTimestampsMs: number
   totalMs: number
   /** Processing time / audio duration (< 1 is faster than real time). */
   realTimeFactor: number
