@@ -165,8 +165,10 @@ pub struct TranscribeOptionsJs {
     pub best_of: Option<f64>,
     /// Beam search stops after `beamSize × patience` finished hypotheses (default 1).
     pub patience: Option<f64>,
-    /// 30 s windows decoded together (default 1). Above 1 the windows are
-    /// independent: no conditioning on previous text, faster on a GPU.
+    /// Windows decoded together (default 16 on a GPU, 1 on the CPU). Above 1
+    /// the audio is cut into windows of at most 30 s that end in pauses, and a
+    /// window's unfinished tail is decoded again in the next batch: no words
+    /// are lost, but windows are not conditioned on previous text.
     pub batch_size: Option<f64>,
     /// `lowMemory` (batch 1), `balanced` (8) or `maxSpeed` (16); an explicit
     /// `batchSize` wins.

@@ -6,6 +6,11 @@
 #           both libraries' default decoding (timestamps, fallback, conditioning)
 #   turbo   random-weight whisper-large-v3-turbo shapes, forced equal work
 #   small   random-weight whisper-small shapes, forced equal work
+#   longform  real whisper-tiny.en on ~21 min of long-form speech with a known
+#           transcript (the core's long-form set, 6 variants tiled, written by
+#           .device/bin/longform_eval): WER beside speed for our batch sizes
+#           (CONFIGS, default b1,b8,b16) and mlx-whisper, each run its own
+#           process, alternating (benchmark/whisper_longform.mjs)
 # Every step runs both peers in each round: mlx-whisper (same MLX build) and
 # transformers' batched pipeline (PyTorch CUDA, fp16, SDPA); HF_PEER=0 drops
 # the second.
@@ -39,6 +44,14 @@ case "${1:?step}" in
     node benchmark/whisper.mjs --model "$SHARED/models/whisper-tiny.en" --peer-model "$MODELS/whisper-tiny.en-mlx" \
       --name whisper-tiny.en "${common[@]}" $(budget) --json "$OUT/whisper-tiny.en.json" 2>&1 | tee "$OUT/whisper-tiny.en.md"
     ;;
+  longform)
+    python3 "$make" convert "$SHARED/models/whisper-tiny.en" "$MODELS/whisper-tiny.en-mlx"
+    .device/bin/longform_eval write "$MODELS/longform.wav" "$MODELS/longform.txt" "${VARIANTS:-6}"
+    node benchmark/whisper_longform.mjs --model "$SHARED/models/whisper-tiny.en" \
+      --peer-model "$MODELS/whisper-tiny.en-mlx" --audio "$MODELS/longform.wav" --reference "$MODELS/longform.txt" \
+      --configs "${CONFIGS:-b1,b8,b16,mlx-whisper}" --runs "${RUNS:-7}" $(budget) \
+      --json "$OUT/whisper-longform.json" 2>&1 | tee "$OUT/whisper-longform.md"
+    ;;
   turbo)
     random_step whisper-large-v3-turbo
     ;;
@@ -46,7 +59,7 @@ case "${1:?step}" in
     random_step whisper-small
     ;;
   *)
-    echo "unknown step $1 (tiny | turbo | small)" >&2
+    echo "unknown step $1 (tiny | longform | turbo | small)" >&2
     exit 2
     ;;
 esac

@@ -352,6 +352,97 @@ fn greedy_options(sample_len: usize, temperature: f32) -> DecodeOptions {
 }
 
 #[test]
+fn rows_with_their_own_prompts_decode_as_they_would_alone() {
+    let model = load(&fixture("whisper-random-80"));
+    let key = mlx_rs::random::key(12).unwrap();
+    let features = mlx_rs::random::normal::<f32>(&[3, 1500, 8], None, Some(6.0), &key).unwrap();
+    // Prompts of different lengths: a long previous-text context, none, a short one.
+    let prompts = vec![
+        vec![
+            SPECIAL.sot_prev,
+            400,
+            401,
+            402,
+            403,
+            404,
+            405,
+            406,
+            SPECIAL.sot,
+        ],
+        vec![SPECIAL.sot],
+        vec![SPECIAL.sot_prev, 900, 901, SPECIAL.sot],
+    ];
+    for options in [greedy_options(20, 0.0), greedy_options(20, 0.7)] {
+        let together = decode_batch(
+            &model,
+            &SPECIAL,
+            &features,
+            prompts.as_slice(),
+            &options,
+            None,
+        )
+        .unwrap();
+        for (row, joint) in together.iter().enumerate() {
+            let one = features
+                .take_axis(Array::from_slice(&[row as i32], &[1]), 0)
+                .unwrap();
+            let alone =
+                decode_batch(&model, &SPECIAL, &one, &prompts[row], &options, None).unwrap();
+            if options.temperature == 0.0 {
+                assert_eq!(joint.tokens, alone[0].tokens, "row {row}");
+                assert!(
+                    (joint.sum_logprob - alone[0].sum_logprob).abs() < 1e-3,
+                    "row {row}: {} vs {}",
+                    joint.sum_logprob,
+                    alone[0].sum_logprob
+                );
+            }
+            assert!(
+                (joint.no_speech_prob - alone[0].no_speech_prob).abs() < 1e-5,
+                "row {row}: {} vs {}",
+                joint.no_speech_prob,
+                alone[0].no_speech_prob
+            );
+        }
+    }
+    // Beam search takes per-row prompts too.
+    let beam = BeamOptions {
+        beam_size: 3,
+        patience: 1.0,
+    };
+    let options = greedy_options(12, 0.0);
+    let together = beam_search_batch(
+        &model,
+        &SPECIAL,
+        &features,
+        prompts.as_slice(),
+        &options,
+        beam,
+        None,
+    )
+    .unwrap();
+    for (row, joint) in together.iter().enumerate() {
+        let one = features
+            .take_axis(Array::from_slice(&[row as i32], &[1]), 0)
+            .unwrap();
+        let alone =
+            beam_search_batch(&model, &SPECIAL, &one, &prompts[row], &options, beam, None).unwrap();
+        assert_eq!(joint.tokens, alone[0].tokens, "beam row {row}");
+    }
+    // A prompt count that does not match the rows is refused.
+    let err = decode_batch(
+        &model,
+        &SPECIAL,
+        &features,
+        &prompts[..2],
+        &greedy_options(4, 0.0),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+}
+
+#[test]
 fn batched_decoding_equals_one_window_at_a_time() {
     let model = load(&fixture("whisper-random-80"));
     // The random decoder depends only weakly on its (layer-normed) encoder

@@ -21,6 +21,7 @@ use mlx_rs::{
 use super::{
     decode::{
         build_filters, check_request, prefill, to_host, DecodeOptions, DecodedWindow, Prefill,
+        Prompts,
     },
     logit_filters::TimestampState,
     model::Whisper,
@@ -52,12 +53,12 @@ impl Hypothesis {
 }
 
 /// Beam-searches every row of `audio_features` `[B, n_audio_ctx, d]` after
-/// `prompt`; `options.temperature` is ignored (beam search is deterministic).
-pub fn beam_search_batch(
+/// its prompt; `options.temperature` is ignored (beam search is deterministic).
+pub fn beam_search_batch<'p>(
     model: &Whisper,
     special: &SpecialTokens,
     audio_features: &Array,
-    prompt: &[u32],
+    prompts: impl Into<Prompts<'p>>,
     options: &DecodeOptions,
     beam: BeamOptions,
     abort: Option<&AtomicBool>,
@@ -75,7 +76,8 @@ pub fn beam_search_batch(
         )));
     }
     let max_ended = ((k as f32 * beam.patience).round() as usize).max(1);
-    let max_steps = check_request(model, prompt, options)?;
+    let prompts: Prompts = prompts.into();
+    let max_steps = check_request(model, prompts.longest(), options)?;
     let windows = audio_features.dim(0) as usize;
     let rows = windows * k;
     let vocab = model.config().n_vocab;
@@ -88,7 +90,14 @@ pub fn beam_search_batch(
         mut state,
         mut logits,
         no_speech_prob,
-    } = prefill(model, special, &features, prompt)?;
+    } = match prompts {
+        Prompts::Shared(_) => prefill(model, special, &features, prompts)?,
+        Prompts::PerRow(_) => {
+            let sources: Vec<usize> = (0..rows).map(|r| r / k).collect();
+            let per_beam = prompts.expand(&sources);
+            prefill(model, special, &features, Prompts::PerRow(&per_beam))?
+        }
+    };
     let mut timestamps = TimestampState::new(rows, special.timestamp_begin)?;
 
     let mut live: Vec<Vec<Hypothesis>> = vec![

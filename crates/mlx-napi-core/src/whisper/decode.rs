@@ -1,6 +1,8 @@
 //! Decoding a batch of 30 s windows: the autoregressive loop.
 //!
-//! All rows share one prompt (so one step number), the logit filters run as
+//! Rows share one prompt or each has its own (shorter ones are left-padded
+//! and the padding masked, so a row decodes as it would alone); all rows
+//! step together (one step number), the logit filters run as
 //! device masks ([`LogitFilters`]), tokens are drawn by the shared on-device
 //! [`Sampler`] (argmax at temperature 0), and log-probabilities, no-speech
 //! probabilities and finished flags stay on the device. The host reads one
@@ -51,6 +53,70 @@ pub struct DecodeOptions {
     pub seed: Option<u64>,
 }
 
+/// The decoder prompt of every row: one shared by all rows, or one per row.
+#[derive(Debug, Clone, Copy)]
+pub enum Prompts<'a> {
+    Shared(&'a [u32]),
+    PerRow(&'a [Vec<u32>]),
+}
+
+impl<'a> From<&'a [u32]> for Prompts<'a> {
+    fn from(prompt: &'a [u32]) -> Self {
+        Prompts::Shared(prompt)
+    }
+}
+
+impl<'a> From<&'a Vec<u32>> for Prompts<'a> {
+    fn from(prompt: &'a Vec<u32>) -> Self {
+        Prompts::Shared(prompt)
+    }
+}
+
+impl<'a, const N: usize> From<&'a [u32; N]> for Prompts<'a> {
+    fn from(prompt: &'a [u32; N]) -> Self {
+        Prompts::Shared(prompt)
+    }
+}
+
+impl<'a> From<&'a [Vec<u32>]> for Prompts<'a> {
+    fn from(prompts: &'a [Vec<u32>]) -> Self {
+        Prompts::PerRow(prompts)
+    }
+}
+
+impl<'a> Prompts<'a> {
+    /// Each of `rows` rows' prompt.
+    fn rows(self, rows: usize) -> Result<Vec<&'a [u32]>> {
+        match self {
+            Prompts::Shared(prompt) => Ok(vec![prompt; rows]),
+            Prompts::PerRow(prompts) if prompts.len() == rows => {
+                Ok(prompts.iter().map(Vec::as_slice).collect())
+            }
+            Prompts::PerRow(prompts) => Err(Error::invalid(format!(
+                "{} decoder prompts for {rows} rows",
+                prompts.len()
+            ))),
+        }
+    }
+
+    /// The longest prompt's length.
+    pub fn longest(self) -> usize {
+        match self {
+            Prompts::Shared(prompt) => prompt.len(),
+            Prompts::PerRow(prompts) => prompts.iter().map(Vec::len).max().unwrap_or(0),
+        }
+    }
+
+    /// The prompts of `rows` rows, row `r` taking prompt `sources[r]` (rows
+    /// that repeat a window: sampled candidates, beams).
+    pub fn expand(self, sources: &[usize]) -> Vec<Vec<u32>> {
+        match self {
+            Prompts::Shared(prompt) => vec![prompt.to_vec(); sources.len()],
+            Prompts::PerRow(prompts) => sources.iter().map(|&s| prompts[s].clone()).collect(),
+        }
+    }
+}
+
 /// The outcome for one row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodedWindow {
@@ -67,19 +133,20 @@ pub struct DecodedWindow {
     pub finished: bool,
 }
 
-/// Decodes `prompt` + sampled tokens for every row of `audio_features`
-/// `[B, n_audio_ctx, d]`. `prompt` must contain `<|startoftranscript|>`.
-pub fn decode_batch(
+/// Decodes the prompt + sampled tokens for every row of `audio_features`
+/// `[B, n_audio_ctx, d]`. Every prompt must contain `<|startoftranscript|>`.
+pub fn decode_batch<'p>(
     model: &Whisper,
     special: &SpecialTokens,
     audio_features: &Array,
-    prompt: &[u32],
+    prompts: impl Into<Prompts<'p>>,
     options: &DecodeOptions,
     abort: Option<&AtomicBool>,
 ) -> Result<Vec<DecodedWindow>> {
+    let prompts = prompts.into();
     let batch = audio_features.dim(0);
     let vocab = model.config().n_vocab;
-    let max_steps = check_request(model, prompt, options)?;
+    let max_steps = check_request(model, prompts.longest(), options)?;
     let filters = build_filters(vocab, special, options)?;
     let sampler_config = SamplerConfig {
         temperature: options.temperature,
@@ -92,7 +159,7 @@ pub fn decode_batch(
         mut state,
         logits,
         no_speech_prob,
-    } = prefill(model, special, audio_features, prompt)?;
+    } = prefill(model, special, audio_features, prompts)?;
 
     let mut chain = StepChain {
         filters: &filters,
@@ -192,14 +259,13 @@ impl StepChain<'_> {
 /// Validates a decoding request; returns how many tokens may be sampled.
 pub(crate) fn check_request(
     model: &Whisper,
-    prompt: &[u32],
+    prompt_len: usize,
     options: &DecodeOptions,
 ) -> Result<usize> {
     let n_ctx = model.config().n_text_ctx;
-    if prompt.len() >= n_ctx {
+    if prompt_len >= n_ctx {
         return Err(Error::invalid(format!(
-            "decoder prompt of {} tokens does not fit the {n_ctx}-token context",
-            prompt.len()
+            "decoder prompt of {prompt_len} tokens does not fit the {n_ctx}-token context"
         )));
     }
     if !(options.temperature.is_finite() && options.temperature >= 0.0) {
@@ -208,7 +274,7 @@ pub(crate) fn check_request(
             options.temperature
         )));
     }
-    Ok(options.sample_len.min(n_ctx - prompt.len()))
+    Ok(options.sample_len.min(n_ctx - prompt_len))
 }
 
 pub(crate) fn build_filters(
@@ -241,26 +307,47 @@ pub(crate) struct Prefill {
     pub no_speech_prob: Array,
 }
 
-/// Runs `prompt` (the same for every row) through the decoder.
+/// Runs every row's prompt through the decoder (left-padded to the longest).
 pub(crate) fn prefill(
     model: &Whisper,
     special: &SpecialTokens,
     audio_features: &Array,
-    prompt: &[u32],
+    prompts: Prompts,
 ) -> Result<Prefill> {
     let batch = audio_features.dim(0);
-    let sot_index = prompt
-        .iter()
-        .position(|&t| t == special.sot)
-        .ok_or_else(|| Error::invalid("decoder prompt lacks <|startoftranscript|>"))?;
+    let rows = prompts.rows(batch as usize)?;
+    let longest = prompts.longest();
+    let mut ids = Vec::with_capacity(rows.len() * longest);
+    let mut padding = Vec::with_capacity(rows.len());
+    let mut sot_slots = Vec::with_capacity(rows.len());
+    for prompt in &rows {
+        let sot = prompt
+            .iter()
+            .position(|&t| t == special.sot)
+            .ok_or_else(|| Error::invalid("decoder prompt lacks <|startoftranscript|>"))?;
+        let pad = longest - prompt.len();
+        ids.extend(std::iter::repeat_n(special.eot as i32, pad));
+        ids.extend(prompt.iter().map(|&t| t as i32));
+        padding.push(pad as i32);
+        sot_slots.push((pad + sot) as i32);
+    }
     let mut state = model.start_decoding(audio_features)?;
-    let prompt_ids: Vec<i32> = prompt.iter().map(|&t| t as i32).collect();
-    let prompt_row = Array::from_slice(&prompt_ids, &[1, prompt.len() as i32]);
-    let prompt_batch = ops::broadcast_to(&prompt_row, &[batch, prompt.len() as i32])?;
+    state.set_padding(&padding)?;
+    let prompt_batch = Array::from_slice(&ids, &[batch, longest as i32]);
     let prompt_logits = model.decode(&prompt_batch, &mut state)?;
-    let at_sot = prompt_logits
-        .try_index((.., sot_index as i32, ..))?
-        .as_dtype(Dtype::Float32)?;
+    let at_sot = if sot_slots.iter().all(|&s| s == sot_slots[0]) {
+        prompt_logits.try_index((.., sot_slots[0], ..))?
+    } else {
+        let vocab = prompt_logits.dim(-1);
+        let index = ops::broadcast_to(
+            Array::from_slice(&sot_slots, &[batch, 1, 1]),
+            &[batch, 1, vocab],
+        )?;
+        prompt_logits
+            .take_along_axis(&index, 1)?
+            .reshape(&[batch, vocab])?
+    }
+    .as_dtype(Dtype::Float32)?;
     let no_speech_prob =
         softmax_axis(&at_sot, -1, true)?.try_index((.., special.no_speech as i32))?;
     let logits = prompt_logits.try_index((.., -1, ..))?;

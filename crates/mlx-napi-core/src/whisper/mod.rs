@@ -33,7 +33,8 @@ pub use alignment::Word;
 pub use config::WhisperConfig;
 pub use tokenizer::Task;
 pub use transcribe::{
-    Progress, Segment, Timings, TranscribeHooks, TranscribeOptions, Transcription,
+    default_batch_size, Progress, Segment, Timings, TranscribeHooks, TranscribeOptions,
+    Transcription,
 };
 
 use crate::{

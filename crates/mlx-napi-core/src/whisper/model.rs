@@ -330,13 +330,18 @@ impl Decoder {
                 offset + len
             )));
         }
-        let positions = self.positions.try_index(offset..offset + len)?;
-        let mut x = self.embed_tokens.forward(tokens)?.add(&positions)?;
-        let mask = if len > 1 {
-            AttentionMask::Causal
-        } else {
-            AttentionMask::None
+        let (positions, mask) = match &state.padding {
+            None => (
+                self.positions.try_index(offset..offset + len)?,
+                if len > 1 {
+                    AttentionMask::Causal
+                } else {
+                    AttentionMask::None
+                },
+            ),
+            Some(padding) => padded_positions_and_mask(&self.positions, padding, offset, len)?,
         };
+        let mut x = self.embed_tokens.forward(tokens)?.add(&positions)?;
         for ((layer, cache), cross) in self.layers.iter().zip(&mut state.caches).zip(&state.cross) {
             x = layer.forward(&x, cache, cross, &mask)?;
         }
@@ -348,11 +353,45 @@ impl Decoder {
     }
 }
 
+/// Positions `[B, len, d]` and attention mask for rows whose prompts were
+/// left-padded to a common length: row `r`'s slot `t` is its position
+/// `t − padding[r]` (so every row sees exactly what it would alone), and no
+/// query sees a padded slot. Padded slots see only themselves, which keeps
+/// their (unused) states finite.
+fn padded_positions_and_mask(
+    table: &Array,
+    padding: &Array,
+    offset: i32,
+    len: i32,
+) -> Result<(Array, AttentionMask)> {
+    let batch = padding.dim(0);
+    let slots = ops::arange::<_, i32>(offset, offset + len, None)?;
+    let pad = padding.reshape(&[batch, 1])?;
+    let index = ops::maximum(
+        slots.reshape(&[1, len])?.subtract(&pad)?,
+        Array::from_int(0),
+    )?;
+    let positions =
+        table
+            .take_axis(index.reshape(&[-1])?, 0)?
+            .reshape(&[batch, len, table.dim(1)])?;
+    let queries = slots.reshape(&[1, 1, len, 1])?;
+    let keys = ops::arange::<_, i32>(0, offset + len, None)?.reshape(&[1, 1, 1, offset + len])?;
+    let not_padded = keys.ge(padding.reshape(&[batch, 1, 1, 1])?)?;
+    let visible = keys
+        .le(&queries)?
+        .logical_and(&not_padded.logical_or(keys.eq(&queries)?)?)?;
+    Ok((positions, AttentionMask::Array(visible)))
+}
+
 /// What one batch of decodes carries between steps: the self-attention caches
 /// and the (fixed) cross-attention keys/values of each decoder layer.
 pub struct DecoderState {
     caches: Vec<KvCache>,
     cross: Vec<(Array, Array)>,
+    /// `[B]` int32 slots of left padding per row, when the rows' prompts
+    /// differ in length ([`DecoderState::set_padding`]); `None`: no padding.
+    padding: Option<Array>,
 }
 
 impl DecoderState {
@@ -373,6 +412,25 @@ impl DecoderState {
         for cache in &mut self.caches {
             cache.select(sources)?;
         }
+        if let Some(padding) = &self.padding {
+            self.padding = Some(padding.take_axis(sources, 0)?);
+        }
+        Ok(())
+    }
+
+    /// Declares that row `r`'s first `padding[r]` slots (before any token is
+    /// decoded) hold padding: they are masked out and positions count from the
+    /// row's first real token. All zeros clears it.
+    pub fn set_padding(&mut self, padding: &[i32]) -> Result<()> {
+        if padding.len() != self.batch() as usize || self.offset() != 0 {
+            return Err(Error::invalid(
+                "padding is set once per row, before the first decode",
+            ));
+        }
+        self.padding = padding
+            .iter()
+            .any(|&p| p != 0)
+            .then(|| Array::from_slice(padding, &[padding.len() as i32]));
         Ok(())
     }
 }
@@ -440,6 +498,7 @@ impl Whisper {
                 .map(|_| KvCache::new())
                 .collect(),
             cross,
+            padding: None,
         })
     }
 

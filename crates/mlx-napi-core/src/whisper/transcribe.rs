@@ -4,10 +4,11 @@
 //! * `batch_size == 1` (default): openai-whisper's seek loop. Each window starts
 //!   where the previous one's last complete segment ended and is conditioned on
 //!   the text so far (`<|startofprev|>` prompt).
-//! * `batch_size > 1`: the audio is cut into consecutive, independent windows
-//!   of at most 30 s, each ending in a pause ([`super::windows`]), decoded
-//!   `batch_size` at a time (no conditioning on previous text). Cutting in
-//!   pauses is what keeps every word: a window never splits a sentence.
+//! * `batch_size > 1`: the audio is cut in pauses ([`super::windows`]) into up
+//!   to `batch_size` sections, each read by its own seek loop (conditioned on
+//!   its own text); the sections' current windows are decoded as one batch,
+//!   one row each. Cutting in pauses and resuming after the last complete
+//!   segment is what keeps every word.
 //!
 //! Temperature 0 decodes greedily or, with `beam_size > 1`, by beam search;
 //! higher temperatures sample `best_of` candidates. Either way a window whose
@@ -17,7 +18,6 @@
 //! need it are re-decoded together as one batch.
 
 use std::{
-    collections::{BTreeMap, VecDeque},
     io::Write,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -32,10 +32,10 @@ use mlx_rs::{ops, ops::indexing::TryIndexOp, Array};
 use super::{
     alignment::{Word, WordAligner},
     beam::{beam_search_batch, BeamOptions},
-    decode::{decode_batch, DecodeOptions, DecodedWindow},
+    decode::{decode_batch, DecodeOptions, DecodedWindow, Prompts},
     mel::{window_frames, HOP_LENGTH, N_FRAMES, SAMPLE_RATE},
     tokenizer::{Task, WhisperTokenizer},
-    windows::plan_windows,
+    windows::Planner,
     WhisperEngine,
 };
 use crate::{Error, Result};
@@ -72,7 +72,8 @@ pub struct TranscribeOptions {
     /// Ids never sampled; `None` = the checkpoint's `suppress_tokens` (else
     /// openai-whisper's non-speech symbol list).
     pub suppress_tokens: Option<Vec<u32>>,
-    /// Windows decoded together; > 1 switches to independent windows.
+    /// Windows decoded together; > 1 switches to the batched schedule
+    /// (windows cut in pauses). Default: [`default_batch_size`].
     pub batch_size: usize,
     /// Candidates sampled per window at temperature > 0 (the likeliest is kept).
     pub best_of: usize,
@@ -104,7 +105,7 @@ impl Default for TranscribeOptions {
             max_initial_timestamp: Some(1.0),
             suppress_blank: true,
             suppress_tokens: None,
-            batch_size: 1,
+            batch_size: default_batch_size(),
             best_of: 5,
             beam_size: 1,
             patience: 1.0,
@@ -112,6 +113,18 @@ impl Default for TranscribeOptions {
             seed: None,
             word_timestamps: false,
         }
+    }
+}
+
+/// Windows decoded together unless the caller says otherwise: 16 on a GPU,
+/// where the batched schedule is several times faster than the sequential
+/// seek loop at the same word error rate (benchmark/RESULTS.md, long-form
+/// speech); 1 on the CPU, where batching adds no throughput (the encoder is
+/// compute-bound) and the seek loop re-reads less audio.
+pub fn default_batch_size() -> usize {
+    match crate::backend::backend_info() {
+        Ok(info) if info.device == "gpu" => 16,
+        _ => 1,
     }
 }
 
@@ -344,7 +357,7 @@ impl Plan<'_> {
     fn decode_with_fallback(
         &self,
         features: &Array,
-        prompt: &[u32],
+        prompts: Prompts,
         hooks: &TranscribeHooks,
         timings: &mut Timings,
     ) -> Result<Vec<WindowResult>> {
@@ -370,6 +383,16 @@ impl Plan<'_> {
             } else {
                 features.take_axis(Array::from_slice(&order, &[order.len() as i32]), 0)?
             };
+            // Per-row prompts follow their windows into the batch's rows.
+            let row_prompts;
+            let prompts = match prompts {
+                Prompts::Shared(_) => prompts,
+                Prompts::PerRow(_) => {
+                    let sources: Vec<usize> = order.iter().map(|&w| w as usize).collect();
+                    row_prompts = prompts.expand(&sources);
+                    Prompts::PerRow(&row_prompts)
+                }
+            };
             let options = DecodeOptions {
                 temperature,
                 seed: self.decode.seed.map(|s| s.wrapping_add(attempt as u64)),
@@ -386,9 +409,9 @@ impl Plan<'_> {
                     beam_size: self.options.beam_size,
                     patience: self.options.patience,
                 };
-                beam_search_batch(model, special, &batch, prompt, &options, beam, abort)?
+                beam_search_batch(model, special, &batch, prompts, &options, beam, abort)?
             } else {
-                decode_batch(model, special, &batch, prompt, &options, abort)?
+                decode_batch(model, special, &batch, prompts, &options, abort)?
             };
             timings.decode_ms += start.elapsed().as_secs_f64() * 1e3;
             let mut still_pending = Vec::new();
@@ -460,8 +483,12 @@ fn split_segments(
     let mut last = 0;
     for &cut in &slices {
         let piece = &tokens[last..cut];
-        let start = tokenizer.timestamp_seconds(piece[0]);
-        let end = tokenizer.timestamp_seconds(piece[piece.len() - 1]);
+        // Timestamps past the window's audio (a window shorter than 30 s)
+        // are clamped to its end, so segments never overlap the next window.
+        let start = tokenizer.timestamp_seconds(piece[0]).min(window_seconds);
+        let end = tokenizer
+            .timestamp_seconds(piece[piece.len() - 1])
+            .min(window_seconds);
         segments.push((start, end, piece.to_vec()));
         last = cut;
     }
@@ -545,12 +572,15 @@ impl WhisperEngine {
             },
         };
 
-        // The batched schedule's windows end in pauses; the sequential one's
-        // first window is the first 30 s.
-        let windows = if options.batch_size > 1 {
-            plan_windows(samples, content_frames)
+        // The batched schedule reads sections cut in pauses, its windows end in
+        // pauses; the sequential one's first window is the first 30 s.
+        let (sections, first_window) = if options.batch_size > 1 && content_frames > 0 {
+            let planner = Planner::new(samples, content_frames);
+            let sections = planner.sections(options.batch_size);
+            let first = (0, planner.window_end(0, sections[0].1));
+            (Some((planner, sections)), first)
         } else {
-            vec![(0, content_frames.min(N_FRAMES))]
+            (None, (0, content_frames.min(N_FRAMES)))
         };
 
         // Language: given, English-only, or detected on the first window (whose
@@ -566,8 +596,7 @@ impl WhisperEngine {
                 1.0,
             )
         } else {
-            let first = windows.first().copied().unwrap_or((0, 0));
-            let features = self.encode_windows(&mel, &[first], &mut timings)?;
+            let features = self.encode_windows(&mel, &[first_window], &mut timings)?;
             let start = Instant::now();
             let detected = super::decode::detect_language(
                 self.model(),
@@ -614,11 +643,12 @@ impl WhisperEngine {
                 )
             }),
         };
-        if options.batch_size > 1 {
-            self.transcribe_independent(
+        if let Some((planner, sections)) = sections {
+            self.transcribe_sections(
                 &plan,
                 &mel,
-                &windows,
+                &planner,
+                &sections,
                 &sot_sequence,
                 &initial_prompt,
                 first_features,
@@ -706,7 +736,7 @@ impl WhisperEngine {
                 sot_sequence,
             );
             let result = plan
-                .decode_with_fallback(&features, &prompt, run.hooks, timings)?
+                .decode_with_fallback(&features, Prompts::Shared(&prompt), run.hooks, timings)?
                 .remove(0);
             let offset = seek as f32 * HOP_LENGTH as f32 / SAMPLE_RATE as f32;
             if is_silence(&result.decoded, &plan.thresholds) {
@@ -746,21 +776,22 @@ impl WhisperEngine {
         Ok(())
     }
 
-    /// The batched schedule. Regions of audio wait in a queue in time order:
-    /// first the planned windows (cut in pauses), then also the unfinished
-    /// tails of decoded windows. A window is split into segments as the seek
-    /// loop would; when its last complete segment ends before the window does
-    /// (the model stopped early, or left a sentence unfinished), the rest of
-    /// the window goes back to the front of the queue and is decoded in the
-    /// next batch, so no speech is skipped. Batches take up to `batch_size`
-    /// regions from the front; segments are handed out in time order once
-    /// everything before them is final.
+    /// The batched schedule: the audio is split at pauses into up to
+    /// `batch_size` contiguous sections of about equal length, and each
+    /// section is read by its own seek loop — windows ending in pauses, each
+    /// starting after the previous one's last complete segment and prompted
+    /// with the section's own text so far, as in [`Self::transcribe_sequential`]
+    /// — while the sections' current windows are decoded together, one row
+    /// each (prompts of different lengths are padded and masked). Sections end
+    /// in pauses, so no sentence straddles two; segments are handed out in
+    /// time order (a later section's wait until the earlier ones are done).
     #[allow(clippy::too_many_arguments)]
-    fn transcribe_independent(
+    fn transcribe_sections(
         &self,
         plan: &Plan,
         mel: &Array,
-        windows: &[(usize, usize)],
+        planner: &Planner,
+        sections: &[(usize, usize)],
         sot_sequence: &[u32],
         initial_prompt: &[u32],
         mut first_features: Option<Array>,
@@ -768,75 +799,160 @@ impl WhisperEngine {
         timings: &mut Timings,
     ) -> Result<()> {
         let tokenizer = self.tokenizer();
+        let sot_prev = tokenizer.special().sot_prev;
         let max_prompt = self.model().config().n_text_ctx / 2 - 1;
-        let prompt = decoder_prompt(
-            tokenizer.special().sot_prev,
-            initial_prompt,
-            max_prompt,
-            sot_sequence,
-        );
-        let mut queue: VecDeque<(usize, usize)> = windows.iter().copied().collect();
-        // Decoded regions by start frame, waiting until all earlier ones are final.
-        let mut decoded: BTreeMap<usize, Decoded> = BTreeMap::new();
-        while !queue.is_empty() {
+        let mut readers: Vec<SectionReader> = sections
+            .iter()
+            .map(|&(start, end)| SectionReader {
+                seek: start,
+                start,
+                end,
+                context: initial_prompt.to_vec(),
+                prompt_reset_since: 0,
+                segments: Vec::new(),
+            })
+            .collect();
+        let mut next_to_emit = 0;
+        loop {
             run.hooks.check_abort()?;
-            let take = plan.options.batch_size.min(queue.len());
-            let chunk: Vec<(usize, usize)> = queue.drain(..take).collect();
-            // The language-detection pass already encoded window 0.
+            let active: Vec<usize> = (0..readers.len())
+                .filter(|&i| readers[i].seek < readers[i].end)
+                .collect();
+            if active.is_empty() {
+                break;
+            }
+            let windows: Vec<(usize, usize)> = active
+                .iter()
+                .map(|&i| {
+                    let r = &readers[i];
+                    (r.seek, planner.window_end(r.seek, r.end) - r.seek)
+                })
+                .collect();
+            // The language-detection pass already encoded section 0's first window.
             let features = match first_features.take() {
-                Some(first) if chunk.len() > 1 => {
-                    let rest = self.encode_windows(mel, &chunk[1..], timings)?;
-                    ops::concatenate(&[first, rest], 0)?
+                Some(first) if active[0] == 0 && readers[0].seek == 0 => {
+                    if windows.len() > 1 {
+                        let rest = self.encode_windows(mel, &windows[1..], timings)?;
+                        ops::concatenate(&[first, rest], 0)?
+                    } else {
+                        first
+                    }
                 }
-                Some(first) => first,
-                None => self.encode_windows(mel, &chunk, timings)?,
+                _ => self.encode_windows(mel, &windows, timings)?,
             };
-            let results = plan.decode_with_fallback(&features, &prompt, run.hooks, timings)?;
-            let mut tails = Vec::new();
-            for (row, (&(seek, window), result)) in chunk.iter().zip(results).enumerate() {
-                let (pieces, consumed) = if is_silence(&result.decoded, &plan.thresholds) {
-                    (Vec::new(), window)
-                } else {
-                    split_segments(tokenizer, &result.decoded.tokens, window)
-                };
-                if consumed < window {
-                    tails.push((seek + consumed, window - consumed));
+            let prompts: Vec<Vec<u32>> = active
+                .iter()
+                .map(|&i| {
+                    let r = &readers[i];
+                    decoder_prompt(
+                        sot_prev,
+                        &r.context[r.prompt_reset_since..],
+                        max_prompt,
+                        sot_sequence,
+                    )
+                })
+                .collect();
+            let results = plan.decode_with_fallback(
+                &features,
+                Prompts::PerRow(&prompts),
+                run.hooks,
+                timings,
+            )?;
+            let rows = active.iter().zip(&windows).zip(results).enumerate();
+            for (row, ((&i, &(seek, window)), result)) in rows {
+                let reader = &mut readers[i];
+                if is_silence(&result.decoded, &plan.thresholds) {
+                    reader.seek += window;
+                    continue;
                 }
-                // Words are timed now, while the region's encoder output is at hand.
+                let (pieces, consumed) = split_segments(tokenizer, &result.decoded.tokens, window);
                 let offset = seek as f32 * HOP_LENGTH as f32 / SAMPLE_RATE as f32;
                 let audio = features.try_index(row as i32..row as i32 + 1)?;
-                let segments = run.window_segments(
-                    tokenizer,
-                    seek,
-                    offset,
-                    pieces,
-                    &result,
-                    Some((&audio, window)),
-                )?;
-                decoded.insert(seek, Decoded { segments });
+                let words = run.words.as_mut().map(|w| (w, &audio, window));
+                let segments = segments_of(tokenizer, seek, offset, pieces, &result, words)?;
+                if !plan.options.condition_on_previous_text
+                    || result.decoded.temperature > plan.options.prompt_reset_on_temperature
+                {
+                    reader.prompt_reset_since = reader.context.len();
+                }
+                reader
+                    .context
+                    .extend(segments.iter().flat_map(|s| s.tokens.iter().copied()));
+                reader.segments.extend(segments);
+                reader.seek += consumed;
+                // With word timestamps, openai-whisper resumes after the last word.
+                let resume = run
+                    .words
+                    .as_ref()
+                    .map(|w| w.resume_frame(&result.decoded.tokens, seek));
+                reader.seek = resume.flatten().unwrap_or(reader.seek);
             }
-            // Tails come before every region still queued.
-            for tail in tails.into_iter().rev() {
-                queue.push_front(tail);
-            }
-            let final_before = queue.front().map_or(usize::MAX, |&(seek, _)| seek);
-            while let Some(entry) = decoded.first_entry() {
-                if *entry.key() >= final_before {
+            // Hand out what is final: everything of the finished leading
+            // sections, and what the first unfinished one has so far.
+            while next_to_emit < readers.len() {
+                let reader = &mut readers[next_to_emit];
+                for segment in reader.segments.drain(..) {
+                    run.push(segment);
+                }
+                if reader.seek < reader.end {
                     break;
                 }
-                let (_, Decoded { segments }) = entry.remove_entry();
-                run.emit(segments);
+                next_to_emit += 1;
             }
-            let (last_seek, last_window) = chunk[chunk.len() - 1];
-            run.progress(final_before.min(last_seek + last_window));
+            let done: usize = readers.iter().map(|r| r.seek.min(r.end) - r.start).sum();
+            run.progress(done);
         }
         Ok(())
     }
 }
 
-/// A decoded region of the batched schedule, waiting to be handed out.
-struct Decoded {
+/// One section's seek loop in the batched schedule.
+struct SectionReader {
+    seek: usize,
+    start: usize,
+    end: usize,
+    /// Tokens of the section's segments so far (after the initial prompt).
+    context: Vec<u32>,
+    prompt_reset_since: usize,
+    /// Segments not yet handed out.
     segments: Vec<Segment>,
+}
+
+/// The segments of one decoded window (ids are given when they are handed out),
+/// with their words when `words` is given (the aligner, the window's encoder
+/// output `[1, n_audio_ctx, d]` and its mel frames).
+fn segments_of(
+    tokenizer: &WhisperTokenizer,
+    seek: usize,
+    offset: f32,
+    pieces: Vec<(f32, f32, Vec<u32>)>,
+    result: &WindowResult,
+    words: Option<(&mut WordAligner, &Array, usize)>,
+) -> Result<Vec<Segment>> {
+    let mut segments = Vec::new();
+    for (start, end, tokens) in pieces {
+        segments.push(Segment {
+            id: 0,
+            seek,
+            start: offset + start,
+            end: offset + end,
+            text: tokenizer.decode_text(&tokens)?,
+            tokens,
+            avg_logprob: result.decoded.avg_logprob,
+            compression_ratio: result.compression_ratio,
+            no_speech_prob: result.decoded.no_speech_prob,
+            temperature: result.decoded.temperature,
+            words: None,
+        });
+    }
+    // Words are timed over the window's whole text, empty segments included
+    // (as openai-whisper and faster-whisper do); segment bounds follow them.
+    if let Some((aligner, features, frames)) = words {
+        aligner.add_words(features, frames, &mut segments)?;
+    }
+    // Instantaneous or empty segments carry nothing (openai-whisper drops them too).
+    segments.retain(|s| !s.text.trim().is_empty() && s.start != s.end);
+    Ok(segments)
 }
 
 /// Segments produced so far and the caller's hooks.
@@ -858,60 +974,20 @@ impl Run<'_, '_> {
         result: &WindowResult,
         audio: Option<(&Array, usize)>,
     ) -> Result<()> {
-        let segments = self.window_segments(tokenizer, seek, offset, pieces, result, audio)?;
-        self.emit(segments);
+        let words = self.words.as_mut().zip(audio).map(|(w, (f, n))| (w, f, n));
+        for segment in segments_of(tokenizer, seek, offset, pieces, result, words)? {
+            self.push(segment);
+        }
         Ok(())
     }
 
-    /// All segments of one window, with their words when word timestamps are
-    /// on (`audio`: the window's encoder output `[1, n_audio_ctx, d]` and mel
-    /// frames). Empty ones are kept: words are timed over the window's whole
-    /// text, as openai-whisper and faster-whisper do; `emit` drops them.
-    fn window_segments(
-        &mut self,
-        tokenizer: &WhisperTokenizer,
-        seek: usize,
-        offset: f32,
-        pieces: Vec<(f32, f32, Vec<u32>)>,
-        result: &WindowResult,
-        audio: Option<(&Array, usize)>,
-    ) -> Result<Vec<Segment>> {
-        let mut window = Vec::with_capacity(pieces.len());
-        for (start, end, tokens) in pieces {
-            window.push(Segment {
-                id: 0,
-                seek,
-                start: offset + start,
-                end: offset + end,
-                text: tokenizer.decode_text(&tokens)?,
-                tokens,
-                avg_logprob: result.decoded.avg_logprob,
-                compression_ratio: result.compression_ratio,
-                no_speech_prob: result.decoded.no_speech_prob,
-                temperature: result.decoded.temperature,
-                words: None,
-            });
+    /// Numbers `segment`, hands it to the caller's callback and keeps it.
+    fn push(&mut self, mut segment: Segment) {
+        segment.id = self.segments.len();
+        if let Some(callback) = self.hooks.on_segment.as_mut() {
+            callback(&segment);
         }
-        if let (Some(aligner), Some((features, frames))) = (self.words.as_mut(), audio) {
-            aligner.add_words(features, frames, &mut window)?;
-        }
-        Ok(window)
-    }
-
-    /// Hands out a window's segments (numbered, to `on_segment`), dropping the
-    /// empty ones.
-    fn emit(&mut self, window: Vec<Segment>) {
-        for mut segment in window {
-            // Instantaneous or empty segments carry nothing (openai-whisper drops them too).
-            if segment.text.trim().is_empty() || segment.start == segment.end {
-                continue;
-            }
-            segment.id = self.segments.len();
-            if let Some(callback) = self.hooks.on_segment.as_mut() {
-                callback(&segment);
-            }
-            self.segments.push(segment);
-        }
+        self.segments.push(segment);
     }
 
     fn progress(&mut self, frames_done: usize) {

@@ -1,15 +1,14 @@
-//! Where the batched schedule cuts the audio into windows.
+//! Where the batched schedule cuts the audio: into sections, and sections
+//! into windows.
 //!
-//! Windows decoded independently (in a batch) cannot resume from their last
-//! complete segment as the sequential seek loop does, so a word that straddles
-//! a cut is lost. Cutting every 30 s wherever speech is lost 4–20 words per
-//! cut on long-form speech. Instead each window ends in the quietest stretch
-//! of its last part: the plan looks for pauses in the signal's short-time
-//! energy (10 ms frames smoothed over 200 ms), takes the latest one that is
-//! about as quiet as the quietest, and cuts in its middle, so both windows
-//! keep some silence around their speech. Windows are ≤ 30 s and cover the
-//! audio without gaps or overlaps; the plan depends only on the audio, never
-//! on the batch size.
+//! Cutting every 30 s wherever speech is lost 4–20 words per cut on long-form
+//! speech. Instead every cut falls in a pause: the planner looks for the
+//! quietest stretches of the signal's short-time energy (10 ms frames smoothed
+//! over 200 ms), takes the latest one in the allowed range that is about as
+//! quiet as the quietest, and cuts in its middle, so both sides keep some
+//! silence around their speech. Sections (one per batch row) are contiguous
+//! and of about equal length; a window is ≤ 30 s. Cuts depend only on the
+//! audio and the number of sections, never on how the batch is scheduled.
 
 use super::mel::{HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
 
@@ -58,29 +57,78 @@ fn smoothed_power(samples: &[f32], frames: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Finds pauses in one audio signal.
+pub struct Planner {
+    power: Vec<f64>,
+}
+
+impl Planner {
+    /// For `content_frames` mel frames of 16 kHz `samples`.
+    pub fn new(samples: &[f32], content_frames: usize) -> Self {
+        Planner {
+            power: smoothed_power(samples, content_frames),
+        }
+    }
+
+    fn frames(&self) -> usize {
+        self.power.len()
+    }
+
+    /// Up to `count` contiguous sections `(start, end)` covering the audio,
+    /// each about as long as the others, cut in pauses (within ±5 s of the
+    /// even split), and never shorter than one window unless the audio is.
+    pub fn sections(&self, count: usize) -> Vec<(usize, usize)> {
+        let frames = self.frames();
+        let count = count.min(frames.div_ceil(N_FRAMES)).max(1);
+        let slack = MIN_WINDOW_FRAMES;
+        let mut cuts = vec![0];
+        for k in 1..count {
+            let target = k * frames / count;
+            let previous = *cuts.last().unwrap_or(&0);
+            let lo = target.saturating_sub(slack).max(previous + 1);
+            let hi = (target + slack).min(frames - 1);
+            if lo >= hi {
+                continue;
+            }
+            cuts.push(quiet_cut(&self.power, lo, hi));
+        }
+        cuts.push(frames);
+        cuts.windows(2)
+            .map(|w| (w[0], w[1]))
+            .filter(|(a, b)| b > a)
+            .collect()
+    }
+
+    /// Where the window starting at `seek` ends (exclusive) in a section that
+    /// ends at `end`: the section's end when it is within 30 s, else a pause
+    /// 5–30 s after `seek`.
+    pub fn window_end(&self, seek: usize, end: usize) -> usize {
+        if end - seek <= N_FRAMES {
+            return end;
+        }
+        let lo = seek + MIN_WINDOW_FRAMES.min(N_FRAMES);
+        quiet_cut(&self.power, lo, seek + N_FRAMES)
+    }
+}
+
 /// Consecutive windows `(start frame, frames)` covering `content_frames` mel
-/// frames of `samples` (16 kHz), each ≤ 30 s and, except the last, cut in a pause.
+/// frames of `samples` (16 kHz), each ≤ 30 s and, except the last, cut in a
+/// pause (one section's windows when no segment is re-read).
 pub fn plan_windows(samples: &[f32], content_frames: usize) -> Vec<(usize, usize)> {
-    let power = smoothed_power(samples, content_frames);
+    let planner = Planner::new(samples, content_frames);
     let mut windows = Vec::new();
     let mut start = 0;
     while start < content_frames {
-        let remaining = content_frames - start;
-        if remaining <= N_FRAMES {
-            windows.push((start, remaining));
-            break;
-        }
-        let cut = cut_point(&power, start);
-        windows.push((start, cut - start));
-        start = cut;
+        let end = planner.window_end(start, content_frames);
+        windows.push((start, end - start));
+        start = end;
     }
     windows
 }
 
-/// The frame where the window starting at `start` should end (exclusive).
-fn cut_point(power: &[f64], start: usize) -> usize {
-    let lo = start + MIN_WINDOW_FRAMES.min(N_FRAMES);
-    let hi = start + N_FRAMES; // inclusive: a cut at hi makes a full 30 s window
+/// The frame in `lo..=hi` to cut at: the middle of the latest stretch about
+/// as quiet as the quietest in the range.
+fn quiet_cut(power: &[f64], lo: usize, hi: usize) -> usize {
     let range = lo..=hi.min(power.len() - 1);
     let quietest = range
         .clone()
@@ -92,7 +140,7 @@ fn cut_point(power: &[f64], start: usize) -> usize {
         .clone()
         .rev()
         .find(|&f| power[f] <= threshold)
-        .unwrap_or(hi);
+        .unwrap_or(*range.end());
     // Cut in the middle of the quiet stretch around it (bounded by the range).
     let mut first = anchor;
     while first > *range.start() && power[first - 1] <= threshold {
@@ -169,6 +217,32 @@ mod tests {
         let windows = plan_windows(&s, frames(&s));
         let cut = windows[0].1 as f32 / 100.0;
         assert!((25.0..=25.5).contains(&cut), "{cut}");
+    }
+
+    #[test]
+    fn sections_are_even_and_cut_in_pauses() {
+        // 100 s: speech with a pause every 10 s (at 10–10.5, 20–20.5, …).
+        let mut pieces = Vec::new();
+        for _ in 0..10 {
+            pieces.push((9.5, 0.5));
+            pieces.push((0.5, 0.0));
+        }
+        let s = signal(&pieces);
+        let planner = Planner::new(&s, frames(&s));
+        let sections = planner.sections(4);
+        assert_eq!(sections.len(), 4, "{sections:?}");
+        assert_eq!(sections[0].0, 0);
+        assert_eq!(sections[3].1, frames(&s));
+        for pair in sections.windows(2) {
+            assert_eq!(pair[0].1, pair[1].0);
+            // Every cut in a pause: 9.5–10 s into each 10 s period.
+            let cut = pair[0].1 % 1000;
+            assert!((950..=1000).contains(&cut), "{sections:?}");
+        }
+        // Never more sections than 30 s windows.
+        assert_eq!(planner.sections(16).len(), 4);
+        let short = signal(&[(12.0, 0.5)]);
+        assert_eq!(Planner::new(&short, 1200).sections(16), vec![(0, 1200)]);
     }
 
     #[test]
