@@ -425,8 +425,10 @@ export interface TranscribeOptions {
   /** Beam search stops after `beamSize × patience` finished hypotheses (default 1). */
   patience?: number
   /**
-   * 30 s windows decoded together (default 1). Above 1 the windows are
-   * independent: no conditioning on previous text, faster on a GPU.
+   * Windows decoded together (default 16 on a GPU, 1 on the CPU). Above 1
+   * the audio is cut into windows of at most 30 s that end in pauses, and a
+   * window's unfinished tail is decoded again in the next batch: no words
+   * are lost, but windows are not conditioned on previous text.
    */
   batchSize?: number
   /**
