@@ -148,6 +148,47 @@ test('toSRT, toVTT and toJSON', { skip }, () => {
   assert.deepEqual(JSON.parse(toJSON(fromFile)), fromFile)
 })
 
+// faster-whisper's word timings (scripts/fixtures/gen_word_timestamps.py).
+const wordOracle = JSON.parse(
+  readFileSync(
+    resolve(dirname(fileURLToPath(import.meta.url)), '../crates/mlx-napi-core/tests/fixtures/whisper-word-timestamps/faster-whisper.json'),
+    'utf8',
+  ),
+).results.find((r) => r.file === 'jfk.wav')
+
+test('wordTimestamps: words match faster-whisper within 0.1 s; word-level SRT/VTT; toJSON keeps words', { skip }, async () => {
+  const t = await whisper.transcribe(jfkWav, { wordTimestamps: true })
+  const ours = t.segments.flatMap((s) => s.words)
+  const theirs = wordOracle.segments.flatMap((s) => s.words)
+  assert.deepEqual(ours.map((w) => w.word), theirs.map((w) => w.word))
+  ours.forEach((w, i) => {
+    assert.ok(Math.abs(w.start - theirs[i].start) <= 0.1, `${w.word} start ${w.start} vs ${theirs[i].start}`)
+    assert.ok(Math.abs(w.end - theirs[i].end) <= 0.1, `${w.word} end ${w.end} vs ${theirs[i].end}`)
+    assert.ok(w.probability > 0 && w.probability <= 1)
+    assert.ok(w.end >= w.start)
+  })
+  for (const s of t.segments) assert.equal(s.words.map((w) => w.word).join(''), s.text)
+  // Without the option there are no words.
+  assert.equal(fromFile.segments[0].words, undefined)
+  assert.ok(t.timings.wordTimestampsMs > 0)
+  assert.equal(fromFile.timings.wordTimestampsMs, 0)
+
+  const srt = toSRT(t, { wordLevel: true })
+  const blocks = srt.trimEnd().split('\n\n')
+  assert.equal(blocks.length, ours.length)
+  assert.equal(blocks[0], `1\n00:00:00,000 --> 00:00:00,${String(Math.round(ours[0].end * 1000)).padStart(3, '0')}\nAnd`)
+  const vtt = toVTT(t, { wordLevel: true })
+  assert.equal(vtt.split(' --> ').length - 1, ours.length)
+  assert.equal(toSRT(t, { wordLevel: false }), toSRT(t))
+  assert.throws(() => toSRT(fromFile, { wordLevel: true }), isInvalidArg)
+  assert.throws(() => toVTT({ segments: [{ start: 0, end: 1, text: 'x' }] }, { wordLevel: true }), isInvalidArg)
+  assert.equal(
+    toVTT({ segments: [{ start: 0, end: 1, text: ' a b', words: [{ start: 0, end: 0.5, word: ' a' }, { start: 0.5, end: 1, word: ' b' }] }] }, { wordLevel: true }),
+    'WEBVTT\n\n00:00:00.000 --> 00:00:00.500\na\n\n00:00:00.500 --> 00:00:01.000\nb\n\n',
+  )
+  assert.deepEqual(JSON.parse(toJSON(t)), t)
+})
+
 test('jfk.mp3 as a Buffer gives the same text (thresholds off: null)', { skip }, async () => {
   // null turns a threshold off (jfk passes them all at temperature 0 anyway).
   const off = { compressionRatioThreshold: null, logprobThreshold: null, noSpeechThreshold: null }
@@ -258,6 +299,7 @@ test('invalid options and arguments are RangeErrors with ERR_INVALID_ARG', { ski
     { seed: -1 },
     { temperature: 'hot' },
     { batchSize: '8' },
+    { wordTimestamps: 'yes' },
   ]) {
     await assert.rejects(whisper.transcribe(pcm, { sampleRate: 16000, ...bad }), isInvalidArg, JSON.stringify(bad))
   }

@@ -24,7 +24,7 @@ use mlx_napi_core::{
         self,
         subtitles::{self, decimal, Cue},
         Progress, Segment as CoreSegment, Task, Timings, TranscribeHooks, TranscribeOptions,
-        Transcription, WhisperEngine,
+        Transcription, WhisperEngine, Word as CoreWord,
     },
     Error as CoreError,
 };
@@ -103,6 +103,22 @@ pub struct Segment {
     pub no_speech_prob: f64,
     /// Temperature of the decode that was kept (> 0 after a fallback).
     pub temperature: f64,
+    /// The segment's words with their times; only with `wordTimestamps: true`.
+    pub words: Option<Vec<Word>>,
+}
+
+/// One word of a segment (`wordTimestamps: true`).
+#[napi(object)]
+#[derive(Clone)]
+pub struct Word {
+    /// The word as it appears in the segment text: leading space included,
+    /// punctuation attached (a segment's words concatenate to its text).
+    pub word: String,
+    /// Seconds from the start of the audio.
+    pub start: f64,
+    pub end: f64,
+    /// Mean probability of the word's tokens (0–1).
+    pub probability: f64,
 }
 
 #[napi(object)]
@@ -112,6 +128,8 @@ pub struct TranscriptionTimings {
     pub mel_ms: f64,
     pub encode_ms: f64,
     pub decode_ms: f64,
+    /// Word-timestamp alignment (0 without `wordTimestamps`).
+    pub word_timestamps_ms: f64,
     pub total_ms: f64,
     /// Processing time / audio duration (< 1 is faster than real time).
     pub real_time_factor: f64,
@@ -186,6 +204,11 @@ pub struct TranscribeOptionsJs {
     pub no_speech_threshold: Option<Either<f64, Null>>,
     /// Segment timestamps (default true); false gives one segment per window.
     pub timestamps: Option<bool>,
+    /// Word-level timestamps in `segment.words` (default false), from the
+    /// decoder's cross-attention (openai-whisper's method, as faster-whisper).
+    /// Costs one extra decoder pass per 30 s window; segment `start`/`end` then
+    /// follow the first and last word.
+    pub word_timestamps: Option<bool>,
     /// Latest first timestamp in a window, seconds (default 1; null: no limit).
     #[napi(ts_type = "number | null")]
     pub max_initial_timestamp: Option<Either<f64, Null>>,
@@ -273,6 +296,24 @@ pub struct TimedText {
     pub start: f64,
     pub end: f64,
     pub text: String,
+    /// Read only with `{ wordLevel: true }`.
+    pub words: Option<Vec<TimedWord>>,
+}
+
+/// A timed word; `Word`s qualify.
+#[napi(object, object_to_js = false)]
+pub struct TimedWord {
+    pub start: f64,
+    pub end: f64,
+    pub word: String,
+}
+
+/// Options of `toSRT` / `toVTT`.
+#[napi(object, object_to_js = false)]
+pub struct SubtitleOptions {
+    /// One cue per word instead of per segment (default false). Needs
+    /// `segment.words`, i.e. a transcription made with `wordTimestamps: true`.
+    pub word_level: Option<bool>,
 }
 
 /// What `toSRT` / `toVTT` read: a `Transcription` qualifies.
@@ -295,6 +336,17 @@ fn segment_to_js(s: &CoreSegment) -> Segment {
         compression_ratio: decimal(s.compression_ratio),
         no_speech_prob: decimal(s.no_speech_prob),
         temperature: decimal(s.temperature),
+        words: s.words.as_ref().map(|words| {
+            words
+                .iter()
+                .map(|w| Word {
+                    word: w.word.clone(),
+                    start: decimal(w.start),
+                    end: decimal(w.end),
+                    probability: decimal(w.probability),
+                })
+                .collect()
+        }),
     }
 }
 
@@ -307,6 +359,7 @@ fn transcription_to_js(t: Transcription) -> TranscriptionJs {
             mel_ms: timings.mel_ms,
             encode_ms: timings.encode_ms,
             decode_ms: timings.decode_ms,
+            word_timestamps_ms: timings.word_timestamps_ms,
             total_ms: timings.total_ms,
             real_time_factor: timings.real_time_factor,
         },
@@ -338,6 +391,17 @@ fn transcription_from_js(t: TranscriptionJs) -> Transcription {
                 compression_ratio: s.compression_ratio as f32,
                 no_speech_prob: s.no_speech_prob as f32,
                 temperature: s.temperature as f32,
+                words: s.words.map(|words| {
+                    words
+                        .into_iter()
+                        .map(|w| CoreWord {
+                            word: w.word,
+                            start: w.start as f32,
+                            end: w.end as f32,
+                            probability: w.probability as f32,
+                        })
+                        .collect()
+                }),
             })
             .collect(),
         timings: Timings {
@@ -345,6 +409,7 @@ fn transcription_from_js(t: TranscriptionJs) -> Transcription {
             mel_ms: timings.mel_ms,
             encode_ms: timings.encode_ms,
             decode_ms: timings.decode_ms,
+            word_timestamps_ms: timings.word_timestamps_ms,
             total_ms: timings.total_ms,
             real_time_factor: timings.real_time_factor,
         },
@@ -505,6 +570,7 @@ fn transcribe_options(o: Option<TranscribeOptionsJs>) -> Result<Parsed, CoreErro
         return Err(CoreError::invalid("maxInitialTimestamp must be ≥ 0"));
     }
     out.timestamps = o.timestamps.unwrap_or(out.timestamps);
+    out.word_timestamps = o.word_timestamps.unwrap_or(out.word_timestamps);
     out.sample_len = whole("sampleLen", o.sample_len, 1.0, 448.0)?.map(|n| n as usize);
     out.suppress_blank = o.suppress_blank.unwrap_or(out.suppress_blank);
     if let Some(ids) = o.suppress_tokens {
@@ -900,38 +966,66 @@ impl JsWhisper {
 
 // --------------------------------------------------------------- formatters
 
-fn cues(source: &SubtitleSource) -> Vec<Cue<'_>> {
-    source
-        .segments
-        .iter()
-        .map(|s| Cue {
-            start: s.start,
-            end: s.end,
-            text: &s.text,
-        })
-        .collect()
+/// The cues of a segment list: one per segment, or one per word with
+/// `wordLevel` (an error when a segment has no `words`).
+fn cues<'a>(
+    source: &'a SubtitleSource,
+    options: Option<&SubtitleOptions>,
+) -> Result<Vec<Cue<'a>>, CoreError> {
+    if !options.and_then(|o| o.word_level).unwrap_or(false) {
+        return Ok(source
+            .segments
+            .iter()
+            .map(|s| Cue {
+                start: s.start,
+                end: s.end,
+                text: &s.text,
+            })
+            .collect());
+    }
+    let mut cues = Vec::new();
+    for (i, segment) in source.segments.iter().enumerate() {
+        let words = segment.words.as_ref().ok_or_else(|| {
+            CoreError::invalid(format!(
+                "wordLevel needs word timings, but segments[{i}] has no `words`: transcribe \
+                 with wordTimestamps: true"
+            ))
+        })?;
+        cues.extend(words.iter().map(|w| Cue {
+            start: w.start,
+            end: w.end,
+            text: &w.word,
+        }));
+    }
+    Ok(cues)
 }
 
-/// SubRip subtitles (`HH:MM:SS,mmm`) of a transcription's segments.
+/// SubRip subtitles (`HH:MM:SS,mmm`) of a transcription's segments (or words).
 #[napi(js_name = "toSRT")]
 pub fn to_srt(
+    env: Env,
     #[napi(
-        ts_arg_type = "Pick<Transcription, 'segments'> | { segments: { start: number, end: number, text: string }[] }"
+        ts_arg_type = "Pick<Transcription, 'segments'> | { segments: { start: number, end: number, text: string, words?: { start: number, end: number, word: string }[] }[] }"
     )]
     transcription: SubtitleSource,
-) -> String {
-    subtitles::to_srt(&cues(&transcription))
+    options: Option<SubtitleOptions>,
+) -> napi::Result<String> {
+    let cues = cues(&transcription, options.as_ref()).map_err(|e| throw(&env, e))?;
+    Ok(subtitles::to_srt(&cues))
 }
 
-/// WebVTT subtitles (`HH:MM:SS.mmm`) of a transcription's segments.
+/// WebVTT subtitles (`HH:MM:SS.mmm`) of a transcription's segments (or words).
 #[napi(js_name = "toVTT")]
 pub fn to_vtt(
+    env: Env,
     #[napi(
-        ts_arg_type = "Pick<Transcription, 'segments'> | { segments: { start: number, end: number, text: string }[] }"
+        ts_arg_type = "Pick<Transcription, 'segments'> | { segments: { start: number, end: number, text: string, words?: { start: number, end: number, word: string }[] }[] }"
     )]
     transcription: SubtitleSource,
-) -> String {
-    subtitles::to_vtt(&cues(&transcription))
+    options: Option<SubtitleOptions>,
+) -> napi::Result<String> {
+    let cues = cues(&transcription, options.as_ref()).map_err(|e| throw(&env, e))?;
+    Ok(subtitles::to_vtt(&cues))
 }
 
 /// The transcription as pretty-printed JSON (the same field names).

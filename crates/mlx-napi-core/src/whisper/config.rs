@@ -44,6 +44,11 @@ pub struct WhisperConfig {
     pub suppress_tokens: Option<Vec<u32>>,
     /// Ids suppressed at the first sampled step, when the checkpoint says.
     pub begin_suppress_tokens: Option<Vec<u32>>,
+    /// `(decoder layer, head)` cross-attention heads that track word timing
+    /// (`alignment_heads` of `generation_config.json`, or the tensor of that
+    /// name in MLX checkpoints); `None` = not given (word timestamps then use
+    /// every head of the second half of the decoder layers).
+    pub alignment_heads: Option<Vec<(usize, usize)>>,
     pub layout: CheckpointLayout,
 }
 
@@ -97,6 +102,7 @@ impl WhisperConfig {
                 n_text_ffn: dim(&["decoder_ffn_dim"])?,
                 suppress_tokens: None,
                 begin_suppress_tokens: None,
+                alignment_heads: None,
                 layout: CheckpointLayout::HuggingFace,
             }
         } else if config.get("n_audio_state").is_some() {
@@ -118,6 +124,7 @@ impl WhisperConfig {
                 n_text_ffn: 4 * n_text_state,
                 suppress_tokens: None,
                 begin_suppress_tokens: None,
+                alignment_heads: None,
                 layout: CheckpointLayout::Mlx,
             }
         } else {
@@ -145,6 +152,12 @@ impl WhisperConfig {
         };
         parsed.suppress_tokens = list("suppress_tokens");
         parsed.begin_suppress_tokens = list("begin_suppress_tokens");
+        parsed.alignment_heads = [generation, Some(config)]
+            .into_iter()
+            .flatten()
+            .find_map(|v| v.get("alignment_heads").filter(|v| v.is_array()))
+            .map(super::alignment::heads_from_json)
+            .transpose()?;
         parsed.validate()?;
         Ok(parsed)
     }
@@ -161,6 +174,9 @@ impl WhisperConfig {
                 "decoder width {} is not divisible by its {} heads",
                 self.n_text_state, self.n_text_head
             )));
+        }
+        if let Some(heads) = &self.alignment_heads {
+            super::alignment::check_heads(heads, self.n_text_layer, self.n_text_head)?;
         }
         if self.n_audio_ctx * 2 != N_FRAMES {
             return Err(Error::UnsupportedModel(format!(

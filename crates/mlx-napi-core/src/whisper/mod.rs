@@ -10,7 +10,9 @@
 //!   [`transcribe`]: long-form windows, segments and temperature fallback;
 //!   [`subtitles`]: SRT / WebVTT / JSON renderings of a transcription;
 //!   [`vad_filter`]: `TranscribeOptions::vad` (speech-only audio, times mapped back).
+//!   [`alignment`]: word timestamps (cross-attention + DTW).
 
+pub mod alignment;
 pub mod beam;
 pub mod config;
 pub mod decode;
@@ -30,6 +32,7 @@ use std::{
     time::Instant,
 };
 
+pub use alignment::Word;
 pub use config::WhisperConfig;
 pub use tokenizer::Task;
 pub use transcribe::{

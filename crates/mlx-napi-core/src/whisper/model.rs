@@ -516,6 +516,102 @@ impl Whisper {
     }
 }
 
+// ---- Word-level alignment (see `alignment.rs`) -------------------------------
+
+/// What [`Whisper::align_pass`] returns for a batch of forced token sequences.
+pub struct AlignmentPass {
+    /// `[B, T, n_vocab]`, float32.
+    pub logits: Array,
+    /// Scaled cross-attention scores `q·k/√d` (before the softmax) of the
+    /// requested heads, `[B, heads, T, n_audio_ctx]`, float32.
+    pub head_scores: Array,
+}
+
+impl Whisper {
+    /// One decoder pass over whole sequences `tokens` `[B, T]` (no cache, causal)
+    /// against `audio_features` `[B, n_audio_ctx, d]`, also returning the
+    /// cross-attention scores of `heads` (`(layer, head)` pairs). The layers'
+    /// outputs use the fused attention; only the requested heads' scores are
+    /// computed explicitly.
+    pub fn align_pass(
+        &self,
+        tokens: &Array,
+        audio_features: &Array,
+        heads: &[(usize, usize)],
+    ) -> Result<AlignmentPass> {
+        let decoder = &self.decoder;
+        let len = tokens.dim(1);
+        if tokens.ndim() != 2 || tokens.dim(0) != audio_features.dim(0) {
+            return Err(Error::invalid(format!(
+                "alignment tokens must be [{}, T], got {:?}",
+                audio_features.dim(0),
+                tokens.shape()
+            )));
+        }
+        if len > decoder.positions.dim(0) {
+            return Err(Error::invalid(format!(
+                "alignment sequence of {len} tokens exceeds the decoder's {} positions",
+                decoder.positions.dim(0)
+            )));
+        }
+        let mut x = decoder
+            .embed_tokens
+            .forward(tokens)?
+            .add(decoder.positions.try_index(0..len)?)?;
+        let mask = if len > 1 {
+            AttentionMask::Causal
+        } else {
+            AttentionMask::None
+        };
+        let mut scores = Vec::new();
+        for (index, layer) in decoder.layers.iter().enumerate() {
+            let h = layer.self_attn_norm.forward(&x)?;
+            x = x.add(layer.self_attn.self_attention(&h, None, &mask)?)?;
+            let h = layer.cross_attn_norm.forward(&x)?;
+            let (keys, values) = layer.cross_attn.keys_values(audio_features)?;
+            let wanted: Vec<i32> = heads
+                .iter()
+                .filter(|&&(l, _)| l == index)
+                .map(|&(_, head)| head as i32)
+                .collect();
+            if !wanted.is_empty() {
+                let attn = &layer.cross_attn;
+                let picked = Array::from_slice(&wanted, &[wanted.len() as i32]);
+                let queries = attn
+                    .split_heads(&attn.query.forward(&h)?)?
+                    .take_axis(&picked, 1)?
+                    .as_dtype(Dtype::Float32)?;
+                let keys = keys.take_axis(&picked, 1)?.as_dtype(Dtype::Float32)?;
+                let scale = 1.0 / (queries.dim(-1) as f32).sqrt();
+                scores.push(
+                    ops::matmul(&queries, keys.transpose_axes(&[0, 1, 3, 2])?)?
+                        .multiply(Array::from_f32(scale))?,
+                );
+            }
+            x = x.add(
+                layer
+                    .cross_attn
+                    .attend(&h, &keys, &values, &AttentionMask::None)?,
+            )?;
+            x = x.add(layer.mlp.forward(&layer.mlp_norm.forward(&x)?)?)?;
+        }
+        if scores.is_empty() {
+            return Err(Error::invalid("no alignment heads selected"));
+        }
+        let x = decoder.norm.forward(&x)?;
+        let logits = match &decoder.output {
+            Some(output) => output.forward(&x)?,
+            None => decoder.embed_tokens.as_linear(&x)?,
+        };
+        Ok(AlignmentPass {
+            logits: logits.as_dtype(Dtype::Float32)?,
+            head_scores: ops::concatenate(&scores, 1)?,
+        })
+    }
+}
+
+// ---- end of word-level alignment ------------------------------------------------
+
 #[cfg(test)]
 mod tests {
     use super::*;

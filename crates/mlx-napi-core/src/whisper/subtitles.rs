@@ -27,6 +27,22 @@ impl<'a> From<&'a super::Segment> for Cue<'a> {
     }
 }
 
+/// One cue per word (`Segment::words`), for word-level subtitles; `None` when
+/// a segment has no word timings (transcribed without `word_timestamps`).
+pub fn word_cues(segments: &[super::Segment]) -> Option<Vec<Cue<'_>>> {
+    let mut cues = Vec::new();
+    for segment in segments {
+        for word in segment.words.as_ref()? {
+            cues.push(Cue {
+                start: decimal(word.start),
+                end: decimal(word.end),
+                text: &word.word,
+            });
+        }
+    }
+    Some(cues)
+}
+
 /// `x` as the f64 nearest to its shortest decimal form (7.74f32 → 7.74, not
 /// 7.739999771118164), so that times and scores read cleanly in JSON and JS.
 pub fn decimal(x: f32) -> f64 {
@@ -116,6 +132,16 @@ struct JsonSegment<'a> {
     compression_ratio: f64,
     no_speech_prob: f64,
     temperature: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    words: Option<Vec<JsonWord<'a>>>,
+}
+
+#[derive(Serialize)]
+struct JsonWord<'a> {
+    word: &'a str,
+    start: f64,
+    end: f64,
+    probability: f64,
 }
 
 #[derive(Serialize)]
@@ -125,6 +151,7 @@ struct JsonTimings {
     mel_ms: f64,
     encode_ms: f64,
     decode_ms: f64,
+    word_timestamps_ms: f64,
     total_ms: f64,
     real_time_factor: f64,
 }
@@ -162,6 +189,17 @@ fn json_view(t: &Transcription) -> JsonTranscription<'_> {
                 compression_ratio: decimal(s.compression_ratio),
                 no_speech_prob: decimal(s.no_speech_prob),
                 temperature: decimal(s.temperature),
+                words: s.words.as_ref().map(|words| {
+                    words
+                        .iter()
+                        .map(|w| JsonWord {
+                            word: &w.word,
+                            start: decimal(w.start),
+                            end: decimal(w.end),
+                            probability: decimal(w.probability),
+                        })
+                        .collect()
+                }),
             })
             .collect(),
         timings: JsonTimings {
@@ -169,6 +207,7 @@ fn json_view(t: &Transcription) -> JsonTranscription<'_> {
             mel_ms: timings.mel_ms,
             encode_ms: timings.encode_ms,
             decode_ms: timings.decode_ms,
+            word_timestamps_ms: timings.word_timestamps_ms,
             total_ms: timings.total_ms,
             real_time_factor: timings.real_time_factor,
         },
@@ -241,6 +280,49 @@ mod tests {
     }
 
     #[test]
+    fn word_cues_and_json_words() {
+        use crate::whisper::Word;
+        let word = |w: &str, start: f32, end: f32| Word {
+            word: w.into(),
+            start,
+            end,
+            probability: 0.5,
+        };
+        let mut segment = Segment {
+            id: 0,
+            seek: 0,
+            start: 0.0,
+            end: 1.0,
+            text: " Hi there.".into(),
+            tokens: vec![],
+            avg_logprob: 0.0,
+            compression_ratio: 1.0,
+            no_speech_prob: 0.0,
+            temperature: 0.0,
+            words: None,
+        };
+        assert_eq!(word_cues(std::slice::from_ref(&segment)), None);
+        segment.words = Some(vec![word(" Hi", 0.0, 0.32), word(" there.", 0.32, 0.9)]);
+        let cues = word_cues(std::slice::from_ref(&segment)).unwrap();
+        assert_eq!(
+            to_srt(&cues),
+            "1\n00:00:00,000 --> 00:00:00,320\nHi\n\n2\n00:00:00,320 --> 00:00:00,900\nthere.\n\n"
+        );
+        let t = Transcription {
+            text: segment.text.clone(),
+            language: "en".into(),
+            language_probability: 1.0,
+            duration: 1.0,
+            segments: vec![segment],
+            timings: Timings::default(),
+        };
+        let v = to_json_value(&t);
+        assert_eq!(v["segments"][0]["words"][1]["word"], " there.");
+        assert_eq!(v["segments"][0]["words"][1]["start"], 0.32);
+        assert_eq!(v["segments"][0]["words"][0]["probability"], 0.5);
+    }
+
+    #[test]
     fn json_uses_the_js_field_names() {
         let t = Transcription {
             text: " hi".into(),
@@ -258,6 +340,7 @@ mod tests {
                 compression_ratio: 0.5,
                 no_speech_prob: 0.125,
                 temperature: 0.0,
+                words: None,
             }],
             timings: Timings {
                 total_ms: 10.0,

@@ -27,9 +27,10 @@ use std::{
 };
 
 use flate2::{write::ZlibEncoder, Compression};
-use mlx_rs::{ops, Array};
+use mlx_rs::{ops, ops::indexing::TryIndexOp, Array};
 
 use super::{
+    alignment::{Word, WordAligner},
     beam::{beam_search_batch, BeamOptions},
     decode::{decode_batch, DecodeOptions, DecodedWindow, Prompts},
     mel::{window_frames, HOP_LENGTH, N_FRAMES, SAMPLE_RATE},
@@ -86,6 +87,9 @@ pub struct TranscribeOptions {
     /// Transcribe only what Silero VAD finds to be speech (see `vad_filter.rs`);
     /// `None` = the whole audio.
     pub vad: Option<crate::vad::VadOptions>,
+    /// Time every word (`Segment::words`) by cross-attention alignment; segment
+    /// bounds then follow the words (see `alignment.rs`).
+    pub word_timestamps: bool,
 }
 
 impl Default for TranscribeOptions {
@@ -111,6 +115,7 @@ impl Default for TranscribeOptions {
             sample_len: None,
             seed: None,
             vad: None,
+            word_timestamps: false,
         }
     }
 }
@@ -209,6 +214,8 @@ pub struct Segment {
     pub compression_ratio: f32,
     pub no_speech_prob: f32,
     pub temperature: f32,
+    /// The segment's words; `None` unless `word_timestamps` is on.
+    pub words: Option<Vec<Word>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -218,6 +225,8 @@ pub struct Timings {
     pub mel_ms: f64,
     pub encode_ms: f64,
     pub decode_ms: f64,
+    /// Word timestamps' alignment passes (0 without `word_timestamps`).
+    pub word_timestamps_ms: f64,
     pub total_ms: f64,
     /// Processing time / audio duration (< 1 is faster than real time).
     pub real_time_factor: f64,
@@ -628,6 +637,15 @@ impl WhisperEngine {
             segments: Vec::new(),
             hooks: &mut hooks,
             duration,
+            words: options.word_timestamps.then(|| {
+                WordAligner::new(
+                    self.model(),
+                    tokenizer,
+                    language_token,
+                    &language,
+                    options.task,
+                )
+            }),
         };
         if let Some((planner, sections)) = sections {
             self.transcribe_sections(
@@ -653,6 +671,7 @@ impl WhisperEngine {
                 &mut timings,
             )?;
         }
+        timings.word_timestamps_ms = run.words.as_ref().map_or(0.0, |w| w.elapsed_ms);
         let segments = run.segments;
         let text = segments.iter().map(|s| s.text.as_str()).collect::<String>();
         timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -731,7 +750,14 @@ impl WhisperEngine {
             }
             let (pieces, consumed) = split_segments(tokenizer, &result.decoded.tokens, window);
             let before = run.segments.len();
-            run.add(tokenizer, seek, offset, pieces, &result)?;
+            run.add(
+                tokenizer,
+                seek,
+                offset,
+                pieces,
+                &result,
+                Some((&features, window)),
+            )?;
             if !plan.options.condition_on_previous_text
                 || result.decoded.temperature > plan.options.prompt_reset_on_temperature
             {
@@ -743,6 +769,12 @@ impl WhisperEngine {
                     .flat_map(|s| s.tokens.iter().copied()),
             );
             seek += consumed;
+            // With word timestamps, openai-whisper resumes after the last word.
+            let resume = run
+                .words
+                .as_ref()
+                .map(|w| w.resume_frame(&result.decoded.tokens, seek - consumed));
+            seek = resume.flatten().unwrap_or(seek);
             run.progress(seek.min(content_frames));
         }
         Ok(())
@@ -830,7 +862,8 @@ impl WhisperEngine {
                 run.hooks,
                 timings,
             )?;
-            for ((&i, &(seek, window)), result) in active.iter().zip(&windows).zip(results) {
+            let rows = active.iter().zip(&windows).zip(results).enumerate();
+            for (row, ((&i, &(seek, window)), result)) in rows {
                 let reader = &mut readers[i];
                 if is_silence(&result.decoded, &plan.thresholds) {
                     reader.seek += window;
@@ -838,7 +871,9 @@ impl WhisperEngine {
                 }
                 let (pieces, consumed) = split_segments(tokenizer, &result.decoded.tokens, window);
                 let offset = seek as f32 * HOP_LENGTH as f32 / SAMPLE_RATE as f32;
-                let segments = segments_of(tokenizer, seek, offset, pieces, &result)?;
+                let audio = features.try_index(row as i32..row as i32 + 1)?;
+                let words = run.words.as_mut().map(|w| (w, &audio, window));
+                let segments = segments_of(tokenizer, seek, offset, pieces, &result, words)?;
                 if !plan.options.condition_on_previous_text
                     || result.decoded.temperature > plan.options.prompt_reset_on_temperature
                 {
@@ -849,6 +884,12 @@ impl WhisperEngine {
                     .extend(segments.iter().flat_map(|s| s.tokens.iter().copied()));
                 reader.segments.extend(segments);
                 reader.seek += consumed;
+                // With word timestamps, openai-whisper resumes after the last word.
+                let resume = run
+                    .words
+                    .as_ref()
+                    .map(|w| w.resume_frame(&result.decoded.tokens, seek));
+                reader.seek = resume.flatten().unwrap_or(reader.seek);
             }
             // Hand out what is final: everything of the finished leading
             // sections, and what the first unfinished one has so far.
@@ -881,34 +922,40 @@ struct SectionReader {
     segments: Vec<Segment>,
 }
 
-/// The segments of one decoded window (ids are given when they are handed out).
+/// The segments of one decoded window (ids are given when they are handed out),
+/// with their words when `words` is given (the aligner, the window's encoder
+/// output `[1, n_audio_ctx, d]` and its mel frames).
 fn segments_of(
     tokenizer: &WhisperTokenizer,
     seek: usize,
     offset: f32,
     pieces: Vec<(f32, f32, Vec<u32>)>,
     result: &WindowResult,
+    words: Option<(&mut WordAligner, &Array, usize)>,
 ) -> Result<Vec<Segment>> {
     let mut segments = Vec::new();
     for (start, end, tokens) in pieces {
-        let text = tokenizer.decode_text(&tokens)?;
-        // Instantaneous or empty segments carry nothing (openai-whisper drops them too).
-        if text.trim().is_empty() || start == end {
-            continue;
-        }
         segments.push(Segment {
             id: 0,
             seek,
             start: offset + start,
             end: offset + end,
-            text,
+            text: tokenizer.decode_text(&tokens)?,
             tokens,
             avg_logprob: result.decoded.avg_logprob,
             compression_ratio: result.compression_ratio,
             no_speech_prob: result.decoded.no_speech_prob,
             temperature: result.decoded.temperature,
+            words: None,
         });
     }
+    // Words are timed over the window's whole text, empty segments included
+    // (as openai-whisper and faster-whisper do); segment bounds follow them.
+    if let Some((aligner, features, frames)) = words {
+        aligner.add_words(features, frames, &mut segments)?;
+    }
+    // Instantaneous or empty segments carry nothing (openai-whisper drops them too).
+    segments.retain(|s| !s.text.trim().is_empty() && s.start != s.end);
     Ok(segments)
 }
 
@@ -917,6 +964,8 @@ struct Run<'h, 'a> {
     segments: Vec<Segment>,
     hooks: &'h mut TranscribeHooks<'a>,
     duration: f32,
+    /// Word timing (`word_timestamps`).
+    words: Option<WordAligner<'h>>,
 }
 
 impl Run<'_, '_> {
@@ -927,8 +976,10 @@ impl Run<'_, '_> {
         offset: f32,
         pieces: Vec<(f32, f32, Vec<u32>)>,
         result: &WindowResult,
+        audio: Option<(&Array, usize)>,
     ) -> Result<()> {
-        for segment in segments_of(tokenizer, seek, offset, pieces, result)? {
+        let words = self.words.as_mut().zip(audio).map(|(w, (f, n))| (w, f, n));
+        for segment in segments_of(tokenizer, seek, offset, pieces, result, words)? {
             self.push(segment);
         }
         Ok(())

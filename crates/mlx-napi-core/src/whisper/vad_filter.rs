@@ -24,6 +24,10 @@ const FRAMES_PER_SECOND: f32 = 100.0;
 pub fn restore_segment_times(timeline: &SpeechTimeline, segment: &mut Segment) {
     segment.start = timeline.original_time(segment.start, false);
     segment.end = timeline.original_time(segment.end, true).max(segment.start);
+    for word in segment.words.iter_mut().flatten() {
+        word.start = timeline.original_time(word.start, false);
+        word.end = timeline.original_time(word.end, true).max(word.start);
+    }
     let seek_seconds = segment.seek as f32 / FRAMES_PER_SECOND;
     segment.seek =
         (timeline.original_time(seek_seconds, false) * FRAMES_PER_SECOND).round() as usize;

@@ -52,6 +52,14 @@ pub fn load_checkpoint(
         load_weights(&weight_files(dir)?, progress)?
     };
     if config.layout == CheckpointLayout::Mlx {
+        // mlx-whisper stores its word-timing heads as an int tensor [n, 2].
+        if let Some(heads) = tensors.get("alignment_heads") {
+            if config.alignment_heads.is_none() {
+                let heads = super::alignment::heads_from_tensor(heads)?;
+                super::alignment::check_heads(&heads, config.n_text_layer, config.n_text_head)?;
+                config.alignment_heads = Some(heads);
+            }
+        }
         tensors = rename_mlx_tensors(tensors)?;
         // mlx-whisper's config has no MLP width (openai-whisper fixes it at 4×);
         // the first layer's weight tells, and the loader checks every layer.
