@@ -31,3 +31,38 @@ export function wordErrorRate(reference, hypothesis) {
   const errors = prev[h.length]
   return { errors, words: r.length, wer: (100 * errors) / Math.max(1, r.length) }
 }
+
+/** The longest run of consecutive reference words missing from `hypothesis`
+ * (deleted in a minimum-edit alignment): lost words, not misheard ones. */
+export function longestDeletionRun(reference, hypothesis) {
+  const r = normalize(reference)
+  const h = normalize(hypothesis)
+  const d = Array.from({ length: r.length + 1 }, (_, i) => {
+    const row = new Int32Array(h.length + 1)
+    row[0] = i
+    return row
+  })
+  for (let j = 0; j <= h.length; j++) d[0][j] = j
+  for (let i = 1; i <= r.length; i++) {
+    for (let j = 1; j <= h.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j - 1] + (r[i - 1] === h[j - 1] ? 0 : 1), d[i - 1][j] + 1, d[i][j - 1] + 1)
+    }
+  }
+  let i = r.length
+  let j = h.length
+  let run = 0
+  let longest = 0
+  while (i > 0 || j > 0) {
+    if (i > 0 && j > 0 && d[i][j] === d[i - 1][j - 1] + (r[i - 1] === h[j - 1] ? 0 : 1)) {
+      i--
+      j--
+      run = 0
+    } else if (i > 0 && d[i][j] === d[i - 1][j] + 1) {
+      i--
+      longest = Math.max(longest, ++run)
+    } else {
+      j--
+    }
+  }
+  return longest
+}

@@ -22,7 +22,7 @@ import { createRequire } from 'node:module'
 import { Peer } from './peer.mjs'
 import { summarize } from './stats.mjs'
 import { readWav, writeWav } from './wav.mjs'
-import { wordErrorRate } from './wer.mjs'
+import { longestDeletionRun, wordErrorRate } from './wer.mjs'
 
 const { values: a } = parseArgs({
   options: {
@@ -100,6 +100,7 @@ for (let i = 0; i < Number(a.runs); i++) {
     const r = c === 'mlx-whisper' ? await runPeer() : await runChild(c)
     r.speed = r.duration / (r.wall_ms / 1e3)
     r.wer = wordErrorRate(reference, r.text)
+    r.longest_deleted_run = longestDeletionRun(reference, r.text)
     runs[c].push(r)
     console.error(`round ${i + 1} ${c}: ${(r.wall_ms / 1e3).toFixed(2)} s, ${r.speed.toFixed(1)}× real time, WER ${r.wer.wer.toFixed(2)} %`)
   }
@@ -109,13 +110,14 @@ for (let i = 0; i < Number(a.runs); i++) {
 const peerSpeed = runs['mlx-whisper']?.length ? summarize(runs['mlx-whisper'].map((r) => r.speed)).median : null
 const fmt = (s, d = 1) => `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})`
 console.log(`Audio: ${a.audio}, ${(wav.samples.length / 16000 / 60).toFixed(1)} min; runs per configuration: ${runs[configs[0]].length}`)
-console.log('| configuration | WER % | × real time, median (min–max) | vs mlx-whisper |')
-console.log('| --- | --- | --- | --- |')
+console.log('| configuration | WER % | longest run of lost words | × real time, median (min–max) | vs mlx-whisper |')
+console.log('| --- | --- | --- | --- | --- |')
 for (const c of configs) {
   if (!runs[c].length) continue
   const speed = summarize(runs[c].map((r) => r.speed))
   const wers = [...new Set(runs[c].map((r) => r.wer.wer.toFixed(2)))].join(' / ')
   const ratio = peerSpeed ? `${(speed.median / peerSpeed).toFixed(2)}×` : '–'
-  console.log(`| ${c} | ${wers} | ${fmt(speed)} | ${ratio} |`)
+  const lost = Math.max(...runs[c].map((r) => r.longest_deleted_run))
+  console.log(`| ${c} | ${wers} | ${lost} | ${fmt(speed)} | ${ratio} |`)
 }
 if (a.json) writeFileSync(a.json, JSON.stringify({ audio: a.audio, configs, runs }, null, 1))

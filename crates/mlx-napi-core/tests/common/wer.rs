@@ -50,3 +50,54 @@ pub fn wer(reference: &str, hypothesis: &str) -> f64 {
     let (errors, words) = word_errors(reference, hypothesis);
     100.0 * errors as f64 / words.max(1) as f64
 }
+
+/// The longest run of consecutive reference words missing from the
+/// hypothesis (deleted in a minimum-edit alignment): how word loss shows,
+/// as opposed to misheard words.
+pub fn longest_deletion_run(reference: &str, hypothesis: &str) -> usize {
+    let r = normalize(reference);
+    let h = normalize(hypothesis);
+    let mut d = vec![vec![0usize; h.len() + 1]; r.len() + 1];
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=r.len() {
+        d[i][0] = i;
+        for j in 1..=h.len() {
+            let sub = d[i - 1][j - 1] + usize::from(r[i - 1] != h[j - 1]);
+            d[i][j] = sub.min(d[i - 1][j] + 1).min(d[i][j - 1] + 1);
+        }
+    }
+    let (mut i, mut j, mut run, mut longest) = (r.len(), h.len(), 0, 0);
+    while i > 0 || j > 0 {
+        if i > 0 && j > 0 && d[i][j] == d[i - 1][j - 1] + usize::from(r[i - 1] != h[j - 1]) {
+            i -= 1;
+            j -= 1;
+            run = 0;
+        } else if i > 0 && d[i][j] == d[i - 1][j] + 1 {
+            i -= 1;
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            j -= 1;
+        }
+    }
+    longest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deletion_runs_are_counted_not_substitutions() {
+        let reference = "one two three four five six seven";
+        assert_eq!(longest_deletion_run(reference, reference), 0);
+        assert_eq!(longest_deletion_run(reference, "one two six seven"), 3);
+        assert_eq!(
+            longest_deletion_run(reference, "one too three for five six seven"),
+            0
+        );
+        assert_eq!(wer(reference, "one two six seven"), 300.0 / 7.0);
+    }
+}
