@@ -141,6 +141,29 @@ export interface BackendInfo {
  */
 export declare function benchmarkMatmul(options?: MatmulBenchmarkOptions | undefined | null): Promise<MatmulBenchmarkResult>
 
+/** One model repo in the local Hugging Face cache. */
+export interface CachedModelInfo {
+  repoId: string
+  /** Snapshot folder of `main` (else the newest snapshot). */
+  path: string
+  commit: string
+  refs: Array<CachedRef>
+  /** Number of snapshots (commits) present. */
+  snapshots: number
+  /** Bytes of the repo's complete files. */
+  sizeBytes: number
+  /** Bytes of interrupted downloads (resumed by the next download). */
+  incompleteBytes: number
+  kind: 'llm' | 'whisper' | 'unknown'
+  modelType?: string
+}
+
+/** A branch or tag recorded in the cache, and the commit it named. */
+export interface CachedRef {
+  name: string
+  commit: string
+}
+
 export interface ChatMessage {
   /** "system", "user", "assistant" (or any role the chat template knows). */
   role: string
@@ -150,6 +173,49 @@ export interface ChatMessage {
 export interface ChatSessionOptions {
   /** A system message placed before the first turn (and again after `clear()`). */
   system?: string
+}
+
+/** A repo revision complete in the local cache. */
+export interface DownloadedModel {
+  repoId: string
+  revision: string
+  commit: string
+  /** The snapshot folder: pass it (or the repo id) to `loadLLM` / `loadWhisper`. */
+  path: string
+  /**
+   * Size of the files this call fetched (0 when everything was cached;
+   * a resumed file counts whole).
+   */
+  downloadedBytes: number
+  /** "llm", "whisper" or "unknown", from config.json. */
+  kind: 'llm' | 'whisper' | 'unknown'
+  /** `model_type` from config.json. */
+  modelType?: string
+}
+
+/**
+ * Makes sure the files a loader needs of a Hugging Face repo (`owner/name`,
+ * optionally `owner/name@revision`) are in the local cache, downloading what
+ * is missing (resumable, checked against the Hub's size and ETag). Offline
+ * (`HF_HUB_OFFLINE=1` or `hub.offline`) it only looks in the cache.
+ */
+export declare function downloadModel(repo: string, options?: DownloadOptions): Promise<DownloadedModel>
+
+export interface DownloadOptions {
+  /** Branch, tag or commit (default "main"; `owner/name@rev` works too). */
+  revision?: string
+  /** Hub endpoint, token, cache folder and offline mode. */
+  hub?: HubOptions
+  /**
+   * Called (on the JS thread) with stage "download", `file`, `bytes`,
+   * `totalBytes`, and `done` / `total` files, at most every 100 ms.
+   */
+  onProgress?: (progress: LoadProgress) => void
+  /**
+   * Stops the download (rejecting with an AbortError); what arrived is kept
+   * and the next call resumes it.
+   */
+  signal?: AbortSignal
 }
 
 /**
@@ -194,16 +260,51 @@ export interface GenerationResult {
   hostReads: number
 }
 
+/**
+ * The Hugging Face cache root downloads go to (`HF_HUB_CACHE`, else
+ * `$HF_HOME/hub`, else `~/.cache/huggingface/hub`).
+ */
+export declare function hubCacheDir(): string
+
+/**
+ * Where and how repo ids are fetched from the Hugging Face Hub. Unset fields
+ * come from the environment, as for Python's `huggingface_hub`.
+ */
+export interface HubOptions {
+  /** Hub base URL. Default: `HF_ENDPOINT`, else `https://huggingface.co`. */
+  endpoint?: string
+  /**
+   * Access token for gated / private repos. Default: `HF_TOKEN`, else the
+   * token saved by `huggingface-cli login`.
+   */
+  token?: string
+  /**
+   * Cache root. Default: `HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+   * `~/.cache/huggingface/hub`.
+   */
+  cacheDir?: string
+  /** Use the cache only (a miss is `ERR_OFFLINE`). Default: `HF_HUB_OFFLINE`. */
+  offline?: boolean
+}
+
 export interface LanguageProbability {
   language: string
   probability: number
 }
 
+/** The model repos in the local Hugging Face cache, by repo id. */
+export declare function listModels(options?: ListModelsOptions | undefined | null): Promise<Array<CachedModelInfo>>
+
+export interface ListModelsOptions {
+  /** Cache root (default as for downloads: `HF_HUB_CACHE`, `$HF_HOME/hub`, …). */
+  cacheDir?: string
+}
+
 /**
- * Loads a model folder (or a Hugging Face repo id present in the local cache)
- * on a new model thread. Resolves with an `LLM`.
+ * Loads a model folder, or a Hugging Face repo id (from the local cache,
+ * downloaded into it when missing), on a new model thread. Resolves with an `LLM`.
  */
-export declare function loadLLM(source: string, options?: LoadLlmOptions | undefined | null): Promise<LLM>
+export declare function loadLLM(source: string, options?: LoadLlmOptions): Promise<LLM>
 
 export interface LoadLlmOptions {
   /**
@@ -213,22 +314,45 @@ export interface LoadLlmOptions {
   dtype?: 'auto' | 'float32' | 'float16' | 'bfloat16'
   /** Quantize a dense checkpoint's linear and embedding weights while loading. */
   quantize?: QuantizeOptions
-  /** Called (on the JS thread) as loading progresses. */
+  /**
+   * Called (on the JS thread) as loading progresses (stage "download" while
+   * a repo id's files are fetched).
+   */
   onProgress?: (progress: LoadProgress) => void
+  /** Branch, tag or commit of a repo id (default "main"; `owner/name@rev` works too). */
+  revision?: string
+  /** Hub endpoint, token, cache folder and offline mode. */
+  hub?: HubOptions
+  /**
+   * Stops a download (rejecting with an AbortError); an interrupted download
+   * resumes on the next call.
+   */
+  signal?: AbortSignal
 }
 
 export interface LoadProgress {
-  /** What is being done: "weights", "model", "tokenizer". */
+  /**
+   * What is being done: "download" (repo ids not in the cache), "weights",
+   * "model", "tokenizer".
+   */
   stage: string
+  /** Units done and in all: files for "download" and "weights". */
   done: number
   total: number
+  /** "download": the file being written. */
+  file?: string
+  /** "download": bytes on disk so far, over all files of this download. */
+  bytes?: number
+  /** "download": bytes of all files of this download. */
+  totalBytes?: number
 }
 
 /**
- * Loads a Whisper model folder (or a Hugging Face repo id present in the
- * local cache) on a new model thread. Resolves with a `Whisper`.
+ * Loads a Whisper model folder, or a Hugging Face repo id (from the local
+ * cache, downloaded into it when missing), on a new model thread. Resolves
+ * with a `Whisper`.
  */
-export declare function loadWhisper(source: string, options?: LoadWhisperOptions | undefined | null): Promise<Whisper>
+export declare function loadWhisper(source: string, options?: LoadWhisperOptions): Promise<Whisper>
 
 export interface LoadWhisperOptions {
   /**
@@ -243,8 +367,20 @@ export interface LoadWhisperOptions {
    * community checkpoints), e.g. the matching `openai/whisper-*` folder.
    */
   tokenizerDir?: string
-  /** Called (on the JS thread) as loading progresses. */
+  /**
+   * Called (on the JS thread) as loading progresses (stage "download" while
+   * a repo id's files are fetched).
+   */
   onProgress?: (progress: LoadProgress) => void
+  /** Branch, tag or commit of a repo id (default "main"; `owner/name@rev` works too). */
+  revision?: string
+  /** Hub endpoint, token, cache folder and offline mode. */
+  hub?: HubOptions
+  /**
+   * Stops a download (rejecting with an AbortError); an interrupted download
+   * resumes on the next call.
+   */
+  signal?: AbortSignal
 }
 
 export interface MatmulBenchmarkOptions {
@@ -425,7 +561,7 @@ export interface TranscribeOptions {
   /** Beam search stops after `beamSize × patience` finished hypotheses (default 1). */
   patience?: number
   /**
-   * Windows decoded together (default 16 on a GPU, 1 on the CPU). Above 1
+   * Windows decoded together (default 8 on a GPU, 1 on the CPU). Above 1
    * the audio is cut into windows of at most 30 s that end in pauses, and a
    * window's unfinished tail is decoded again in the next batch: no words
    * are lost, but windows are not conditioned on previous text.
@@ -472,6 +608,12 @@ export interface TranscribeOptions {
   seed?: number
   /** Sample rate of Float32Array PCM input (required for it). */
   sampleRate?: number
+  /**
+   * Transcribe only the speech Silero VAD finds (default false): `true` for
+   * the defaults, or an object to tune them. Segment times stay on the
+   * original audio's timeline; audio without speech gives no segments.
+   */
+  vad?: boolean | VadOptions
   /** Rejects the promise with an AbortError (code ABORT_ERR) at the next step. */
   signal?: AbortSignal
   /** Called after each window (the model waits for it). */
@@ -519,6 +661,25 @@ export interface Usage {
    */
   prefilledTokens: number
   completionTokens: number
+}
+
+/**
+ * Voice-activity-detection settings (Silero VAD v6 run in-process;
+ * faster-whisper's `vad_filter` rules). Every field is optional.
+ */
+export interface VadOptions {
+  /** A 32 ms chunk with a speech probability at or above this is speech (default 0.5). */
+  threshold?: number
+  /** Speech ends below this probability (default `max(threshold − 0.15, 0.01)`). */
+  negThreshold?: number
+  /** Shorter speech (before padding) is dropped, ms (default 250). */
+  minSpeechMs?: number
+  /** Silence must last this long to end speech, ms (default 2000). */
+  minSilenceMs?: number
+  /** Padding kept on both sides of each speech range, ms (default 400). */
+  speechPadMs?: number
+  /** Longer speech is split, at its last pause if it has one, seconds (default: no limit). */
+  maxSpeechS?: number
 }
 
 /** One word of a segment (`wordTimestamps: true`). */
