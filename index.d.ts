@@ -203,7 +203,7 @@ export interface LanguageProbability {
  * Loads a model folder (or a Hugging Face repo id present in the local cache)
  * on a new model thread. Resolves with an `LLM`.
  */
-export declare function loadLLM(source: string, options?: LoadLlmOptions | undefined | null): Promise<LLM>
+export declare function loadLLM(source: string, options?: LoadLlmOptions): Promise<LLM>
 
 export interface LoadLlmOptions {
   /**
@@ -228,7 +228,7 @@ export interface LoadProgress {
  * Loads a Whisper model folder (or a Hugging Face repo id present in the
  * local cache) on a new model thread. Resolves with a `Whisper`.
  */
-export declare function loadWhisper(source: string, options?: LoadWhisperOptions | undefined | null): Promise<Whisper>
+export declare function loadWhisper(source: string, options?: LoadWhisperOptions): Promise<Whisper>
 
 export interface LoadWhisperOptions {
   /**

@@ -19,8 +19,8 @@ use mlx_napi_core::{
     Error as CoreError,
 };
 use napi::{
-    bindgen_prelude::{Either3, JsObjectValue, Object, Uint32Array, Unknown},
-    Env,
+    bindgen_prelude::{Either3, FromNapiValue, JsObjectValue, Object, Uint32Array, Unknown},
+    Env, JsValue,
 };
 use napi_derive::napi;
 
@@ -28,9 +28,9 @@ use crate::{
     abort::AbortWatch,
     errors::throw,
     load::{self, ProgressCallback, QuantizeOptions},
-    options::{abort_watch, finite, typed, whole},
+    options::{abort_watch, check_options, finite, string_arg, type_error, typed, whole, Kind},
     promise::Settler,
-    worker::{self, submit, WorkerSlot},
+    worker::{self, submit, submit_abortable, WorkerSlot},
 };
 
 // ---------------------------------------------------------------- JS shapes
@@ -214,13 +214,47 @@ fn generate_options(o: Option<GenerateOptionsJs>) -> Result<GenerateOptions, Cor
     Ok(out)
 }
 
-/// Converts the raw options object: types via napi, ranges via the core.
+/// The fields of `GenerateOptions`, with their JS types.
+const GENERATE_FIELDS: &[(&str, Kind)] = &[
+    ("maxTokens", Kind::Number),
+    ("temperature", Kind::Number),
+    ("topP", Kind::Number),
+    ("topK", Kind::Number),
+    ("minP", Kind::Number),
+    ("repetitionPenalty", Kind::Number),
+    ("repetitionContextSize", Kind::Number),
+    ("presencePenalty", Kind::Number),
+    ("frequencyPenalty", Kind::Number),
+    ("logitBias", Kind::Object),
+    ("seed", Kind::Number),
+    ("stop", Kind::StringOrStrings),
+    ("ignoreEos", Kind::Boolean),
+    ("prefillChunkSize", Kind::Number),
+    ("skipSpecialTokens", Kind::Boolean),
+    ("signal", Kind::Signal),
+];
+
+const LOAD_FIELDS: &[(&str, Kind)] = &[
+    ("dtype", Kind::String),
+    ("quantize", Kind::Object),
+    ("onProgress", Kind::Function),
+];
+
+/// Converts the raw options object: JS types checked here (`TypeError`s),
+/// ranges by the core.
 fn read_options(
     env: &Env,
-    options: Option<Object>,
+    options: Option<Unknown>,
 ) -> napi::Result<(Result<GenerateOptions, CoreError>, AbortWatch)> {
+    let options = match check_options("options", options, GENERATE_FIELDS) {
+        Ok(o) => o,
+        Err(e) => return Ok((Err(e), AbortWatch::new(env, None)?)),
+    };
     let watch = abort_watch(env, &options)?;
-    let mut parsed = generate_options(typed(env, &options)?);
+    let mut parsed = match typed(env, &options) {
+        Ok(o) => generate_options(o),
+        Err(e) => Err(CoreError::invalid(format!("invalid options: {}", e.reason))),
+    };
     if watch.aborted() {
         parsed = Err(CoreError::Aborted);
     }
@@ -238,11 +272,20 @@ enum OwnedPrompt {
 }
 
 impl OwnedPrompt {
-    fn from_js(p: Either3<String, Uint32Array, Vec<ChatMessage>>) -> Self {
-        match p {
-            Either3::A(text) => OwnedPrompt::Text(text),
-            Either3::B(ids) => OwnedPrompt::Tokens(ids.to_vec()),
-            Either3::C(messages) => OwnedPrompt::Messages(to_core_messages(messages)),
+    /// The `prompt` argument: text, token ids, or chat messages.
+    fn from_js(env: &Env, p: &Unknown) -> Result<Self, CoreError> {
+        let converted = unsafe {
+            Either3::<String, Uint32Array, Vec<ChatMessage>>::from_napi_value(env.raw(), p.raw())
+        };
+        match converted {
+            Ok(Either3::A(text)) => Ok(OwnedPrompt::Text(text)),
+            Ok(Either3::B(ids)) => Ok(OwnedPrompt::Tokens(ids.to_vec())),
+            Ok(Either3::C(messages)) => Ok(OwnedPrompt::Messages(to_core_messages(messages))),
+            Err(_) => Err(type_error(
+                "prompt",
+                "a string, a Uint32Array of token ids or an array of { role: string, content: string } messages",
+                p,
+            )),
         }
     }
 
@@ -275,6 +318,8 @@ type LlmSlot = WorkerSlot<LlmState>;
 // ------------------------------------------------------------------ loadLLM
 
 struct Loaded {
+    /// What `onProgress` threw, if it did.
+    thrown: Option<napi::Error>,
     tokenizer: Tokenizer,
     model_type: String,
     dtype: String,
@@ -286,12 +331,18 @@ struct Loaded {
 #[napi(js_name = "loadLLM", ts_return_type = "Promise<LLM>")]
 pub fn load_llm<'env>(
     env: &'env Env,
-    source: String,
-    options: Option<LoadLlmOptions>,
+    #[napi(ts_arg_type = "string")] source: Unknown,
+    #[napi(ts_arg_type = "LoadLlmOptions")] options: Option<Unknown>,
 ) -> napi::Result<Object<'env>> {
     let slot: LlmSlot = Arc::new(Mutex::new(None));
     let js_slot = slot.clone();
     let (settler, promise) = Settler::new(env, move |_env, loaded: Loaded| {
+        if let Some(thrown) = loaded.thrown {
+            // onProgress threw: the load fails with its exception and the
+            // model thread ends (closing the queue drops the model).
+            js_slot.lock().unwrap().take();
+            return Err(thrown);
+        }
         Ok(JsLlm {
             worker: js_slot,
             tokenizer: Arc::new(loaded.tokenizer),
@@ -301,25 +352,37 @@ pub fn load_llm<'env>(
             next_session: AtomicU32::new(1),
         })
     })?;
-    let (dtype, quantize, progress) = match options {
-        Some(o) => (o.dtype, o.quantize, o.on_progress),
-        None => (None, None, None),
-    };
-    let Some(((dtype, quantize), settler)) =
-        settler.ok_or_settle(load::parse_choices(dtype.as_deref(), quantize))
+    let parsed = (|| {
+        let source = string_arg("source", &source)?;
+        let options = check_options("options", options, LOAD_FIELDS)?;
+        let options: Option<LoadLlmOptions> = typed(env, &options)
+            .map_err(|e| CoreError::invalid(format!("invalid options: {}", e.reason)))?;
+        let (dtype, quantize, progress) = match options {
+            Some(o) => (o.dtype, o.quantize, o.on_progress),
+            None => (None, None, None),
+        };
+        Ok((
+            source,
+            load::parse_choices(dtype.as_deref(), quantize)?,
+            progress,
+        ))
+    })();
+    let Some(((source, (dtype, quantize), progress), settler)) = settler.ok_or_settle(parsed)
     else {
         return Ok(promise);
     };
     let load = move || {
+        let reporter = load::Reporter::new(progress);
         let llm = Llm::load(
             &source,
             llm::LoadOptions {
                 dtype,
                 quantize,
-                progress: Some(&mut load::reporter(&progress)),
+                progress: Some(&mut |p| reporter.report(p)),
             },
         )?;
         let loaded = Loaded {
+            thrown: reporter.thrown(),
             tokenizer: llm.tokenizer().clone(),
             model_type: llm.model_type().to_string(),
             dtype: format!("{:?}", llm.dtype()).to_lowercase(),
@@ -397,22 +460,20 @@ impl JsLlm {
     pub fn generate<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string | Uint32Array | ChatMessage[]")] prompt: Either3<
-            String,
-            Uint32Array,
-            Vec<ChatMessage>,
-        >,
-        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Object>,
+        #[napi(ts_arg_type = "string | Uint32Array | ChatMessage[]")] prompt: Unknown,
+        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Unknown>,
     ) -> napi::Result<Object<'env>> {
-        let prompt = OwnedPrompt::from_js(prompt);
+        let prompt = OwnedPrompt::from_js(env, &prompt);
         let (options, mut watch) = read_options(env, options)?;
+        let options = prompt.and_then(|prompt| Ok((prompt, options?)));
         let (mut settler, promise) =
             Settler::new(env, |_env, r: GenerationResult| Ok(result_to_js(r)))?;
+        let hooks = watch.hooks();
         settler.on_settle(move |env| watch.release(env));
-        let Some((options, settler)) = settler.ok_or_settle(options) else {
+        let Some(((prompt, options), settler)) = settler.ok_or_settle(options) else {
             return Ok(promise);
         };
-        submit(&self.worker, settler, move |state| {
+        submit_abortable(&self.worker, settler, Some(&hooks), move |state| {
             state.llm.generate(prompt.as_prompt(), &options, &mut |_| {
                 ControlFlow::Continue(())
             })
@@ -425,32 +486,30 @@ impl JsLlm {
     pub fn stream(
         &self,
         env: Env,
-        #[napi(ts_arg_type = "string | Uint32Array | ChatMessage[]")] prompt: Either3<
-            String,
-            Uint32Array,
-            Vec<ChatMessage>,
-        >,
-        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Object>,
+        #[napi(ts_arg_type = "string | Uint32Array | ChatMessage[]")] prompt: Unknown,
+        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Unknown>,
     ) -> napi::Result<LlmStream> {
-        let prompt = OwnedPrompt::from_js(prompt);
+        let prompt = OwnedPrompt::from_js(&env, &prompt);
         let (options, watch) = read_options(&env, options)?;
         let stream = LlmStream::new(watch);
         let shared = stream.shared.clone();
-        match options {
+        match prompt.and_then(|prompt| Ok((prompt, options?))) {
             Err(e) => shared.finish(Err(e)),
-            Ok(options) => {
+            Ok((prompt, options)) => {
                 let worker = self.worker.lock().unwrap();
                 let queued = worker.as_ref().map(|w| {
-                    let producer = shared.clone();
-                    w.submit(move |state: &mut LlmState| {
-                        let result =
+                    let (producer, finisher) = (shared.clone(), shared.clone());
+                    worker::guarded(
+                        w,
+                        move |state: &mut LlmState| {
                             state
                                 .llm
                                 .generate(prompt.as_prompt(), &options, &mut |chunk| {
                                     producer.push(chunk)
-                                });
-                        producer.finish(result);
-                    })
+                                })
+                        },
+                        move |result| finisher.finish(result),
+                    )
                 });
                 if !matches!(queued, Some(Ok(()))) {
                     shared.finish(Err(CoreError::Disposed));
@@ -565,17 +624,18 @@ impl ChatSession {
             ChatMessage,
             Vec<ChatMessage>,
         >,
-        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Object>,
+        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Unknown>,
     ) -> napi::Result<Object<'env>> {
         let (options, mut watch) = read_options(env, options)?;
         let (mut settler, promise) =
             Settler::new(env, |_env, r: GenerationResult| Ok(result_to_js(r)))?;
+        let hooks = watch.hooks();
         settler.on_settle(move |env| watch.release(env));
         let Some((options, settler)) = settler.ok_or_settle(options) else {
             return Ok(promise);
         };
         let (id, system) = (self.id, self.system.clone());
-        submit(&self.worker, settler, move |state| {
+        submit_abortable(&self.worker, settler, Some(&hooks), move |state| {
             chat_turn(state, id, &system, &message, &options, &mut |_| {
                 ControlFlow::Continue(())
             })
@@ -593,7 +653,7 @@ impl ChatSession {
             ChatMessage,
             Vec<ChatMessage>,
         >,
-        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Object>,
+        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Unknown>,
     ) -> napi::Result<LlmStream> {
         let (options, watch) = read_options(&env, options)?;
         let stream = LlmStream::new(watch);
@@ -607,14 +667,17 @@ impl ChatSession {
         };
         let (id, system) = (self.id, self.system.clone());
         let worker = self.worker.lock().unwrap();
-        let producer = shared.clone();
+        let (producer, finisher) = (shared.clone(), shared.clone());
         let queued = worker.as_ref().map(|w| {
-            w.submit(move |state: &mut LlmState| {
-                let result = chat_turn(state, id, &system, &message, &options, &mut |c| {
-                    producer.push(c)
-                });
-                producer.finish(result);
-            })
+            worker::guarded(
+                w,
+                move |state: &mut LlmState| {
+                    chat_turn(state, id, &system, &message, &options, &mut |c| {
+                        producer.push(c)
+                    })
+                },
+                move |result| finisher.finish(result),
+            )
         });
         if !matches!(queued, Some(Ok(()))) {
             shared.finish(Err(CoreError::Disposed));

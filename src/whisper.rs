@@ -41,9 +41,9 @@ use crate::{
     abort::AbortWatch,
     errors::throw,
     load::{self, ProgressCallback, QuantizeOptions},
-    options::{abort_watch, finite, typed, whole},
+    options::{abort_watch, check_options, finite, string_arg, typed, whole, Kind},
     promise::Settler,
-    worker::{self, submit, WorkerSlot},
+    worker::{self, submit, submit_abortable, WorkerSlot},
 };
 
 // ---------------------------------------------------------------- JS shapes
@@ -299,9 +299,11 @@ fn audio_arg(env: &Env, audio: Unknown) -> Result<AudioArg, CoreError> {
         Ok(Either3::A(path)) => Ok(AudioArg::Path(path)),
         Ok(Either3::B(pcm)) => Ok(AudioArg::Pcm(pcm.to_vec())),
         Ok(Either3::C(bytes)) => Ok(AudioArg::Encoded(bytes.to_vec())),
-        Err(_) => Err(CoreError::invalid(
-            "audio must be a file path (string), an encoded file (Buffer or Uint8Array) \
-             or mono PCM (Float32Array)",
+        Err(_) => Err(crate::options::type_error(
+            "audio",
+            "a file path (string), an encoded file (Buffer or Uint8Array) or mono PCM \
+             (Float32Array)",
+            &audio,
         )),
     }
 }
@@ -454,12 +456,54 @@ fn transcribe_options(o: Option<TranscribeOptionsJs>) -> Result<Parsed, CoreErro
     })
 }
 
-/// Reads the raw options object: the signal, then the typed fields. A wrong
-/// type is an `ERR_INVALID_ARG` rejection like any other bad option.
+const LOAD_FIELDS: &[(&str, Kind)] = &[
+    ("dtype", Kind::String),
+    ("quantize", Kind::Object),
+    ("tokenizerDir", Kind::String),
+    ("onProgress", Kind::Function),
+];
+
+/// The fields of `TranscribeOptions` with their JS types (a new option must be
+/// listed here: unknown names are rejected).
+const TRANSCRIBE_FIELDS: &[(&str, Kind)] = &[
+    ("language", Kind::String),
+    ("task", Kind::String),
+    ("temperature", Kind::NumberOrNumbers),
+    ("beamSize", Kind::Number),
+    ("bestOf", Kind::Number),
+    ("patience", Kind::Number),
+    ("batchSize", Kind::Number),
+    ("preset", Kind::String),
+    ("conditionOnPreviousText", Kind::Boolean),
+    ("promptResetOnTemperature", Kind::Number),
+    ("initialPrompt", Kind::String),
+    ("compressionRatioThreshold", Kind::NumberOrNull),
+    ("logprobThreshold", Kind::NumberOrNull),
+    ("noSpeechThreshold", Kind::NumberOrNull),
+    ("timestamps", Kind::Boolean),
+    ("maxInitialTimestamp", Kind::NumberOrNull),
+    ("sampleLen", Kind::Number),
+    ("suppressTokens", Kind::Numbers),
+    ("suppressBlank", Kind::Boolean),
+    ("seed", Kind::Number),
+    ("sampleRate", Kind::Number),
+    ("signal", Kind::Signal),
+    ("onProgress", Kind::Function),
+    ("onSegment", Kind::Function),
+];
+
+const DETECT_FIELDS: &[(&str, Kind)] = &[("sampleRate", Kind::Number), ("signal", Kind::Signal)];
+
+/// Reads the raw options object: JS types first (`TypeError`s naming the
+/// option), the signal, then the typed fields (ranges by the core).
 fn read_options(
     env: &Env,
-    options: Option<Object>,
+    options: Option<Unknown>,
 ) -> napi::Result<(Result<Parsed, CoreError>, AbortWatch)> {
+    let options = match check_options("options", options, TRANSCRIBE_FIELDS) {
+        Ok(o) => o,
+        Err(e) => return Ok((Err(e), AbortWatch::new(env, None)?)),
+    };
     let watch = abort_watch(env, &options)?;
     let parsed = match typed::<TranscribeOptionsJs>(env, &options) {
         Ok(o) => transcribe_options(o),
@@ -554,7 +598,7 @@ fn run_transcription(
     let mut on_progress = |p: Progress| callbacks.progress(p);
     let mut on_segment = |s: &CoreSegment| callbacks.segment(s);
     let hooks = TranscribeHooks {
-        abort: Some(abort),
+        abort: Some(abort.clone()),
         on_progress: callbacks
             .on_progress
             .is_some()
@@ -569,6 +613,9 @@ fn run_transcription(
     let thrown = callbacks.thrown.lock().unwrap().take();
     match thrown {
         Some(error) => Ok(Outcome::CallbackThrew(error)),
+        // An abort raised in the last callback (after the core's last check)
+        // still rejects: a signal that fired never yields a result.
+        None if abort.load(Ordering::SeqCst) => Err(CoreError::Aborted),
         None => result.map(|t| Outcome::Done(Box::new(t))),
     }
 }
@@ -588,34 +635,56 @@ struct Loaded {
 #[napi(js_name = "loadWhisper", ts_return_type = "Promise<Whisper>")]
 pub fn load_whisper<'env>(
     env: &'env Env,
-    source: String,
-    options: Option<LoadWhisperOptions>,
+    #[napi(ts_arg_type = "string")] source: Unknown,
+    #[napi(ts_arg_type = "LoadWhisperOptions")] options: Option<Unknown>,
 ) -> napi::Result<Object<'env>> {
     let slot: WorkerSlot<WhisperEngine> = Arc::new(Mutex::new(None));
     let js_slot = slot.clone();
-    let (settler, promise) = Settler::new(env, move |_env, loaded: Loaded| {
-        Ok(JsWhisper {
-            worker: js_slot,
-            info: loaded,
-        })
-    })?;
-    let (dtype, quantize, tokenizer_dir, progress) = match options {
-        Some(o) => (o.dtype, o.quantize, o.tokenizer_dir, o.on_progress),
-        None => (None, None, None, None),
-    };
-    let Some(((dtype, quantize), settler)) =
-        settler.ok_or_settle(load::parse_choices(dtype.as_deref(), quantize))
+    let (settler, promise) = Settler::new(
+        env,
+        move |_env, (loaded, thrown): (Loaded, Option<napi::Error>)| {
+            if let Some(thrown) = thrown {
+                // onProgress threw: the load fails with its exception and the
+                // model thread ends (closing the queue drops the model).
+                js_slot.lock().unwrap().take();
+                return Err(thrown);
+            }
+            Ok(JsWhisper {
+                worker: js_slot,
+                info: loaded,
+            })
+        },
+    )?;
+    let parsed = (|| {
+        let source = string_arg("source", &source)?;
+        let options = check_options("options", options, LOAD_FIELDS)?;
+        let options: Option<LoadWhisperOptions> = typed(env, &options)
+            .map_err(|e| CoreError::invalid(format!("invalid options: {}", e.reason)))?;
+        let (dtype, quantize, tokenizer_dir, progress) = match options {
+            Some(o) => (o.dtype, o.quantize, o.tokenizer_dir, o.on_progress),
+            None => (None, None, None, None),
+        };
+        Ok((
+            source,
+            load::parse_choices(dtype.as_deref(), quantize)?,
+            tokenizer_dir,
+            progress,
+        ))
+    })();
+    let Some(((source, (dtype, quantize), tokenizer_dir, progress), settler)) =
+        settler.ok_or_settle(parsed)
     else {
         return Ok(promise);
     };
     let load = move || {
+        let reporter = load::Reporter::new(progress);
         let engine = WhisperEngine::load(
             &source,
             whisper::LoadOptions {
                 dtype,
                 quantize,
                 tokenizer_dir: tokenizer_dir.map(Into::into),
-                progress: Some(&mut load::reporter(&progress)),
+                progress: Some(&mut |p| reporter.report(p)),
             },
         )?;
         let config = engine.model().config();
@@ -631,7 +700,7 @@ pub fn load_whisper<'env>(
             dtype: format!("{:?}", engine.model().dtype()).to_lowercase(),
             vocab_size: config.n_vocab as u32,
         };
-        Ok((engine, loaded))
+        Ok((engine, (loaded, reporter.thrown())))
     };
     worker::start_model("mlx-napi-whisper", &slot, settler, load).map_err(|e| throw(env, e))?;
     Ok(promise)
@@ -685,7 +754,7 @@ impl JsWhisper {
         &self,
         env: &'env Env,
         #[napi(ts_arg_type = "string | Uint8Array | Float32Array")] audio: Unknown,
-        #[napi(ts_arg_type = "TranscribeOptions")] options: Option<Object>,
+        #[napi(ts_arg_type = "TranscribeOptions")] options: Option<Unknown>,
     ) -> napi::Result<Object<'env>> {
         let (parsed, mut watch) = read_options(env, options)?;
         let (mut settler, promise) = Settler::new(env, |_env, outcome: Outcome| match outcome {
@@ -694,6 +763,7 @@ impl JsWhisper {
         })?;
         let abort = watch.flag();
         let aborted = watch.aborted();
+        let hooks = watch.hooks();
         settler.on_settle(move |env| watch.release(env));
         let prepared = (|| {
             let parsed = parsed?;
@@ -713,7 +783,7 @@ impl JsWhisper {
             stop: abort.clone(),
         };
         let options = parsed.options;
-        submit(&self.worker, settler, move |engine| {
+        submit_abortable(&self.worker, settler, Some(&hooks), move |engine| {
             run_transcription(engine, input, &options, abort, callbacks)
         });
         Ok(promise)
@@ -727,9 +797,13 @@ impl JsWhisper {
         env: &'env Env,
         #[napi(ts_arg_type = "string | Uint8Array | Float32Array")] audio: Unknown,
         #[napi(ts_arg_type = "{ sampleRate?: number, signal?: AbortSignal }")] options: Option<
-            Object,
+            Unknown,
         >,
     ) -> napi::Result<Object<'env>> {
+        let (options, checked) = match check_options("options", options, DETECT_FIELDS) {
+            Ok(o) => (o, Ok(())),
+            Err(e) => (None, Err(e)),
+        };
         let mut watch = abort_watch(env, &options)?;
         let (mut settler, promise) =
             Settler::new(env, |_env, ranked: Vec<(&'static str, f32)>| {
@@ -741,9 +815,10 @@ impl JsWhisper {
                     })
                     .collect::<Vec<_>>())
             })?;
-        let (abort, aborted) = (watch.flag(), watch.aborted());
+        let (abort, aborted, hooks) = (watch.flag(), watch.aborted(), watch.hooks());
         settler.on_settle(move |env| watch.release(env));
         let prepared = (|| {
+            checked?;
             let sample_rate = match &options {
                 Some(o) => o
                     .get_named_property::<Option<f64>>("sampleRate")
@@ -757,7 +832,7 @@ impl JsWhisper {
             Ok(input)
         })();
         match prepared {
-            Ok(input) => submit(&self.worker, settler, move |engine| {
+            Ok(input) => submit_abortable(&self.worker, settler, Some(&hooks), move |engine| {
                 // Queued calls ahead of this one may have taken a while.
                 if abort.load(Ordering::SeqCst) {
                     return Err(CoreError::Aborted);

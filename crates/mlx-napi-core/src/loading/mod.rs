@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod dtype;
+pub mod files;
 pub mod npz;
 pub mod quant;
 pub mod safetensors;

@@ -122,12 +122,12 @@ impl TranscribeOptions {
         }
         for (name, value) in [
             (
-                "compression_ratio_threshold",
+                "compressionRatioThreshold",
                 self.compression_ratio_threshold,
             ),
-            ("logprob_threshold", self.logprob_threshold),
-            ("no_speech_threshold", self.no_speech_threshold),
-            ("max_initial_timestamp", self.max_initial_timestamp),
+            ("logprobThreshold", self.logprob_threshold),
+            ("noSpeechThreshold", self.no_speech_threshold),
+            ("maxInitialTimestamp", self.max_initial_timestamp),
         ] {
             if value.is_some_and(|v| !v.is_finite()) {
                 return Err(Error::invalid(format!("{name} must be a finite number")));
@@ -135,19 +135,19 @@ impl TranscribeOptions {
         }
         if !(1..=256).contains(&self.batch_size) {
             return Err(Error::invalid(format!(
-                "batch_size must be in 1..=256, got {}",
+                "batchSize must be in 1..=256, got {}",
                 self.batch_size
             )));
         }
         if !(1..=32).contains(&self.best_of) {
             return Err(Error::invalid(format!(
-                "best_of must be in 1..=32, got {}",
+                "bestOf must be in 1..=32, got {}",
                 self.best_of
             )));
         }
         if !(1..=32).contains(&self.beam_size) {
             return Err(Error::invalid(format!(
-                "beam_size must be in 1..=32, got {}",
+                "beamSize must be in 1..=32, got {}",
                 self.beam_size
             )));
         }
@@ -161,12 +161,12 @@ impl TranscribeOptions {
         let width = self.best_of.max(self.beam_size);
         if self.batch_size * width > 1024 {
             return Err(Error::invalid(format!(
-                "batch_size × max(best_of, beam_size) must be ≤ 1024, got {} × {width}",
+                "batchSize × max(bestOf, beamSize) must be ≤ 1024 (e.g. batchSize 256 with bestOf ≤ 4), got {} × {width}",
                 self.batch_size
             )));
         }
         if self.sample_len == Some(0) {
-            return Err(Error::invalid("sample_len must be ≥ 1"));
+            return Err(Error::invalid("sampleLen must be ≥ 1"));
         }
         Ok(())
     }
@@ -559,8 +559,12 @@ impl WhisperEngine {
                 1.0,
             )
         } else {
-            let features =
-                self.encode_windows(&mel, &[(0, content_frames.min(N_FRAMES))], &mut timings)?;
+            let features = self.encode_windows(
+                &mel,
+                &[(0, content_frames.min(N_FRAMES))],
+                &mut timings,
+                hooks.abort.as_deref(),
+            )?;
             let start = Instant::now();
             let detected = super::decode::detect_language(
                 self.model(),
@@ -645,6 +649,7 @@ impl WhisperEngine {
         mel: &Array,
         windows: &[(usize, usize)],
         timings: &mut Timings,
+        abort: Option<&AtomicBool>,
     ) -> Result<Array> {
         let start = Instant::now();
         let frames = windows
@@ -652,7 +657,7 @@ impl WhisperEngine {
             .map(|&(seek, content)| window_frames(mel, seek, content))
             .collect::<Result<Vec<_>>>()?;
         let batch = ops::stack(&frames, 0)?;
-        let features = self.model().encode(&batch)?;
+        let features = self.model().encode_abortable(&batch, abort)?;
         features.eval()?;
         timings.encode_ms += start.elapsed().as_secs_f64() * 1e3;
         Ok(features)
@@ -680,7 +685,12 @@ impl WhisperEngine {
             let window = (content_frames - seek).min(N_FRAMES);
             let features = match first_features.take() {
                 Some(f) if seek == 0 => f,
-                _ => self.encode_windows(mel, &[(seek, window)], timings)?,
+                _ => self.encode_windows(
+                    mel,
+                    &[(seek, window)],
+                    timings,
+                    run.hooks.abort.as_deref(),
+                )?,
             };
             let prompt = decoder_prompt(
                 tokenizer.special().sot_prev,
@@ -746,11 +756,12 @@ impl WhisperEngine {
             // The language-detection pass already encoded window 0.
             let features = match first_features.take() {
                 Some(first) if chunk.len() > 1 => {
-                    let rest = self.encode_windows(mel, &chunk[1..], timings)?;
+                    let rest =
+                        self.encode_windows(mel, &chunk[1..], timings, run.hooks.abort.as_deref())?;
                     ops::concatenate(&[first, rest], 0)?
                 }
                 Some(first) => first,
-                None => self.encode_windows(mel, chunk, timings)?,
+                None => self.encode_windows(mel, chunk, timings, run.hooks.abort.as_deref())?,
             };
             let results = plan.decode_with_fallback(&features, &prompt, run.hooks, timings)?;
             for (&(seek, window), result) in chunk.iter().zip(&results) {
