@@ -23,9 +23,9 @@ const corpus = JSON.parse(readFileSync(join(here, 'bad-inputs', 'cases.json'), '
 const llmDir = sharedPath('models/smollm2-135m-instruct-4bit')
 const whisperDir = sharedPath('models/whisper-tiny.en')
 const jfk = sharedPath('audio/jfk.wav')
-const skip = !llmDir || !whisperDir || !jfk || !reference
 const reference = readSharedJson('reference/whisper-tiny.en-faster-whisper.json')
 const JFK_TEXT = reference?.results.find((r) => r.file === 'audio/jfk.wav').greedy.text.trim()
+const skip = !llmDir || !whisperDir || !jfk || !reference
 const CASE_LIMIT_MS = 120_000
 
 let llm, whisper, work, llmBaseline
