@@ -58,6 +58,11 @@ function readWav(path) {
   throw new Error(`no data chunk in ${path}`)
 }
 
+const isInvalidArgType = (e) => {
+  assert.equal(e.code, 'ERR_INVALID_ARG_TYPE', e.message)
+  assert.ok(e instanceof TypeError, e.message)
+  return true
+}
 const isInvalidArg = (e) => {
   assert.equal(e.code, 'ERR_INVALID_ARG', e.message)
   assert.ok(e instanceof RangeError, e.message)
@@ -256,17 +261,19 @@ test('invalid options and arguments are RangeErrors with ERR_INVALID_ARG', { ski
     { compressionRatioThreshold: Infinity },
     { suppressTokens: [1.5] },
     { seed: -1 },
-    { temperature: 'hot' },
-    { batchSize: '8' },
   ]) {
     await assert.rejects(whisper.transcribe(pcm, { sampleRate: 16000, ...bad }), isInvalidArg, JSON.stringify(bad))
+  }
+  // Wrong JS types are TypeErrors (ERR_INVALID_ARG_TYPE) naming the option.
+  for (const bad of [{ temperature: 'hot' }, { batchSize: '8' }]) {
+    await assert.rejects(whisper.transcribe(pcm, { sampleRate: 16000, ...bad }), isInvalidArgType, JSON.stringify(bad))
   }
   // PCM needs its sample rate.
   await assert.rejects(whisper.transcribe(pcm), isInvalidArg)
   await assert.rejects(whisper.transcribe(pcm, { sampleRate: 0 }), isInvalidArg)
   // Audio of no supported kind.
   for (const audio of [42, null, {}, new Int16Array(10)]) {
-    await assert.rejects(whisper.transcribe(audio), isInvalidArg)
+    await assert.rejects(whisper.transcribe(audio), isInvalidArgType)
   }
   // An English-only model cannot translate or detect a language.
   await assert.rejects(whisper.transcribe(pcm, { sampleRate: 16000, task: 'translate' }), isInvalidArg)

@@ -25,7 +25,12 @@ pub struct Worker<M: 'static> {
     /// Set by `dispose()`: jobs still queued then reject with `ERR_DISPOSED`
     /// instead of running.
     disposed: Arc<AtomicBool>,
+    /// Run by the thread after the model is dropped and its memory released
+    /// (settles `dispose()`, so the process can exit safely once it resolves).
+    on_exit: ExitHook,
 }
+
+type ExitHook = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
 
 impl<M: 'static> Worker<M> {
     /// Starts the thread, builds the model there with `load`, reports the outcome
@@ -36,6 +41,8 @@ impl<M: 'static> Worker<M> {
         loaded: impl FnOnce(Result<(), CoreError>) + Send + 'static,
     ) -> Result<Self, CoreError> {
         let (jobs, queue) = mpsc::channel::<Job<M>>();
+        let on_exit: ExitHook = Arc::default();
+        let exit_hook = on_exit.clone();
         let thread = thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
@@ -55,6 +62,9 @@ impl<M: 'static> Worker<M> {
                 }
                 drop(model);
                 release_freed_heap();
+                if let Some(hook) = exit_hook.lock().unwrap().take() {
+                    hook();
+                }
             })
             .map_err(|e| CoreError::Io {
                 context: "cannot start a model thread".into(),
@@ -64,6 +74,7 @@ impl<M: 'static> Worker<M> {
             jobs: Some(jobs),
             thread: Some(thread),
             disposed: Arc::new(AtomicBool::new(false)),
+            on_exit,
         })
     }
 
@@ -218,8 +229,10 @@ pub fn guarded<M, T>(
 }
 
 /// Closes the model's queue: jobs still queued reject with `ERR_DISPOSED`
-/// (the running one finishes), then `before_drop` runs and `settler` resolves;
-/// the model is then dropped on its own thread.
+/// (the running one finishes), then `before_drop` runs, the model is dropped
+/// on its own thread and its memory released, and only then `settler`
+/// resolves — so a process that exits right after `await dispose()` never
+/// races the model's destructors.
 pub fn dispose<M: 'static, V: ToNapiValue + 'static>(
     slot: &WorkerSlot<M>,
     settler: Settler<(), V>,
@@ -231,8 +244,8 @@ pub fn dispose<M: 'static, V: ToNapiValue + 'static>(
             let _ = worker.submit(move |model: &mut M| {
                 let _ =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| before_drop(model)));
-                settler.settle(Ok(()));
             });
+            *worker.on_exit.lock().unwrap() = Some(Box::new(move || settler.settle(Ok(()))));
             worker.close();
             *guard = None;
         }
