@@ -87,6 +87,8 @@ test('dispose() rejects pending calls with ERR_DISPOSED; later calls too', { ski
   }
   await disposed
   await assert.rejects(model.generate('Hello'), { code: 'ERR_DISPOSED' })
+  assert.throws(() => model.tokenizer, { code: 'ERR_DISPOSED' })
+  assert.throws(() => model.applyChatTemplate([{ role: 'user', content: 'hi' }]), { code: 'ERR_DISPOSED' })
   await assert.rejects(model.dispose().then(() => model.generate('x')), { code: 'ERR_DISPOSED' })
   const w = await loadWhisper(whisperDir)
   const settled = Promise.allSettled([

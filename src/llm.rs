@@ -345,7 +345,7 @@ pub fn load_llm<'env>(
         }
         Ok(JsLlm {
             worker: js_slot,
-            tokenizer: Arc::new(loaded.tokenizer),
+            tokenizer: Mutex::new(Some(Arc::new(loaded.tokenizer))),
             model_type: loaded.model_type,
             dtype: loaded.dtype,
             eos_token_ids: loaded.eos_token_ids,
@@ -404,11 +404,24 @@ pub fn load_llm<'env>(
 #[napi(js_name = "LLM")]
 pub struct JsLlm {
     worker: LlmSlot,
-    tokenizer: Arc<Tokenizer>,
+    /// Dropped by `dispose()`: a disposed model's JS object may live on until
+    /// V8 collects it, and the tokenizer is its only large part (tens of MB).
+    tokenizer: Mutex<Option<Arc<Tokenizer>>>,
     model_type: String,
     dtype: String,
     eos_token_ids: Vec<u32>,
     next_session: AtomicU32,
+}
+
+impl JsLlm {
+    /// The tokenizer, or `ERR_DISPOSED` after `dispose()`.
+    fn live_tokenizer(&self, env: &Env) -> napi::Result<Arc<Tokenizer>> {
+        self.tokenizer
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or_else(|| throw(env, CoreError::Disposed))
+    }
 }
 
 #[napi]
@@ -432,10 +445,10 @@ impl JsLlm {
     }
 
     #[napi(getter)]
-    pub fn tokenizer(&self) -> LlmTokenizer {
-        LlmTokenizer {
-            inner: self.tokenizer.clone(),
-        }
+    pub fn tokenizer(&self, env: Env) -> napi::Result<LlmTokenizer> {
+        Ok(LlmTokenizer {
+            inner: self.live_tokenizer(&env)?,
+        })
     }
 
     /// Renders chat messages with the model's chat template.
@@ -449,7 +462,7 @@ impl JsLlm {
         let add = options
             .and_then(|o| o.add_generation_prompt)
             .unwrap_or(true);
-        self.tokenizer
+        self.live_tokenizer(&env)?
             .apply_chat_template(&to_core_messages(messages), add)
             .map_err(|e| throw(&env, e))
     }
@@ -551,12 +564,14 @@ impl JsLlm {
         Ok(promise)
     }
 
-    /// Frees the model (after queued calls finish). Later calls reject with
+    /// Frees the model once the running call (if any) ends; queued calls and
+    /// later calls reject with
     /// `ERR_DISPOSED`.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn dispose<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
         let (settler, promise) = Settler::new(env, |_env, ()| Ok(()))?;
-        // The state (model, caches) is dropped on its own thread afterwards.
+        self.tokenizer.lock().unwrap().take();
+        // The state (model, caches) is dropped on its own thread first.
         worker::dispose(&self.worker, settler, |state: &mut LlmState| {
             state.sessions.clear()
         });

@@ -869,7 +869,8 @@ impl JsWhisper {
         Ok(promise)
     }
 
-    /// Frees the model (after queued calls finish). Later calls reject with
+    /// Frees the model once the running call (if any) ends; queued calls and
+    /// later calls reject with
     /// `ERR_DISPOSED`.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn dispose<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
