@@ -61,13 +61,17 @@ test('64 concurrent generate calls on one model give unmixed, correct results', 
   results.forEach((r, i) => assert.deepEqual(r.tokens, expected[i % 4], `call ${i}`))
 })
 
-test('64 concurrent transcribe calls on one model give unmixed, correct results', { skip }, async () => {
+// A Whisper encoder pass takes ~25 s on MLX's CPU backend, so CI runs 4
+// concurrent transcriptions; MLX_LONG_TESTS=1 runs the full 64 (a script run
+// on a GPU or an idle machine; see RELIABILITY.md).
+const transcribeCalls = process.env.MLX_LONG_TESTS === '1' ? 64 : 4
+test(`${transcribeCalls} concurrent transcribe calls on one model give unmixed, correct results`, { skip }, async () => {
   const clips = [jfk.subarray(0, 16000 * 2), jfk.subarray(16000 * 4, 16000 * 6)]
   const opts = { sampleRate: 16000, temperature: 0, sampleLen: 8 }
   const expected = []
   for (const c of clips) expected.push((await whisper.transcribe(c, opts)).text)
   assert.notEqual(expected[0], expected[1])
-  const results = await Promise.all(Array.from({ length: 64 }, (_, i) => whisper.transcribe(clips[i % 2], opts)))
+  const results = await Promise.all(Array.from({ length: transcribeCalls }, (_, i) => whisper.transcribe(clips[i % 2], opts)))
   results.forEach((r, i) => assert.equal(r.text, expected[i % 2], `call ${i}`))
 })
 
