@@ -148,12 +148,12 @@ impl TranscribeOptions {
         }
         for (name, value) in [
             (
-                "compression_ratio_threshold",
+                "compressionRatioThreshold",
                 self.compression_ratio_threshold,
             ),
-            ("logprob_threshold", self.logprob_threshold),
-            ("no_speech_threshold", self.no_speech_threshold),
-            ("max_initial_timestamp", self.max_initial_timestamp),
+            ("logprobThreshold", self.logprob_threshold),
+            ("noSpeechThreshold", self.no_speech_threshold),
+            ("maxInitialTimestamp", self.max_initial_timestamp),
         ] {
             if value.is_some_and(|v| !v.is_finite()) {
                 return Err(Error::invalid(format!("{name} must be a finite number")));
@@ -161,19 +161,19 @@ impl TranscribeOptions {
         }
         if !(1..=256).contains(&self.batch_size) {
             return Err(Error::invalid(format!(
-                "batch_size must be in 1..=256, got {}",
+                "batchSize must be in 1..=256, got {}",
                 self.batch_size
             )));
         }
         if !(1..=32).contains(&self.best_of) {
             return Err(Error::invalid(format!(
-                "best_of must be in 1..=32, got {}",
+                "bestOf must be in 1..=32, got {}",
                 self.best_of
             )));
         }
         if !(1..=32).contains(&self.beam_size) {
             return Err(Error::invalid(format!(
-                "beam_size must be in 1..=32, got {}",
+                "beamSize must be in 1..=32, got {}",
                 self.beam_size
             )));
         }
@@ -187,12 +187,12 @@ impl TranscribeOptions {
         let width = self.best_of.max(self.beam_size);
         if self.batch_size * width > 1024 {
             return Err(Error::invalid(format!(
-                "batch_size × max(best_of, beam_size) must be ≤ 1024, got {} × {width}",
+                "batchSize × max(bestOf, beamSize) must be ≤ 1024 (e.g. batchSize 256 with bestOf ≤ 4), got {} × {width}",
                 self.batch_size
             )));
         }
         if self.sample_len == Some(0) {
-            return Err(Error::invalid("sample_len must be ≥ 1"));
+            return Err(Error::invalid("sampleLen must be ≥ 1"));
         }
         Ok(())
     }
@@ -600,7 +600,8 @@ impl WhisperEngine {
                 1.0,
             )
         } else {
-            let features = self.encode_windows(&mel, &[first_window], &mut timings)?;
+            let features =
+                self.encode_windows(&mel, &[first_window], &mut timings, hooks.abort.as_deref())?;
             let start = Instant::now();
             let detected = super::decode::detect_language(
                 self.model(),
@@ -696,6 +697,7 @@ impl WhisperEngine {
         mel: &Array,
         windows: &[(usize, usize)],
         timings: &mut Timings,
+        abort: Option<&AtomicBool>,
     ) -> Result<Array> {
         let start = Instant::now();
         let frames = windows
@@ -703,7 +705,7 @@ impl WhisperEngine {
             .map(|&(seek, content)| window_frames(mel, seek, content))
             .collect::<Result<Vec<_>>>()?;
         let batch = ops::stack(&frames, 0)?;
-        let features = self.model().encode(&batch)?;
+        let features = self.model().encode_abortable(&batch, abort)?;
         features.eval()?;
         timings.encode_ms += start.elapsed().as_secs_f64() * 1e3;
         Ok(features)
@@ -731,7 +733,12 @@ impl WhisperEngine {
             let window = (content_frames - seek).min(N_FRAMES);
             let features = match first_features.take() {
                 Some(f) if seek == 0 => f,
-                _ => self.encode_windows(mel, &[(seek, window)], timings)?,
+                _ => self.encode_windows(
+                    mel,
+                    &[(seek, window)],
+                    timings,
+                    run.hooks.abort.as_deref(),
+                )?,
             };
             let prompt = decoder_prompt(
                 tokenizer.special().sot_prev,
@@ -836,13 +843,14 @@ impl WhisperEngine {
             let features = match first_features.take() {
                 Some(first) if active[0] == 0 && readers[0].seek == 0 => {
                     if windows.len() > 1 {
-                        let rest = self.encode_windows(mel, &windows[1..], timings)?;
+                        let abort = run.hooks.abort.as_deref();
+                        let rest = self.encode_windows(mel, &windows[1..], timings, abort)?;
                         ops::concatenate(&[first, rest], 0)?
                     } else {
                         first
                     }
                 }
-                _ => self.encode_windows(mel, &windows, timings)?,
+                _ => self.encode_windows(mel, &windows, timings, run.hooks.abort.as_deref())?,
             };
             let prompts: Vec<Vec<u32>> = active
                 .iter()
