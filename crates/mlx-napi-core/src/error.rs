@@ -184,6 +184,36 @@ impl Error {
             .unwrap_or_else(|p| Err(Error::from_panic(p)))
     }
 
+    /// The same error again (one failure reported to several callers, e.g.
+    /// every row of a batch step that failed).
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Error::Mlx(m) => Error::Mlx(m.clone()),
+            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+            Error::Io { context, source } => Error::Io {
+                context: context.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Aborted => Error::Aborted,
+            Error::ModelNotFound(m) => Error::ModelNotFound(m.clone()),
+            Error::ModelFormat(m) => Error::ModelFormat(m.clone()),
+            Error::UnsupportedModel(m) => Error::UnsupportedModel(m.clone()),
+            Error::Tokenizer(m) => Error::Tokenizer(m.clone()),
+            Error::Disposed => Error::Disposed,
+            Error::AudioDecode(m) => Error::AudioDecode(m.clone()),
+            Error::AudioUnsupported(m) => Error::AudioUnsupported(m.clone()),
+            Error::HubAuth(m) => Error::HubAuth(m.clone()),
+            Error::Network(m) => Error::Network(m.clone()),
+            Error::Offline(m) => Error::Offline(m.clone()),
+            Error::Integrity(m) => Error::Integrity(m.clone()),
+            Error::DiskFull(m) => Error::DiskFull(m.clone()),
+            Error::InvalidArgType(m) => Error::InvalidArgType(m.clone()),
+            Error::PromptTooLong(m) => Error::PromptTooLong(m.clone()),
+            Error::SelfTestFailed(m) => Error::SelfTestFailed(m.clone()),
+            Error::Internal(m) => Error::Internal(m.clone()),
+        }
+    }
+
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),

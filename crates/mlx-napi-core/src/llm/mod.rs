@@ -12,11 +12,24 @@
 //! let reply = llm.chat(&mut session, &[ChatMessage::new("user", "Hi!")], &options, &mut |_| ControlFlow::Continue(()))?;
 //! ```
 //!
-//! Layout: [`models`] (one file per architecture behind [`LanguageModel`]),
-//! [`generate`] (the decode loop, stop handling, timings).
+//! Layout (mlx-lm's `stream_generate` over `generate_step`):
+//! * [`models`]: one file per architecture behind [`LanguageModel`];
+//! * `token_stream`: prefill and the double-buffered decode loop of one
+//!   sequence, yielding token ids (and log-probabilities);
+//! * `text`: the text layer over it — detokenizer, EOS, stop strings,
+//!   timings, chunk callbacks, the result;
+//! * [`batch`]: continuous batching of queued requests over the same two
+//!   layers ([`Llm::serve`], [`Llm::generate_batch`]);
+//! * `options`: what a generation takes and returns.
+//!
+//! Solo generation, chat sessions and warm-up run one token stream; batched
+//! rows start as one and move into a shared batch cache after their first token.
 
-pub mod generate;
+pub mod batch;
 pub mod models;
+mod options;
+mod text;
+mod token_stream;
 
 use std::{
     ops::ControlFlow,
@@ -25,14 +38,17 @@ use std::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
+    time::Instant,
 };
 
 use mlx_rs::Dtype;
 
-pub use generate::{
-    host_reads, Chunk, FinishReason, GenerateOptions, GenerationResult, Timings, Usage,
+pub use batch::{
+    default_max_batch_size, GenerationRequest, GenerationSink, RequestQueue, ServeOptions,
 };
 pub use models::LanguageModel;
+pub use options::{Chunk, FinishReason, GenerateOptions, GenerationResult, Timings, Usage};
+pub use token_stream::host_reads;
 
 use crate::{
     cache::KvCache,
@@ -44,7 +60,8 @@ use crate::{
     tokenizer::{ChatMessage, Tokenizer},
     Error, Result,
 };
-use generate::Generation;
+use text::{Counts, TextLayer};
+use token_stream::TokenStream;
 
 /// How to load a model.
 #[derive(Default)]
@@ -71,6 +88,34 @@ pub enum Prompt<'a> {
     Tokens(&'a [u32]),
     /// Chat messages, rendered with the chat template + generation prompt.
     Messages(&'a [ChatMessage]),
+}
+
+/// A [`Prompt`] that owns its data (to queue it for another thread).
+#[derive(Debug, Clone)]
+pub enum PromptSource {
+    Text(String),
+    Tokens(Vec<u32>),
+    Messages(Vec<ChatMessage>),
+}
+
+impl PromptSource {
+    pub fn as_prompt(&self) -> Prompt<'_> {
+        match self {
+            PromptSource::Text(t) => Prompt::Text(t),
+            PromptSource::Tokens(ids) => Prompt::Tokens(ids),
+            PromptSource::Messages(m) => Prompt::Messages(m),
+        }
+    }
+}
+
+impl From<Prompt<'_>> for PromptSource {
+    fn from(prompt: Prompt<'_>) -> Self {
+        match prompt {
+            Prompt::Text(t) => PromptSource::Text(t.to_string()),
+            Prompt::Tokens(ids) => PromptSource::Tokens(ids.to_vec()),
+            Prompt::Messages(m) => PromptSource::Messages(m.to_vec()),
+        }
+    }
 }
 
 static NEXT_MODEL_ID: AtomicU64 = AtomicU64::new(1);
@@ -209,11 +254,25 @@ impl Llm {
         Ok(ids)
     }
 
-    /// Generates from a fresh cache, streaming chunks to `on_chunk`.
+    /// Generates from a fresh cache, alone, streaming chunks to `on_chunk`
+    /// (concurrent requests batch through [`Llm::serve`] instead).
     pub fn generate(
         &self,
         prompt: Prompt,
         options: &GenerateOptions,
+        on_chunk: &mut dyn FnMut(&Chunk) -> ControlFlow<()>,
+    ) -> Result<GenerationResult> {
+        self.generate_timed(prompt, options, Instant::now(), 0.0, on_chunk)
+    }
+
+    /// [`Self::generate`] for a request that started at `start` after
+    /// waiting `queue_ms`.
+    fn generate_timed(
+        &self,
+        prompt: Prompt,
+        options: &GenerateOptions,
+        start: Instant,
+        queue_ms: f64,
         on_chunk: &mut dyn FnMut(&Chunk) -> ControlFlow<()>,
     ) -> Result<GenerationResult> {
         let ids = self.encode_prompt(prompt)?;
@@ -227,16 +286,44 @@ impl Llm {
             }
         }
         let mut fed = Vec::new();
-        Generation {
-            model: self.model.as_ref(),
-            tokenizer: &self.tokenizer,
-            eos_ids: &self.eos_ids,
-            caches: &mut caches,
-            prompt: &ids,
-            cached: 0,
-            fed: &mut fed,
-        }
-        .run(options, on_chunk)
+        self.run_stream(&mut caches, &mut fed, &ids, 0, options, start, queue_ms, on_chunk)
+    }
+
+    /// A token stream over `caches` (holding `prompt[..cached]`) under a
+    /// text layer, to the end of the generation.
+    #[allow(clippy::too_many_arguments)]
+    fn run_stream(
+        &self,
+        caches: &mut [KvCache],
+        fed: &mut Vec<u32>,
+        prompt: &[u32],
+        cached: usize,
+        options: &GenerateOptions,
+        start: Instant,
+        queue_ms: f64,
+        on_chunk: &mut dyn FnMut(&Chunk) -> ControlFlow<()>,
+    ) -> Result<GenerationResult> {
+        let mut stream = TokenStream::start(self.model.as_ref(), caches, fed, prompt, cached, options)?;
+        let mut text = TextLayer::new(&self.tokenizer, &self.eos_ids, options, start);
+        let reason = loop {
+            let Some(token) = stream.next()? else {
+                break if stream.aborted() {
+                    FinishReason::Abort
+                } else {
+                    FinishReason::Length
+                };
+            };
+            if let Some(reason) = text.push(token.id, token.logprob, on_chunk)? {
+                break reason;
+            }
+        };
+        let counts = Counts {
+            prompt_tokens: prompt.len(),
+            prefilled_tokens: prompt.len() - cached,
+            host_reads: stream.host_reads(),
+            queue_ms,
+        };
+        text.finish(reason, counts, on_chunk)
     }
 
     /// A new, empty chat session bound to this model.
@@ -289,16 +376,16 @@ impl Llm {
             cached = 0;
         }
         session.cached_ids.truncate(cached);
-        let result = Generation {
-            model: self.model.as_ref(),
-            tokenizer: &self.tokenizer,
-            eos_ids: &self.eos_ids,
-            caches: &mut session.caches,
-            prompt: &ids,
+        let result = self.run_stream(
+            &mut session.caches,
+            &mut session.cached_ids,
+            &ids,
             cached,
-            fed: &mut session.cached_ids,
-        }
-        .run(options, on_chunk);
+            options,
+            Instant::now(),
+            0.0,
+            on_chunk,
+        );
         match &result {
             Ok(reply) => {
                 messages.push(ChatMessage::new("assistant", reply.text.clone()));

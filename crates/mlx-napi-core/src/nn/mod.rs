@@ -18,5 +18,5 @@ pub use embedding::Embedding;
 pub use linear::Linear;
 pub use mlp::SwiGluMlp;
 pub use norm::{LayerNorm, RmsNorm};
-pub use rope::Rope;
+pub use rope::{Rope, RopeOffset};
 pub use weight_tree::WeightTree;

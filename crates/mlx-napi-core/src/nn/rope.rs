@@ -9,6 +9,14 @@ use mlx_rs::{fast, Array};
 
 use crate::{Error, Result};
 
+/// Where the new tokens start: one position for every row, or one per row
+/// (int32 `[B]`, a batch whose rows sit at different positions).
+#[derive(Clone)]
+pub enum RopeOffset {
+    Same(i32),
+    PerRow(Array),
+}
+
 #[derive(Clone)]
 pub struct Rope {
     dims: i32,
@@ -71,6 +79,23 @@ impl Rope {
             }
         }
         Ok(rope)
+    }
+
+    /// Rotates `x` `[B, heads, L, head_dim]` for positions starting at
+    /// `offset` (per row with [`RopeOffset::PerRow`]).
+    pub fn forward_at(&self, x: &Array, offset: &RopeOffset) -> Result<Array> {
+        match offset {
+            RopeOffset::Same(n) => self.forward(x, *n),
+            RopeOffset::PerRow(positions) => Ok(fast::rope_dynamic(
+                x,
+                self.dims,
+                self.traditional,
+                self.base,
+                self.scale,
+                positions,
+                self.freqs.as_ref(),
+            )?),
+        }
     }
 
     /// Rotates `x` `[B, heads, L, head_dim]` for positions `offset..offset+L`.

@@ -19,8 +19,10 @@
 
 mod config;
 mod filters;
+pub mod logprobs;
 mod sampler;
 
 pub use config::SamplerConfig;
 pub use filters::{apply_min_p, apply_top_k, apply_top_p};
+pub use logprobs::{TokenLogprob, MAX_TOP_LOGPROBS};
 pub use sampler::Sampler;

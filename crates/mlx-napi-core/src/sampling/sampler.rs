@@ -7,7 +7,7 @@ use mlx_rs::{
     random, Array, Dtype,
 };
 
-use super::{apply_min_p, apply_top_p, SamplerConfig};
+use super::{apply_min_p, apply_top_p, logprobs, SamplerConfig};
 use crate::{Error, Result};
 
 pub struct Sampler {
@@ -103,6 +103,17 @@ impl Sampler {
     /// Processes `logits` `[B, V]` (any float dtype) and draws one token per
     /// row → int32 `[B]`. The drawn tokens are recorded for the penalties.
     pub fn sample(&mut self, logits: &Array) -> Result<Array> {
+        Ok(self.sample_with_logprobs(logits, None)?.0)
+    }
+
+    /// Like [`Self::sample`]; with `top_logprobs: Some(k)` also the tokens'
+    /// log-probabilities and the `k` best alternatives, packed with the
+    /// tokens (`logprobs::pack`: float32 `[B, 2 + 2k]`).
+    pub fn sample_with_logprobs(
+        &mut self,
+        logits: &Array,
+        top_logprobs: Option<usize>,
+    ) -> Result<(Array, Option<Array>)> {
         if logits.ndim() != 2 || logits.dim(0) != self.batch || logits.dim(1) != self.vocab {
             return Err(Error::invalid(format!(
                 "sampler expects logits [{}, {}], got {:?}",
@@ -114,7 +125,20 @@ impl Sampler {
         let processed = self.process(logits)?;
         let tokens = self.draw(&processed)?;
         self.observe(&tokens)?;
-        Ok(tokens)
+        let packed = top_logprobs
+            .map(|k| logprobs::pack(&processed, &tokens, k))
+            .transpose()?;
+        Ok((tokens, packed))
+    }
+
+    /// Greedy with no logit processor: the token is the raw logits' argmax,
+    /// so a batch of such rows can share one argmax.
+    pub fn is_plain_greedy(&self) -> bool {
+        let c = &self.config;
+        c.temperature == 0.0
+            && self.bias.is_none()
+            && self.recent.is_none()
+            && self.counts.is_none()
     }
 
     /// The logit processors (bias and penalties) without the draw: float32

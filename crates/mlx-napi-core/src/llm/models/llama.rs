@@ -10,10 +10,10 @@ use serde::Deserialize;
 
 use super::{parse_config, LanguageModel};
 use crate::{
-    cache::KvCache,
+    cache::{BatchKvCache, KvCache, LayerCache},
     nn::{
-        attention, causal_window_mask, AttentionMask, Embedding, Linear, RmsNorm, Rope, SwiGluMlp,
-        WeightTree,
+        attention, causal_window_mask, AttentionMask, Embedding, Linear, RmsNorm, Rope,
+        RopeOffset, SwiGluMlp, WeightTree,
     },
     Error, Result,
 };
@@ -212,12 +212,14 @@ impl Attention {
         })
     }
 
-    /// `x [B, L, D]` → `[B, L, D]`, reading and extending `cache`.
+    /// `x [B, L, D]` → `[B, L, D]` for positions from `offset`, reading and
+    /// extending `cache`.
     fn forward(
         &self,
         x: &Array,
         rope: &Rope,
-        cache: &mut KvCache,
+        offset: &RopeOffset,
+        cache: &mut dyn LayerCache,
         mask: &MaskPlan,
     ) -> Result<Array> {
         let (b, l) = (x.dim(0), x.dim(1));
@@ -233,9 +235,8 @@ impl Attention {
         let q = split(self.q_proj.forward(x)?, self.heads, &self.q_norm)?;
         let k = split(self.k_proj.forward(x)?, self.kv_heads, &self.k_norm)?;
         let v = split(self.v_proj.forward(x)?, self.kv_heads, &None)?;
-        let offset = cache.offset();
-        let q = rope.forward(&q, offset)?;
-        let k = rope.forward(&k, offset)?;
+        let q = rope.forward_at(&q, offset)?;
+        let k = rope.forward_at(&k, offset)?;
         let (k, v) = cache.update_and_fetch(&k, &v)?;
         let out = attention(&q, &k, &v, self.scale, &mask.for_keys(l, k.dim(2))?)?;
         let out =
@@ -245,18 +246,24 @@ impl Attention {
     }
 }
 
-/// Which mask a forward pass needs: none for one token, MLX's implicit causal
-/// mask for a chunk, an explicit one only with a sliding window (built once
-/// per forward and shared by the layers).
+/// Which mask a forward pass needs: none for one token (or the batch's
+/// padding mask), MLX's implicit causal mask for a chunk, an explicit one
+/// only with a sliding window (built once per forward and shared by the
+/// layers).
 struct MaskPlan {
     window: Option<i32>,
+    /// A batch step's mask hiding each row's left padding.
+    decode: Option<Array>,
     built: std::cell::RefCell<Option<(i32, Array)>>,
 }
 
 impl MaskPlan {
     fn for_keys(&self, queries: i32, keys: i32) -> Result<AttentionMask> {
         if queries == 1 {
-            return Ok(AttentionMask::None);
+            return Ok(match &self.decode {
+                Some(mask) => AttentionMask::Array(mask.clone()),
+                None => AttentionMask::None,
+            });
         }
         let Some(window) = self.window else {
             return Ok(AttentionMask::Causal);
@@ -311,14 +318,15 @@ impl Block {
         &self,
         x: &Array,
         rope: &Rope,
-        cache: &mut KvCache,
+        offset: &RopeOffset,
+        cache: &mut dyn LayerCache,
         mask: &MaskPlan,
     ) -> Result<Array> {
-        let h =
-            x.add(
-                self.attention
-                    .forward(&self.input_norm.forward(x)?, rope, cache, mask)?,
-            )?;
+        let normed = self.input_norm.forward(x)?;
+        let h = x.add(
+            self.attention
+                .forward(&normed, rope, offset, cache, mask)?,
+        )?;
         Ok(h.add(self.mlp.forward(&self.post_attention_norm.forward(&h)?)?)?)
     }
 }
@@ -384,6 +392,17 @@ impl Llama {
     }
 }
 
+impl Llama {
+    /// Final norm and LM head (tied embedding or its own).
+    fn head(&self, h: &Array) -> Result<Array> {
+        let h = self.norm.forward(h)?;
+        match &self.lm_head {
+            Some(head) => head.forward(&h),
+            None => self.embed_tokens.as_linear(&h),
+        }
+    }
+}
+
 impl LanguageModel for Llama {
     fn forward(&self, tokens: &Array, caches: &mut [KvCache], last_only: bool) -> Result<Array> {
         if tokens.ndim() != 2 {
@@ -401,21 +420,55 @@ impl LanguageModel for Llama {
         }
         let mask = MaskPlan {
             window: self.args.sliding_window,
+            decode: None,
             built: Default::default(),
         };
         let mut h = self.embed_tokens.forward(tokens)?;
         for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
-            h = layer.forward(&h, &self.rope, cache, &mask)?;
+            let offset = RopeOffset::Same(cache.offset());
+            h = layer.forward(&h, &self.rope, &offset, cache, &mask)?;
         }
         if last_only && h.dim(1) > 1 {
             let l = h.dim(1);
             h = h.try_index((.., l - 1..l))?;
         }
-        let h = self.norm.forward(&h)?;
-        match &self.lm_head {
-            Some(head) => head.forward(&h),
-            None => self.embed_tokens.as_linear(&h),
+        self.head(&h)
+    }
+
+    fn forward_batch(&self, tokens: &Array, cache: &mut BatchKvCache) -> Result<Array> {
+        if tokens.ndim() != 2 || tokens.dim(1) != 1 || tokens.dim(0) as usize != cache.rows() {
+            return Err(Error::invalid(format!(
+                "a batch step takes one token per row ([{}, 1]), got {:?}",
+                cache.rows(),
+                tokens.shape()
+            )));
         }
+        if self.args.sliding_window.is_some() {
+            return Err(Error::invalid(
+                "sliding-window models do not decode in batches",
+            ));
+        }
+        let mask = MaskPlan {
+            window: None,
+            decode: cache.decode_mask()?,
+            built: Default::default(),
+        };
+        let offset = cache.rope_offset();
+        let mut h = self.embed_tokens.forward(tokens)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h, &self.rope, &offset, &mut cache.layer(i), &mask)?;
+        }
+        cache.advance(1);
+        let logits = self.head(&h)?;
+        Ok(logits.reshape(&[tokens.dim(0), -1])?)
+    }
+
+    fn supports_batching(&self) -> bool {
+        self.args.sliding_window.is_none()
+    }
+
+    fn num_layers(&self) -> usize {
+        self.layers.len()
     }
 
     fn new_caches(&self) -> Vec<KvCache> {

@@ -9,7 +9,11 @@ pub mod qwen3;
 
 use mlx_rs::Array;
 
-use crate::{cache::KvCache, nn::WeightTree, Error, Result};
+use crate::{
+    cache::{BatchKvCache, KvCache},
+    nn::WeightTree,
+    Error, Result,
+};
 
 /// A causal LM: token ids in, next-token logits out, state in KV caches.
 pub trait LanguageModel: Send {
@@ -17,6 +21,17 @@ pub trait LanguageModel: Send {
     /// logits `[B, L, V]`, or `[B, 1, V]` for the last position only when
     /// `last_only` (what generation needs; skips most of the LM head).
     fn forward(&self, tokens: &Array, caches: &mut [KvCache], last_only: bool) -> Result<Array>;
+
+    /// One decoding step of a batch whose rows sit at different positions:
+    /// `tokens` int32 `[B, 1]` (row `b` at position `cache`'s row `b` length)
+    /// → logits `[B, V]`. Only for models where [`Self::supports_batching`].
+    fn forward_batch(&self, tokens: &Array, cache: &mut BatchKvCache) -> Result<Array>;
+
+    /// Whether [`Self::forward_batch`] works (not with a sliding window).
+    fn supports_batching(&self) -> bool;
+
+    /// Transformer layers (= caches per sequence).
+    fn num_layers(&self) -> usize;
 
     /// Fresh caches, one per layer (sliding-window models get bounded ones).
     fn new_caches(&self) -> Vec<KvCache>;

@@ -13,6 +13,12 @@
 //!   chunks see the kept window plus the chunk (the model masks the window).
 //! * Batches: any `B`; [`KvCache::select`] keeps a subset of the rows (e.g.
 //!   Whisper dropping finished sequences).
+//! * Rows at different positions: [`BatchKvCache`] (LLM continuous batching:
+//!   left-aligned rows, per-row positions, rows join and leave).
+
+mod batch;
+
+pub use batch::BatchKvCache;
 
 use mlx_rs::{
     ops::{self, indexing::TryIndexMutOp, indexing::TryIndexOp},
@@ -20,6 +26,18 @@ use mlx_rs::{
 };
 
 use crate::{Error, Result};
+
+/// What attention needs from one layer's cache: store the new keys/values
+/// and hand back everything the queries may attend to.
+pub trait LayerCache {
+    fn update_and_fetch(&mut self, keys: &Array, values: &Array) -> Result<(Array, Array)>;
+}
+
+impl LayerCache for KvCache {
+    fn update_and_fetch(&mut self, keys: &Array, values: &Array) -> Result<(Array, Array)> {
+        KvCache::update_and_fetch(self, keys, values)
+    }
+}
 
 #[derive(Clone)]
 pub struct KvCache {
@@ -94,6 +112,26 @@ impl KvCache {
     /// The buffers, for evaluating the cache after a prefill chunk.
     pub fn arrays(&self) -> impl Iterator<Item = &Array> {
         self.keys.iter().chain(self.values.iter())
+    }
+
+    /// Keys and values `[B, heads, len, D]` of every held position in order,
+    /// or `None` while empty. Fails once a sliding window has wrapped around.
+    pub fn contents(&self) -> Result<Option<(Array, Array)>> {
+        let (Some(k), Some(v)) = (&self.keys, &self.values) else {
+            return Ok(None);
+        };
+        if self.len == 0 {
+            return Ok(None);
+        }
+        if self.len != self.offset {
+            return Err(Error::invalid(
+                "a sliding-window cache that has evicted positions cannot be copied in order",
+            ));
+        }
+        Ok(Some((
+            k.try_index((.., .., ..self.len))?,
+            v.try_index((.., .., ..self.len))?,
+        )))
     }
 
     /// Forgets everything (the buffers are kept for reuse).
