@@ -13,8 +13,9 @@
 //! prefill and first step, then moves it into the shared batch.
 
 use std::{
+    cell::Cell,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
         Arc,
     },
     time::Instant,
@@ -29,12 +30,15 @@ use crate::{
     Error, Result,
 };
 
-static HOST_READS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static HOST_READS: Cell<u64> = const { Cell::new(0) };
+}
 
-/// Device→host reads made by generation in this process so far (one per
-/// decoding step, solo or batched).
+/// Device→host reads made by generation on the calling thread so far (one
+/// per decoding step, solo or batched). Per thread, so that concurrent tests
+/// and models do not see each other's reads.
 pub fn host_reads() -> u64 {
-    HOST_READS.load(Ordering::Relaxed)
+    HOST_READS.with(Cell::get)
 }
 
 /// First prefill chunk when the call can be aborted (see [`prefill`]).
@@ -71,7 +75,7 @@ impl Pending {
     /// The one host read of a step: every row's id and, for rows with
     /// `top[row] = Some(k)`, its log-probability and k alternatives.
     pub fn read(&self, top: &[Option<usize>]) -> Result<Vec<StreamToken>> {
-        HOST_READS.fetch_add(1, Ordering::Relaxed);
+        HOST_READS.with(|n| n.set(n.get() + 1));
         match &self.packed {
             Some(packed) => {
                 let width = packed.dim(1) as usize;
