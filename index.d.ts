@@ -38,11 +38,25 @@ export declare class LLM {
   applyChatTemplate(messages: Array<ChatMessage>, options?: TemplateOptions | undefined | null): string
   /**
    * Generates a completion. `prompt` is raw text, token ids, or chat
-   * messages (rendered with the chat template).
+   * messages (rendered with the chat template). Concurrent calls on one
+   * model decode together (see `maxBatchSize`); each gets the tokens it
+   * would get alone.
    */
   generate(prompt: string | Uint32Array | ChatMessage[], options?: GenerateOptions): Promise<GenerationResult>
-  /** Streams a completion: an async iterable of `StreamChunk`s. */
+  /**
+   * Generates a completion for each prompt, decoded together (in groups
+   * of `maxBatchSize`), with the same options; resolves with the results
+   * in prompt order. The first failing prompt rejects the call and stops
+   * the others.
+   */
+  generateBatch(prompts: Array<string | Uint32Array | ChatMessage[]>, options?: GenerateOptions): Promise<GenerationResult[]>
+  /**
+   * Streams a completion: an async iterable of `StreamChunk`s. Batched
+   * with concurrent calls like `generate()`.
+   */
   stream(prompt: string | Uint32Array | ChatMessage[], options?: GenerateOptions): LlmStream
+  /** Most sequences decoded together (the `maxBatchSize` load option or its default). */
+  get maxBatchSize(): number
   /**
    * A conversation whose KV cache stays on the device between turns, so each
    * turn only prefills its new tokens.
@@ -54,9 +68,8 @@ export declare class LLM {
    */
   warmup(): Promise<number>
   /**
-   * Frees the model once the running call (if any) ends; queued calls and
-   * later calls reject with
-   * `ERR_DISPOSED`.
+   * Frees the model once the running calls (the sequences decoding now)
+   * end; queued calls and later calls reject with `ERR_DISPOSED`.
    */
   dispose(): Promise<void>
 }
@@ -135,6 +148,16 @@ export interface BackendInfo {
   deviceName?: string
   /** Device memory in bytes, when known. */
   memory?: number
+  /**
+   * Where MLX's CUDA backend caches the GPU kernels it compiles, so that
+   * only the first run on a machine pays for compiling them: the
+   * `MLX_PTX_CACHE_DIR` environment variable when set, else a per-user
+   * cache directory (`$XDG_CACHE_HOME` or `~/.cache` on Linux,
+   * `~/Library/Caches` on macOS, then `mlx-napi/mlx-<version>/kernels`),
+   * exported as `MLX_PTX_CACHE_DIR` for MLX. Metal and CPU builds keep
+   * no kernel cache on disk. Null without a home directory.
+   */
+  kernelCacheDir?: string
 }
 
 /**
@@ -248,7 +271,22 @@ export interface GenerateOptions {
   prefillChunkSize?: number
   /** Drop special tokens from the text (default false). */
   skipSpecialTokens?: boolean
-  /** Stops generation at the next step; the result has `finishReason: 'abort'`. */
+  /**
+   * Report each generated token's log-probability (default false): the
+   * model's distribution after `logitBias` and penalties, before
+   * temperature and the top-k/top-p/min-p filters. Computed on the device
+   * and read back with the token.
+   */
+  logprobs?: boolean
+  /**
+   * With log-probabilities, also the this many most likely tokens at each
+   * step (0–100, default 0); implies `logprobs: true`.
+   */
+  topLogprobs?: number
+  /**
+   * Stops generation at the next step; the result has `finishReason: 'abort'`.
+   * A call still waiting for its turn rejects with an `AbortError` instead.
+   */
   signal?: AbortSignal
 }
 
@@ -258,8 +296,13 @@ export interface GenerationResult {
   finishReason: 'stop' | 'length' | 'abort'
   usage: Usage
   timings: Timings
-  /** Device→host reads the generation made (one per generated token). */
+  /**
+   * Device→host reads the generation made (one per generated token; in
+   * a batch one read per step serves every sequence).
+   */
   hostReads: number
+  /** One entry per generated token, with `logprobs: true`. */
+  logprobs?: Array<TokenLogprob>
 }
 
 /**
@@ -330,6 +373,13 @@ export interface LoadLlmOptions {
    * resumes on the next call.
    */
   signal?: AbortSignal
+  /**
+   * Most `generate` / `stream` / `generateBatch` sequences decoded together
+   * in one forward pass (continuous batching: a call that arrives while
+   * others decode joins them at the next step). Default 32 on a GPU, 8 on
+   * the CPU; 1 runs calls one after another.
+   */
+  maxBatchSize?: number
 }
 
 export interface LoadProgress {
@@ -478,10 +528,16 @@ export interface SelfTestResult {
 }
 
 export interface StreamChunk {
+  /**
+   * New text; may be empty (only with log-probs, which give one chunk per
+   * token) while a character or a possible stop string is incomplete.
+   */
   text: string
   tokenId: number
   /** 0-based index of the token among the generated ones. */
   index: number
+  /** The token's log-probability, with `logprobs: true`. */
+  logprob?: TokenLogprob
 }
 
 /** One step of the async-iterator protocol. */
@@ -527,6 +583,9 @@ export interface TimedWord {
 }
 
 export interface Timings {
+  /** Time spent waiting for a batch slot before the generation started. */
+  queueMs: number
+  /** Start (after any wait) → first generated token. */
   ttftMs: number
   prefillTokensPerSec: number
   decodeTokensPerSec: number
@@ -535,6 +594,21 @@ export interface Timings {
 
 /** The transcription as pretty-printed JSON (the same field names). */
 export declare function toJSON(transcription: Transcription): string
+
+/**
+ * A generated token's log-probability and the most likely alternatives
+ * (most likely first; `topLogprobs` entries).
+ */
+export interface TokenLogprob {
+  token: number
+  logprob: number
+  topLogprobs: Array<TopLogprob>
+}
+
+export interface TopLogprob {
+  token: number
+  logprob: number
+}
 
 /** SubRip subtitles (`HH:MM:SS,mmm`) of a transcription's segments (or words). */
 export declare function toSRT(transcription: Pick<Transcription, 'segments'> | { segments: { start: number, end: number, text: string, words?: { start: number, end: number, word: string }[] }[] }, options?: SubtitleOptions | undefined | null): string

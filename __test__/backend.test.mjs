@@ -63,3 +63,39 @@ test('memoryStats reports MLX allocator counters', async () => {
   resetPeakMemory()
   assert.ok(memoryStats().peak <= m.peak)
 })
+
+test('kernelCacheDir: a per-user cache directory by default, MLX_PTX_CACHE_DIR wins', async () => {
+  const { spawnSync } = await import('node:child_process')
+  const { join } = await import('node:path')
+  const { mkdtempSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const addon = new URL('../index.js', import.meta.url).pathname
+  const script = `const { backendInfo } = require(${JSON.stringify(addon)});
+    const info = backendInfo();
+    console.log(JSON.stringify({ dir: info.kernelCacheDir, env: process.env.MLX_PTX_CACHE_DIR ?? null }))`
+  const run = (env) => {
+    const base = { ...process.env }
+    delete base.MLX_PTX_CACHE_DIR
+    delete base.XDG_CACHE_HOME
+    const r = spawnSync(process.execPath, ['-e', script], { env: { ...base, ...env }, encoding: 'utf8' })
+    assert.equal(r.status, 0, r.stderr)
+    return JSON.parse(r.stdout.trim().split('\n').pop())
+  }
+  const home = mkdtempSync(join(tmpdir(), 'mlx-napi-home-'))
+  try {
+    const version = backendInfo().mlxVersion
+    // Linux: $XDG_CACHE_HOME, else ~/.cache; exported for MLX's CUDA backend.
+    const xdg = run({ HOME: home, XDG_CACHE_HOME: join(home, 'xdg') })
+    assert.equal(xdg.dir, join(home, 'xdg', 'mlx-napi', `mlx-${version}`, 'kernels'))
+    assert.equal(xdg.env, xdg.dir)
+    const plain = run({ HOME: home })
+    const expected = process.platform === 'darwin'
+      ? join(home, 'Library', 'Caches', 'mlx-napi', `mlx-${version}`, 'kernels')
+      : join(home, '.cache', 'mlx-napi', `mlx-${version}`, 'kernels')
+    assert.equal(plain.dir, expected)
+    const explicit = run({ HOME: home, MLX_PTX_CACHE_DIR: join(home, 'mine') })
+    assert.deepEqual(explicit, { dir: join(home, 'mine'), env: join(home, 'mine') })
+  } finally {
+    rmSync(home, { recursive: true, force: true })
+  }
+})

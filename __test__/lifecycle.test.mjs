@@ -76,7 +76,8 @@ test(`${transcribeCalls} concurrent transcribe calls on one model give unmixed, 
 })
 
 test('dispose() rejects pending calls with ERR_DISPOSED; later calls too', { skip }, async () => {
-  const model = await loadLLM(llmDir)
+  // One sequence at a time, so the four calls are still waiting when dispose() comes.
+  const model = await loadLLM(llmDir, { maxBatchSize: 1 })
   const order = []
   const running = track(model.generate('Once upon a time', { maxTokens: 8, ignoreEos: true }), order, 'running')
   const pending = Array.from({ length: 4 }, (_, i) =>
@@ -94,6 +95,18 @@ test('dispose() rejects pending calls with ERR_DISPOSED; later calls too', { ski
   assert.throws(() => model.tokenizer, { code: 'ERR_DISPOSED' })
   assert.throws(() => model.applyChatTemplate([{ role: 'user', content: 'hi' }]), { code: 'ERR_DISPOSED' })
   await assert.rejects(model.dispose().then(() => model.generate('x')), { code: 'ERR_DISPOSED' })
+  // Batched: every call either finishes (it was decoding) or rejects with
+  // ERR_DISPOSED (it was waiting); none hangs.
+  const batched = await loadLLM(llmDir, { maxBatchSize: 2 })
+  const calls = Array.from({ length: 5 }, () => batched.generate('Hello', { maxTokens: 6, ignoreEos: true }))
+  const gone = batched.dispose()
+  for (const outcome of await Promise.allSettled(calls)) {
+    if (outcome.status === 'fulfilled') assert.equal(outcome.value.tokens.length, 6)
+    else assert.equal(outcome.reason.code, 'ERR_DISPOSED')
+  }
+  await gone
+  await assert.rejects(batched.generate('Hello'), { code: 'ERR_DISPOSED' })
+  await assert.rejects(batched.generateBatch(['Hello']), { code: 'ERR_DISPOSED' })
   const w = await loadWhisper(whisperDir)
   const settled = Promise.allSettled([
     w.transcribe(jfk, { sampleRate: 16000 }),
@@ -107,10 +120,13 @@ test('dispose() rejects pending calls with ERR_DISPOSED; later calls too', { ski
 })
 
 test('a queued call whose signal fires rejects at once, not when its turn comes', { skip }, async () => {
+  // One sequence at a time: the second call waits (with more slots it would
+  // join the running batch, and an abort would end it with "abort").
+  const single = await loadLLM(llmDir, { maxBatchSize: 1 })
   const order = []
-  const long = track(llm.generate('Count from one to a thousand:', { maxTokens: 400, ignoreEos: true }), order, 'long')
+  const long = track(single.generate('Count from one to a thousand:', { maxTokens: 400, ignoreEos: true }), order, 'long')
   const ac = new AbortController()
-  const queued = track(llm.generate('Hello', { signal: ac.signal }), order, 'queued')
+  const queued = track(single.generate('Hello', { signal: ac.signal }), order, 'queued')
   setTimeout(() => ac.abort(), 50)
   const q = await queued
   assert.equal(q.ok, false)
@@ -118,6 +134,7 @@ test('a queued call whose signal fires rejects at once, not when its turn comes'
   assert.equal(q.error.name, 'AbortError')
   assert.deepEqual(order, ['queued'], 'the queued call settled before the running one')
   await long
+  await single.dispose()
   // Same for Whisper.
   const wOrder = []
   const busy = track(whisper.transcribe(jfk, { sampleRate: 16000 }), wOrder, 'busy')

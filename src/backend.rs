@@ -23,6 +23,14 @@ pub struct BackendInfo {
     pub device_name: Option<String>,
     /// Device memory in bytes, when known.
     pub memory: Option<f64>,
+    /// Where MLX's CUDA backend caches the GPU kernels it compiles, so that
+    /// only the first run on a machine pays for compiling them: the
+    /// `MLX_PTX_CACHE_DIR` environment variable when set, else a per-user
+    /// cache directory (`$XDG_CACHE_HOME` or `~/.cache` on Linux,
+    /// `~/Library/Caches` on macOS, then `mlx-napi/mlx-<version>/kernels`),
+    /// exported as `MLX_PTX_CACHE_DIR` for MLX. Metal and CPU builds keep
+    /// no kernel cache on disk. Null without a home directory.
+    pub kernel_cache_dir: Option<String>,
 }
 
 /// Which MLX build is loaded and what it runs on. Cheap and synchronous.
@@ -35,6 +43,9 @@ pub fn backend_info(env: Env) -> napi::Result<BackendInfo> {
         backend: info.backend.as_str().to_string(),
         device_name: info.device_name,
         memory: info.memory.map(|m| m as f64),
+        kernel_cache_dir: info
+            .kernel_cache_dir
+            .map(|d| d.to_string_lossy().into_owned()),
     })
 }
 

@@ -14,7 +14,11 @@ use std::{
 };
 
 use mlx_napi_core::{
-    llm::{self, ChatSession as CoreSession, GenerateOptions, GenerationResult, Llm, Prompt},
+    llm::{
+        self, ChatSession as CoreSession, GenerateOptions, GenerationRequest, GenerationResult,
+        GenerationSink, Llm, Prompt, PromptSource,
+    },
+    sampling::TokenLogprob as CoreLogprob,
     tokenizer::{ChatMessage as CoreMessage, Tokenizer},
     Error as CoreError,
 };
@@ -26,6 +30,7 @@ use napi_derive::napi;
 
 use crate::{
     abort::AbortWatch,
+    batching::{BatchCollector, Batching, HasLlm, PromiseSink},
     errors::throw,
     load::{self, HubOptionsJs, KindLoadOptions, ProgressCallback, QuantizeOptions},
     options::{abort_watch, check_options, finite, type_error, typed, whole, Kind},
@@ -65,6 +70,11 @@ pub struct LoadLlmOptions {
     #[napi(ts_type = "AbortSignal")]
     #[allow(dead_code)] // read from the raw object, see `abort_watch`
     pub signal: Option<Unknown<'static>>,
+    /// Most `generate` / `stream` / `generateBatch` sequences decoded together
+    /// in one forward pass (continuous batching: a call that arrives while
+    /// others decode joins them at the next step). Default 32 on a GPU, 8 on
+    /// the CPU; 1 runs calls one after another.
+    pub max_batch_size: Option<f64>,
 }
 
 /// Options of `generate()`, `stream()` and chat sessions. All sampling runs on
@@ -95,7 +105,16 @@ pub struct GenerateOptionsJs {
     pub prefill_chunk_size: Option<f64>,
     /// Drop special tokens from the text (default false).
     pub skip_special_tokens: Option<bool>,
+    /// Report each generated token's log-probability (default false): the
+    /// model's distribution after `logitBias` and penalties, before
+    /// temperature and the top-k/top-p/min-p filters. Computed on the device
+    /// and read back with the token.
+    pub logprobs: Option<bool>,
+    /// With log-probabilities, also the this many most likely tokens at each
+    /// step (0–100, default 0); implies `logprobs: true`.
+    pub top_logprobs: Option<f64>,
     /// Stops generation at the next step; the result has `finishReason: 'abort'`.
+    /// A call still waiting for its turn rejects with an `AbortError` instead.
     #[napi(ts_type = "AbortSignal")]
     #[allow(dead_code)] // read from the raw object, see `read_options`
     pub signal: Option<Unknown<'static>>,
@@ -112,10 +131,43 @@ pub struct Usage {
 
 #[napi(object)]
 pub struct Timings {
+    /// Time spent waiting for a batch slot before the generation started.
+    pub queue_ms: f64,
+    /// Start (after any wait) → first generated token.
     pub ttft_ms: f64,
     pub prefill_tokens_per_sec: f64,
     pub decode_tokens_per_sec: f64,
     pub total_ms: f64,
+}
+
+#[napi(object)]
+pub struct TopLogprob {
+    pub token: u32,
+    pub logprob: f64,
+}
+
+/// A generated token's log-probability and the most likely alternatives
+/// (most likely first; `topLogprobs` entries).
+#[napi(object, js_name = "TokenLogprob")]
+pub struct TokenLogprobJs {
+    pub token: u32,
+    pub logprob: f64,
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+fn logprob_to_js(lp: &CoreLogprob) -> TokenLogprobJs {
+    TokenLogprobJs {
+        token: lp.token,
+        logprob: f64::from(lp.logprob),
+        top_logprobs: lp
+            .top
+            .iter()
+            .map(|&(token, logprob)| TopLogprob {
+                token,
+                logprob: f64::from(logprob),
+            })
+            .collect(),
+    }
 }
 
 #[napi(object, js_name = "GenerationResult")]
@@ -126,16 +178,23 @@ pub struct GenerationResultJs {
     pub finish_reason: String,
     pub usage: Usage,
     pub timings: Timings,
-    /// Device→host reads the generation made (one per generated token).
+    /// Device→host reads the generation made (one per generated token; in
+    /// a batch one read per step serves every sequence).
     pub host_reads: f64,
+    /// One entry per generated token, with `logprobs: true`.
+    pub logprobs: Option<Vec<TokenLogprobJs>>,
 }
 
 #[napi(object)]
 pub struct StreamChunk {
+    /// New text; may be empty (only with log-probs, which give one chunk per
+    /// token) while a character or a possible stop string is incomplete.
     pub text: String,
     pub token_id: u32,
     /// 0-based index of the token among the generated ones.
     pub index: u32,
+    /// The token's log-probability, with `logprobs: true`.
+    pub logprob: Option<TokenLogprobJs>,
 }
 
 /// One step of the async-iterator protocol.
@@ -170,12 +229,14 @@ fn result_to_js(r: GenerationResult) -> GenerationResultJs {
             completion_tokens: r.usage.completion_tokens as u32,
         },
         timings: Timings {
+            queue_ms: r.timings.queue_ms,
             ttft_ms: r.timings.ttft_ms,
             prefill_tokens_per_sec: r.timings.prefill_tokens_per_s,
             decode_tokens_per_sec: r.timings.decode_tokens_per_s,
             total_ms: r.timings.total_ms,
         },
         host_reads: r.host_reads as f64,
+        logprobs: r.logprobs.map(|all| all.iter().map(logprob_to_js).collect()),
     }
 }
 
@@ -222,6 +283,17 @@ fn generate_options(o: Option<GenerateOptionsJs>) -> Result<GenerateOptions, Cor
     };
     out.ignore_eos = o.ignore_eos.unwrap_or(false);
     out.skip_special_tokens = o.skip_special_tokens.unwrap_or(false);
+    let top = whole("topLogprobs", o.top_logprobs, 0.0, u32_max)?.map(|k| k as usize);
+    out.logprobs = match (o.logprobs, top) {
+        (Some(false), Some(k)) if k > 0 => {
+            return Err(CoreError::invalid(
+                "topLogprobs needs logprobs (leave logprobs out or set it to true)",
+            ))
+        }
+        (Some(true), k) => Some(k.unwrap_or(0)),
+        (None, Some(k)) if k > 0 => Some(k),
+        _ => None,
+    };
     Ok(out)
 }
 
@@ -242,13 +314,16 @@ const GENERATE_FIELDS: &[(&str, Kind)] = &[
     ("ignoreEos", Kind::Boolean),
     ("prefillChunkSize", Kind::Number),
     ("skipSpecialTokens", Kind::Boolean),
+    ("logprobs", Kind::Boolean),
+    ("topLogprobs", Kind::Number),
     ("signal", Kind::Signal),
 ];
 
 impl KindLoadOptions for LoadLlmOptions {
-    type Own = ();
-    const FIELDS: &'static [(&'static str, Kind)] = &[];
-    fn split(self) -> (load::CommonLoadJs, ()) {
+    /// `maxBatchSize`.
+    type Own = Option<f64>;
+    const FIELDS: &'static [(&'static str, Kind)] = &[("maxBatchSize", Kind::Number)];
+    fn split(self) -> (load::CommonLoadJs, Option<f64>) {
         let common = load::CommonLoadJs {
             dtype: self.dtype,
             quantize: self.quantize,
@@ -256,7 +331,7 @@ impl KindLoadOptions for LoadLlmOptions {
             revision: self.revision,
             hub: self.hub,
         };
-        (common, ())
+        (common, self.max_batch_size)
     }
 }
 
@@ -284,38 +359,41 @@ fn read_options(
     Ok((parsed, watch))
 }
 
-/// What to generate from, owned so it can move to the model thread.
-enum OwnedPrompt {
-    Text(String),
-    Tokens(Vec<u32>),
-    Messages(Vec<CoreMessage>),
+/// The `prompt` argument: text, token ids, or chat messages.
+fn prompt_from_js(env: &Env, p: &Unknown) -> Result<PromptSource, CoreError> {
+    let converted = unsafe {
+        Either3::<String, Uint32Array, Vec<ChatMessage>>::from_napi_value(env.raw(), p.raw())
+    };
+    match converted {
+        Ok(Either3::A(text)) => Ok(PromptSource::Text(text)),
+        Ok(Either3::B(ids)) => Ok(PromptSource::Tokens(ids.to_vec())),
+        Ok(Either3::C(messages)) => Ok(PromptSource::Messages(to_core_messages(messages))),
+        Err(_) => Err(type_error(
+            "prompt",
+            "a string, a Uint32Array of token ids or an array of { role: string, content: string } messages",
+            p,
+        )),
+    }
 }
 
-impl OwnedPrompt {
-    /// The `prompt` argument: text, token ids, or chat messages.
-    fn from_js(env: &Env, p: &Unknown) -> Result<Self, CoreError> {
-        let converted = unsafe {
-            Either3::<String, Uint32Array, Vec<ChatMessage>>::from_napi_value(env.raw(), p.raw())
-        };
-        match converted {
-            Ok(Either3::A(text)) => Ok(OwnedPrompt::Text(text)),
-            Ok(Either3::B(ids)) => Ok(OwnedPrompt::Tokens(ids.to_vec())),
-            Ok(Either3::C(messages)) => Ok(OwnedPrompt::Messages(to_core_messages(messages))),
-            Err(_) => Err(type_error(
-                "prompt",
-                "a string, a Uint32Array of token ids or an array of { role: string, content: string } messages",
-                p,
-            )),
-        }
+/// `generateBatch`'s `prompts`: an array of prompts.
+fn prompts_from_js(env: &Env, value: &Unknown) -> Result<Vec<PromptSource>, CoreError> {
+    if !value.is_array().unwrap_or(false) {
+        return Err(type_error("prompts", "an array of prompts", value));
     }
-
-    fn as_prompt(&self) -> Prompt<'_> {
-        match self {
-            OwnedPrompt::Text(t) => Prompt::Text(t),
-            OwnedPrompt::Tokens(ids) => Prompt::Tokens(ids),
-            OwnedPrompt::Messages(m) => Prompt::Messages(m),
-        }
-    }
+    let array = unsafe { Object::from_napi_value(env.raw(), value.raw()) }
+        .map_err(|e| CoreError::invalid(format!("prompts: {}", e.reason)))?;
+    let len = array
+        .get_array_length()
+        .map_err(|e| CoreError::invalid(format!("prompts: {}", e.reason)))?;
+    (0..len)
+        .map(|i| {
+            let item: Unknown = array
+                .get_element(i)
+                .map_err(|e| CoreError::invalid(format!("prompts[{i}]: {}", e.reason)))?;
+            prompt_from_js(env, &item)
+        })
+        .collect()
 }
 
 fn to_core_messages(messages: Vec<ChatMessage>) -> Vec<CoreMessage> {
@@ -332,6 +410,12 @@ struct LlmState {
     sessions: HashMap<u32, CoreSession>,
 }
 
+impl HasLlm for LlmState {
+    fn llm(&self) -> &Llm {
+        &self.llm
+    }
+}
+
 /// Shared by the `LLM` object and its sessions.
 type LlmSlot = WorkerSlot<LlmState>;
 
@@ -344,6 +428,7 @@ struct Loaded {
     model_type: String,
     dtype: String,
     eos_token_ids: Vec<u32>,
+    max_batch: usize,
 }
 
 /// Loads a model folder, or a Hugging Face repo id (from the local cache,
@@ -369,6 +454,7 @@ pub fn load_llm<'env>(
         }
         Ok(JsLlm {
             worker: js_slot,
+            batching: Batching::new(loaded.max_batch),
             tokenizer: Mutex::new(Some(Arc::new(loaded.tokenizer))),
             model_type: loaded.model_type,
             dtype: loaded.dtype,
@@ -376,8 +462,13 @@ pub fn load_llm<'env>(
             next_session: AtomicU32::new(1),
         })
     })?;
-    let request = load::request::<LoadLlmOptions, _, _>(env, &mut settler, &source, options);
-    let Some((request, settler)) = settler.ok_or_settle(request) else {
+    let request = load::request::<LoadLlmOptions, _, _>(env, &mut settler, &source, options)
+        .and_then(|r| {
+            let max = llm::batch::MAX_BATCH_SIZE as f64;
+            let max_batch = whole("maxBatchSize", r.own, 1.0, max)?.map(|n| n as usize);
+            Ok((r, max_batch))
+        });
+    let Some(((request, max_batch), settler)) = settler.ok_or_settle(request) else {
         return Ok(promise);
     };
     let load = move || {
@@ -398,6 +489,7 @@ pub fn load_llm<'env>(
             model_type: llm.model_type().to_string(),
             dtype: format!("{:?}", llm.dtype()).to_lowercase(),
             eos_token_ids: llm.eos_token_ids().to_vec(),
+            max_batch: max_batch.unwrap_or_else(llm::default_max_batch_size),
         };
         let state = LlmState {
             llm,
@@ -415,6 +507,8 @@ pub fn load_llm<'env>(
 #[napi(js_name = "LLM")]
 pub struct JsLlm {
     worker: LlmSlot,
+    /// Queue of `generate` / `stream` / `generateBatch` requests (batched).
+    batching: Arc<Batching>,
     /// Dropped by `dispose()`: a disposed model's JS object may live on until
     /// V8 collects it, and the tokenizer is its only large part (tens of MB).
     tokenizer: Mutex<Option<Arc<Tokenizer>>>,
@@ -479,7 +573,9 @@ impl JsLlm {
     }
 
     /// Generates a completion. `prompt` is raw text, token ids, or chat
-    /// messages (rendered with the chat template).
+    /// messages (rendered with the chat template). Concurrent calls on one
+    /// model decode together (see `maxBatchSize`); each gets the tokens it
+    /// would get alone.
     #[napi(ts_return_type = "Promise<GenerationResult>")]
     pub fn generate<'env>(
         &self,
@@ -487,7 +583,7 @@ impl JsLlm {
         #[napi(ts_arg_type = "string | Uint32Array | ChatMessage[]")] prompt: Unknown,
         #[napi(ts_arg_type = "GenerateOptions")] options: Option<Unknown>,
     ) -> napi::Result<Object<'env>> {
-        let prompt = OwnedPrompt::from_js(env, &prompt);
+        let prompt = prompt_from_js(env, &prompt);
         let (options, mut watch) = read_options(env, options)?;
         let options = prompt.and_then(|prompt| Ok((prompt, options?)));
         let (mut settler, promise) =
@@ -497,15 +593,51 @@ impl JsLlm {
         let Some(((prompt, options), settler)) = settler.ok_or_settle(options) else {
             return Ok(promise);
         };
-        submit_abortable(&self.worker, settler, Some(&hooks), move |state| {
-            state.llm.generate(prompt.as_prompt(), &options, &mut |_| {
-                ControlFlow::Continue(())
-            })
-        });
+        let sink = PromiseSink::new(settler, &hooks);
+        self.batching.enqueue(
+            &self.worker,
+            GenerationRequest::new(prompt, options, Box::new(sink)),
+        );
         Ok(promise)
     }
 
-    /// Streams a completion: an async iterable of `StreamChunk`s.
+    /// Generates a completion for each prompt, decoded together (in groups
+    /// of `maxBatchSize`), with the same options; resolves with the results
+    /// in prompt order. The first failing prompt rejects the call and stops
+    /// the others.
+    #[napi(ts_return_type = "Promise<GenerationResult[]>")]
+    pub fn generate_batch<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "Array<string | Uint32Array | ChatMessage[]>")] prompts: Unknown,
+        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Unknown>,
+    ) -> napi::Result<Object<'env>> {
+        let prompts = prompts_from_js(env, &prompts);
+        let (options, mut watch) = read_options(env, options)?;
+        let options = prompts.and_then(|prompts| Ok((prompts, options?)));
+        let (mut settler, promise) = Settler::new(env, |_env, all: Vec<GenerationResult>| {
+            Ok(all.into_iter().map(result_to_js).collect::<Vec<_>>())
+        })?;
+        let hooks = watch.hooks();
+        settler.on_settle(move |env| watch.release(env));
+        let Some(((prompts, options), settler)) = settler.ok_or_settle(options) else {
+            return Ok(promise);
+        };
+        if prompts.is_empty() {
+            settler.settle(Ok(Vec::new()));
+            return Ok(promise);
+        }
+        let stop = options.abort.clone().unwrap_or_default();
+        let collector = BatchCollector::new(settler, prompts.len(), stop, &hooks);
+        for (row, prompt) in prompts.into_iter().enumerate() {
+            let request = GenerationRequest::new(prompt, options.clone(), collector.sink(row));
+            self.batching.enqueue(&self.worker, request);
+        }
+        Ok(promise)
+    }
+
+    /// Streams a completion: an async iterable of `StreamChunk`s. Batched
+    /// with concurrent calls like `generate()`.
     #[napi(ts_return_type = "LlmStream")]
     pub fn stream(
         &self,
@@ -513,34 +645,25 @@ impl JsLlm {
         #[napi(ts_arg_type = "string | Uint32Array | ChatMessage[]")] prompt: Unknown,
         #[napi(ts_arg_type = "GenerateOptions")] options: Option<Unknown>,
     ) -> napi::Result<LlmStream> {
-        let prompt = OwnedPrompt::from_js(&env, &prompt);
+        let prompt = prompt_from_js(&env, &prompt);
         let (options, watch) = read_options(&env, options)?;
         let stream = LlmStream::new(watch);
         let shared = stream.shared.clone();
         match prompt.and_then(|prompt| Ok((prompt, options?))) {
             Err(e) => shared.finish(Err(e)),
             Ok((prompt, options)) => {
-                let worker = self.worker.lock().unwrap();
-                let queued = worker.as_ref().map(|w| {
-                    let (producer, finisher) = (shared.clone(), shared.clone());
-                    worker::guarded(
-                        w,
-                        move |state: &mut LlmState| {
-                            state
-                                .llm
-                                .generate(prompt.as_prompt(), &options, &mut |chunk| {
-                                    producer.push(chunk)
-                                })
-                        },
-                        move |result| finisher.finish(result),
-                    )
-                });
-                if !matches!(queued, Some(Ok(()))) {
-                    shared.finish(Err(CoreError::Disposed));
-                }
+                let sink = Box::new(StreamSink(shared));
+                self.batching
+                    .enqueue(&self.worker, GenerationRequest::new(prompt, options, sink));
             }
         }
         Ok(stream)
+    }
+
+    /// Most sequences decoded together (the `maxBatchSize` load option or its default).
+    #[napi(getter)]
+    pub fn max_batch_size(&self) -> u32 {
+        self.batching.max_batch() as u32
     }
 
     /// A conversation whose KV cache stays on the device between turns, so each
@@ -549,6 +672,7 @@ impl JsLlm {
     pub fn chat_session(&self, options: Option<ChatSessionOptions>) -> ChatSession {
         ChatSession {
             worker: self.worker.clone(),
+            batching: self.batching.clone(),
             id: self.next_session.fetch_add(1, Ordering::Relaxed),
             system: options.and_then(|o| o.system),
         }
@@ -559,7 +683,9 @@ impl JsLlm {
     #[napi(ts_return_type = "Promise<number>")]
     pub fn warmup<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
         let (settler, promise) = Settler::new(env, |_env, ms: f64| Ok(ms))?;
-        submit(&self.worker, settler, |state| {
+        let waiting = self.batching.waiting();
+        submit(&self.worker, settler, move |state| {
+            drop(waiting);
             let options = GenerateOptions {
                 max_tokens: 2,
                 ignore_eos: true,
@@ -575,13 +701,13 @@ impl JsLlm {
         Ok(promise)
     }
 
-    /// Frees the model once the running call (if any) ends; queued calls and
-    /// later calls reject with
-    /// `ERR_DISPOSED`.
+    /// Frees the model once the running calls (the sequences decoding now)
+    /// end; queued calls and later calls reject with `ERR_DISPOSED`.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn dispose<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
         let (settler, promise) = Settler::new(env, |_env, ()| Ok(()))?;
         self.tokenizer.lock().unwrap().take();
+        self.batching.close();
         // The state (model, caches) is dropped on its own thread first.
         worker::dispose(&self.worker, settler, |state: &mut LlmState| {
             state.sessions.clear()
@@ -596,6 +722,7 @@ impl JsLlm {
 #[napi]
 pub struct ChatSession {
     worker: LlmSlot,
+    batching: Arc<Batching>,
     id: u32,
     system: Option<String>,
 }
@@ -661,7 +788,9 @@ impl ChatSession {
             return Ok(promise);
         };
         let (id, system) = (self.id, self.system.clone());
+        let waiting = self.batching.waiting();
         submit_abortable(&self.worker, settler, Some(&hooks), move |state| {
+            drop(waiting);
             chat_turn(state, id, &system, &message, &options, &mut |_| {
                 ControlFlow::Continue(())
             })
@@ -694,10 +823,12 @@ impl ChatSession {
         let (id, system) = (self.id, self.system.clone());
         let worker = self.worker.lock().unwrap();
         let (producer, finisher) = (shared.clone(), shared.clone());
+        let waiting = self.batching.waiting();
         let queued = worker.as_ref().map(|w| {
             worker::guarded(
                 w,
                 move |state: &mut LlmState| {
+                    drop(waiting);
                     chat_turn(state, id, &system, &message, &options, &mut |c| {
                         producer.push(c)
                     })
@@ -723,7 +854,9 @@ impl ChatSession {
                 .collect::<Vec<_>>())
         })?;
         let id = self.id;
+        let waiting = self.batching.waiting();
         submit(&self.worker, settler, move |state| {
+            drop(waiting);
             Ok(state
                 .sessions
                 .get(&id)
@@ -738,7 +871,9 @@ impl ChatSession {
     pub fn clear<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
         let (settler, promise) = Settler::new(env, |_env, ()| Ok(()))?;
         let id = self.id;
+        let waiting = self.batching.waiting();
         submit(&self.worker, settler, move |state| {
+            drop(waiting);
             state.sessions.remove(&id);
             Ok(())
         });
@@ -769,15 +904,17 @@ struct StreamShared {
 }
 
 impl StreamShared {
-    /// Producer side (model thread): one generated piece.
+    /// Producer side (model thread): one generated piece. Pieces without
+    /// text are skipped unless they carry a token's log-probability.
     fn push(&self, chunk: &llm::Chunk) -> ControlFlow<()> {
-        if chunk.text.is_empty() {
+        if chunk.text.is_empty() && chunk.logprob.is_none() {
             return ControlFlow::Continue(());
         }
         let chunk = StreamChunk {
             text: chunk.text.to_string(),
             token_id: chunk.token_id,
             index: chunk.index as u32,
+            logprob: chunk.logprob.map(logprob_to_js),
         };
         let mut state = self.state.lock().unwrap();
         if state.closed {
@@ -820,6 +957,19 @@ impl StreamShared {
             }
             None => Ok(Step::Done(None)),
         }
+    }
+}
+
+/// A stream as the batch engine's sink.
+struct StreamSink(Arc<StreamShared>);
+
+impl GenerationSink for StreamSink {
+    fn chunk(&mut self, chunk: &llm::Chunk) -> ControlFlow<()> {
+        self.0.push(chunk)
+    }
+
+    fn finish(&mut self, result: Result<GenerationResult, CoreError>) {
+        self.0.finish(result)
     }
 }
 

@@ -35,6 +35,8 @@ pub struct BackendInfo {
     pub device_name: Option<String>,
     /// Device memory in bytes, when MLX reports it.
     pub memory: Option<u64>,
+    /// Where compiled GPU kernels are cached across runs (`runtime::kernel_cache_dir`).
+    pub kernel_cache_dir: Option<std::path::PathBuf>,
 }
 
 /// The process's default MLX device, freed on drop.
@@ -81,6 +83,12 @@ fn mlx_string(s: mlx_sys::mlx_string) -> String {
 
 pub fn mlx_version() -> Result<String> {
     crate::runtime::init();
+    raw_mlx_version()
+}
+
+/// [`mlx_version`] without the runtime set-up (for `runtime::init` itself,
+/// after mlx-rs's error handler is installed).
+pub(crate) fn raw_mlx_version() -> Result<String> {
     unsafe {
         let mut s = mlx_sys::mlx_string_new();
         check(mlx_sys::mlx_version(&mut s), "mlx_version")?;
@@ -125,6 +133,7 @@ pub fn backend_info() -> Result<BackendInfo> {
         backend,
         device_name,
         memory,
+        kernel_cache_dir: crate::runtime::kernel_cache_dir(),
     })
 }
 

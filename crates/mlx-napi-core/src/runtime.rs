@@ -10,10 +10,23 @@
 //!   0.32.2 by leaking the encoders). We register an exit handler *after* those
 //!   encoders exist — handlers run in reverse order — that ends the process with
 //!   its real exit status before the faulty destructor can run.
+//!
+//! And one thing must happen before MLX compiles its first GPU kernel: its
+//! CUDA backend caches the kernels it compiles (NVRTC, tens of seconds on a
+//! fresh machine) in `MLX_PTX_CACHE_DIR`, read once at the first compile,
+//! by default under the temp dir — gone after a reboot or in a new
+//! container. We point it at a per-user cache directory instead
+//! ([`kernel_cache_dir`]), unless the variable is already set.
 
-use std::sync::Once;
+use std::{
+    path::{Path, PathBuf},
+    sync::{Once, OnceLock},
+};
 
 use mlx_rs::{ops, Array};
+
+/// The variable MLX's CUDA backend reads for its kernel cache.
+pub const KERNEL_CACHE_VAR: &str = "MLX_PTX_CACHE_DIR";
 
 /// Idempotent; cheap after the first call.
 pub fn init() {
@@ -21,13 +34,79 @@ pub fn init() {
     INIT.call_once(|| {
         // Any mlx-rs operation installs its error handler first.
         let _ = ops::abs(Array::from_f32(0.0));
+        // Before any kernel is compiled (the evaluation below may compile one).
+        let cache = kernel_cache_dir();
         if cuda_available() {
+            if let Some(dir) = cache.filter(|d| is_cold(d)) {
+                eprintln!(
+                    "mlx-napi: compiling MLX's GPU kernels on first use (the first \
+                     generation or transcription takes longer); they are cached in {} \
+                     for later runs",
+                    dir.display()
+                );
+            }
             // Create the GPU command encoders now, so the guard below is
             // registered after them and therefore runs before their destructor.
             let _ = ops::add(Array::from_f32(1.0), Array::from_f32(1.0)).and_then(|a| a.eval());
             exit_guard::install();
         }
     });
+}
+
+/// Where MLX's CUDA backend caches compiled kernels in this process: an
+/// explicit `MLX_PTX_CACHE_DIR`, else a per-user cache directory (see
+/// [`default_kernel_cache_dir`]), which is then exported as
+/// `MLX_PTX_CACHE_DIR` for MLX. `None` when neither exists (no home
+/// directory): MLX then uses its temp-dir default. The Metal and CPU
+/// backends keep no kernel cache of their own on disk.
+pub fn kernel_cache_dir() -> Option<PathBuf> {
+    // mlx-rs's error handler before the raw version call below.
+    let _ = ops::abs(Array::from_f32(0.0));
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os(KERNEL_CACHE_VAR).filter(|d| !d.is_empty()) {
+            return Some(PathBuf::from(dir));
+        }
+        let dir = default_kernel_cache_dir(
+            std::env::consts::OS,
+            std::env::var_os("XDG_CACHE_HOME").as_deref().map(Path::new),
+            std::env::var_os("HOME").as_deref().map(Path::new),
+            &crate::backend::raw_mlx_version().unwrap_or_else(|_| "unknown".into()),
+        )?;
+        // Set once, before MLX reads it (at its first kernel compile).
+        std::env::set_var(KERNEL_CACHE_VAR, &dir);
+        Some(dir)
+    })
+    .clone()
+}
+
+/// The per-user kernel cache for `os`: `$XDG_CACHE_HOME` (when absolute) or
+/// `~/.cache` on Linux, `~/Library/Caches` on macOS, then
+/// `mlx-napi/mlx-<version>/kernels` (kernels compiled by one MLX version
+/// are not reused by another).
+pub fn default_kernel_cache_dir(
+    os: &str,
+    xdg_cache_home: Option<&Path>,
+    home: Option<&Path>,
+    mlx_version: &str,
+) -> Option<PathBuf> {
+    let base = match os {
+        "macos" => home?.join("Library/Caches"),
+        _ => match xdg_cache_home.filter(|p| p.is_absolute()) {
+            Some(xdg) => xdg.to_path_buf(),
+            None => home?.join(".cache"),
+        },
+    };
+    Some(
+        base.join("mlx-napi")
+            .join(format!("mlx-{mlx_version}"))
+            .join("kernels"),
+    )
+}
+
+/// No compiled kernel in `dir` yet (a first run on this machine).
+fn is_cold(dir: &Path) -> bool {
+    std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none())
 }
 
 fn cuda_available() -> bool {
@@ -67,4 +146,40 @@ mod exit_guard {
 mod exit_guard {
     /// MLX's CUDA backend only exists on Linux with glibc.
     pub fn install() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_cache_follows_each_platforms_cache_convention() {
+        let home = Some(Path::new("/home/ada"));
+        let v = "0.32.2";
+        let dir = |os, xdg: Option<&str>| {
+            default_kernel_cache_dir(os, xdg.map(Path::new), home, v).map(|p| p.display().to_string())
+        };
+        assert_eq!(
+            dir("linux", None).as_deref(),
+            Some("/home/ada/.cache/mlx-napi/mlx-0.32.2/kernels")
+        );
+        assert_eq!(
+            dir("linux", Some("/var/cache/ada")).as_deref(),
+            Some("/var/cache/ada/mlx-napi/mlx-0.32.2/kernels")
+        );
+        // A relative XDG_CACHE_HOME is invalid per the spec: ignored.
+        assert_eq!(
+            dir("linux", Some("rel/cache")).as_deref(),
+            Some("/home/ada/.cache/mlx-napi/mlx-0.32.2/kernels")
+        );
+        assert_eq!(
+            dir("macos", Some("/ignored")).as_deref(),
+            Some("/home/ada/Library/Caches/mlx-napi/mlx-0.32.2/kernels")
+        );
+        assert_eq!(default_kernel_cache_dir("linux", None, None, v), None);
+        assert_eq!(
+            default_kernel_cache_dir("linux", Some(Path::new("/x")), None, v),
+            Some(PathBuf::from("/x/mlx-napi/mlx-0.32.2/kernels"))
+        );
+    }
 }

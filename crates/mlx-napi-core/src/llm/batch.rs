@@ -46,6 +46,9 @@ use crate::{
     Error, Result,
 };
 
+/// Largest `max_batch` a model accepts.
+pub const MAX_BATCH_SIZE: usize = 1024;
+
 /// Most rows decoded together when the caller does not say: enough to fill
 /// a GPU with small models, few enough that a CPU stays responsive.
 pub fn default_max_batch_size() -> usize {
@@ -59,6 +62,8 @@ pub fn default_max_batch_size() -> usize {
 
 /// Where a queued generation reports to (from the model's thread).
 pub trait GenerationSink: Send {
+    /// The request left the queue and starts (before its prefill).
+    fn started(&mut self) {}
     /// A streamed piece; `Break` stops this generation (`finish_reason` "abort").
     fn chunk(&mut self, chunk: &Chunk) -> ControlFlow<()>;
     /// The outcome; called exactly once per request (with `ERR_INTERNAL` if
@@ -162,6 +167,12 @@ pub struct ServeOptions<'a> {
 struct SinkSlot(Option<Box<dyn GenerationSink>>);
 
 impl SinkSlot {
+    fn started(&mut self) {
+        if let Some(sink) = &mut self.0 {
+            sink.started();
+        }
+    }
+
     fn chunk(&mut self, chunk: &Chunk) -> ControlFlow<()> {
         match &mut self.0 {
             Some(sink) => sink.chunk(chunk),
@@ -328,6 +339,7 @@ impl Llm {
             mut sink,
             queued_at,
         } = request;
+        sink.started();
         let start = Instant::now();
         let queue_ms = start.duration_since(queued_at).as_secs_f64() * 1e3;
         if !self.model.supports_batching() || options.max_kv_size.is_some() {

@@ -1,0 +1,192 @@
+#!/usr/bin/env node
+// Generation benchmark, method of issue #14: each side alone in its own
+// process (mlx-napi: gen_side.mjs; mlx-lm: peers/mlx_lm_side.py), the
+// processes alternating (ours first in even runs, mlx-lm first in odd ones),
+// ≥ 7 runs each, min / median / max. Nothing else of ours runs beside a
+// measured process (llm.mjs kept both resident in one machine, which spread
+// its numbers).
+//
+//   node benchmark/gen.mjs --mode decode      --model DIR [--name N] [--runs 7] [--tokens 256] [--prompt 128]
+//                          [--bandwidth GBPS]   (measured copy bandwidth: adds the roofline column)
+//   node benchmark/gen.mjs --mode streams     --model DIR [--streams 1,4,16,64] [--stream-tokens 128] [--stream-prompt 64]
+//   node benchmark/gen.mjs --mode first-token --model DIR [--runs 7] [--cold-runs 2]
+//   common: [--peer mlx-lm|none] [--json F] [--budget-s S] [--python python3]
+//
+// first-token: "cold" runs start with empty kernel caches (a fresh
+// MLX_PTX_CACHE_DIR and CUDA_CACHE_PATH each, like a new machine or
+// container); "warm" runs reuse the side's own caches, filled by its cold
+// runs (each side has its own, so neither warms the other's).
+// --budget-s stops starting runs once the time is spent (the table says how
+// many ran); a device call has 10 minutes.
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { summarize } from './stats.mjs'
+
+const { values: a } = parseArgs({
+  options: {
+    mode: { type: 'string' },
+    model: { type: 'string' },
+    name: { type: 'string' },
+    runs: { type: 'string', default: '7' },
+    'cold-runs': { type: 'string', default: '2' },
+    prompt: { type: 'string', default: '128' },
+    tokens: { type: 'string', default: '256' },
+    streams: { type: 'string', default: '1,4,16,64' },
+    'stream-prompt': { type: 'string', default: '64' },
+    'stream-tokens': { type: 'string', default: '128' },
+    bandwidth: { type: 'string' },
+    peer: { type: 'string', default: 'mlx-lm' },
+    python: { type: 'string', default: process.env.PYTHON ?? 'python3' },
+    json: { type: 'string' },
+    'budget-s': { type: 'string', default: '0' },
+  },
+})
+if (!a.model || !['decode', 'streams', 'first-token'].includes(a.mode)) {
+  throw new Error('usage: --mode decode|streams|first-token --model DIR (see the header)')
+}
+const name = a.name ?? a.model.split('/').filter(Boolean).pop()
+const runs = Number(a.runs)
+const started = Date.now()
+const budgetMs = Number(a['budget-s']) * 1e3
+const withinBudget = () => !budgetMs || Date.now() - started < budgetMs
+const here = (rel) => fileURLToPath(new URL(rel, import.meta.url))
+
+const passed = ['--mode', a.mode, '--model', a.model, '--prompt', a.prompt, '--tokens', a.tokens,
+  '--streams', a.streams, '--stream-prompt', a['stream-prompt'], '--stream-tokens', a['stream-tokens']]
+const SIDES = {
+  'mlx-napi': () => [process.execPath, [here('./gen_side.mjs'), ...passed]],
+  'mlx-lm': () => [a.python, [here('./peers/mlx_lm_side.py'), ...passed]],
+}
+const sides = ['mlx-napi', ...(a.peer === 'none' ? [] : [a.peer])]
+for (const s of sides) if (!SIDES[s]) throw new Error(`--peer: mlx-lm or none, got ${s}`)
+
+/** Runs one side in a fresh process; resolves with its JSON line. */
+function runSide(side, env = {}) {
+  const [cmd, args] = SIDES[side]()
+  const t0 = Date.now()
+  const extra = a.mode === 'first-token' ? ['--t0', String(t0)] : []
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, [...args, ...extra], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, PYTHONUNBUFFERED: '1', ...env },
+    })
+    let stdout = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.on('error', reject)
+    child.on('exit', (code) => {
+      const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()
+      if (code !== 0 || !line) return reject(new Error(`${side} exited with ${code}: ${stdout.slice(-500)}`))
+      resolve(JSON.parse(line))
+    })
+  })
+}
+
+/** `n` alternating rounds (ours first in even rounds); per side, the replies. */
+async function alternate(n, envOf = () => ({})) {
+  const bySide = Object.fromEntries(sides.map((s) => [s, []]))
+  for (let i = 0; i < n && withinBudget(); i++) {
+    const order = i % 2 === 0 ? sides : [...sides].reverse()
+    for (const s of order) bySide[s].push(await runSide(s, envOf(s, i)))
+    process.stderr.write(`gen.mjs: ${a.mode} round ${i + 1}/${n} done\n`)
+  }
+  return bySide
+}
+
+const fmt = (s, digits = 1) => `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`
+const rows = []
+function row(label, bySide, pick, { digits = 1, higherIsBetter = true, extra } = {}) {
+  const stats = {}
+  for (const s of sides) {
+    const values = bySide[s].map(pick).filter((v) => Number.isFinite(v))
+    if (values.length) stats[s] = summarize(values)
+  }
+  const ours = stats['mlx-napi']
+  const peer = stats[sides[1]]
+  const ratio = ours && peer ? (higherIsBetter ? ours.median / peer.median : peer.median / ours.median) : null
+  const cells = sides.map((s) => (stats[s] ? `${fmt(stats[s], digits)} [${stats[s].runs}]` : '–'))
+  if (sides.length > 1) cells.push(ratio ? `${ratio.toFixed(2)}×` : '–')
+  if (extra !== undefined) cells.push(extra)
+  console.log(`| ${label} | ${cells.join(' | ')} |`)
+  rows.push({ label, stats, ratio, extra })
+}
+
+function header(extraColumn) {
+  const cols = sides.map((s) => `${s} median (min–max) [runs]`)
+  if (sides.length > 1) cols.push('ratio (> 1: mlx-napi faster)')
+  if (extraColumn) cols.push(extraColumn)
+  console.log(`\n${name} — ${a.mode}, each side alone in its own process, alternating\n`)
+  console.log(`| case | ${cols.join(' | ')} |`)
+  console.log(`| --- |${' --- |'.repeat(cols.length)}`)
+}
+
+/** Bytes of the checkpoint's weight files (what a decode step reads at least once). */
+function weightBytes(dir) {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.safetensors'))
+    .reduce((sum, f) => sum + statSync(join(dir, f)).size, 0)
+}
+
+let extraInfo = {}
+if (a.mode === 'decode') {
+  const bySide = await alternate(runs)
+  const bw = a.bandwidth ? Number(a.bandwidth) * 1e9 : null
+  const bytes = weightBytes(a.model)
+  const roofline = bw ? bw / bytes : null
+  header(roofline ? `mlx-napi % of roofline (${(bw / 1e12).toFixed(2)} TB/s ÷ ${(bytes / 1e9).toFixed(2)} GB = ${roofline.toFixed(0)} tok/s)` : null)
+  for (const setting of ['greedy', 'all filters']) {
+    const ours = summarize(bySide['mlx-napi'].map((r) => r.decode_tps[setting]))
+    row(`decode tok/s, ${setting}, ${a.tokens} tokens`, bySide, (r) => r.decode_tps[setting], {
+      extra: roofline ? `${((100 * ours.median) / roofline).toFixed(1)} %` : undefined,
+    })
+  }
+  // Full-sampling cost, per process (both settings ran in the same one).
+  row('full-sampling cost vs greedy, % (lower is better)', bySide,
+    (r) => 100 * (1 - r.decode_tps['all filters'] / r.decode_tps.greedy), { higherIsBetter: false, extra: roofline ? '' : undefined })
+  const reads = summarize(bySide['mlx-napi'].map((r) => r.host_reads_per_token.greedy))
+  console.log(`\nhost reads per token (mlx-napi, greedy): ${reads.median.toFixed(3)}`)
+  extraInfo = { bandwidth_bytes_per_s: bw, weight_bytes: bytes, roofline_tps: roofline, raw: bySide }
+} else if (a.mode === 'streams') {
+  const bySide = await alternate(runs)
+  header('mlx-napi aggregate ÷ its 1-stream rate')
+  const counts = a.streams.split(',')
+  const single = summarize(bySide['mlx-napi'].map((r) => r.aggregate_tps[counts[0]])).median
+  for (const c of counts) {
+    const ours = summarize(bySide['mlx-napi'].map((r) => r.aggregate_tps[c])).median
+    row(`aggregate tok/s, ${c} concurrent streams × ${a['stream-tokens']} tokens`, bySide, (r) => r.aggregate_tps[c], {
+      extra: `${(ours / single).toFixed(2)}×`,
+    })
+  }
+  for (const c of counts) {
+    row(`per-stream decode tok/s (median stream), ${c} streams`, bySide, (r) => r.per_stream_decode_tps[c], { extra: '' })
+  }
+  extraInfo = { raw: bySide }
+} else {
+  // Cold: fresh empty caches per run and side. Warm: each side's own caches.
+  const fresh = () => mkdtempSync(join(tmpdir(), 'mlx-kcache-'))
+  const coldCaches = (side) => {
+    const dir = fresh()
+    return { MLX_PTX_CACHE_DIR: join(dir, 'ptx'), CUDA_CACHE_PATH: join(dir, 'nv') }
+  }
+  const warmDirs = Object.fromEntries(sides.map((s) => [s, coldCaches(s)]))
+  const cold = await alternate(Number(a['cold-runs']), (s, i) => (i === 0 ? warmDirs[s] : coldCaches(s)))
+  const warm = await alternate(runs, (s) => warmDirs[s])
+  header()
+  row('process start → first token, ms, cold kernel caches', cold, (r) => r.first_token_ms, { digits: 0, higherIsBetter: false })
+  row('process start → first token, ms, warm kernel caches', warm, (r) => r.first_token_ms, { digits: 0, higherIsBetter: false })
+  extraInfo = { raw: { cold, warm } }
+}
+
+const out = {
+  model: name,
+  mode: a.mode,
+  sides,
+  date: new Date().toISOString(),
+  args: a,
+  rows,
+  ...extraInfo,
+}
+if (a.json) writeFileSync(a.json, JSON.stringify(out, null, 2))
