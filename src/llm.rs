@@ -110,7 +110,7 @@ pub struct GenerateOptionsJs {
     /// temperature and the top-k/top-p/min-p filters. Computed on the device
     /// and read back with the token.
     pub logprobs: Option<bool>,
-    /// With log-probabilities, also the this many most likely tokens at each
+    /// With log-probabilities, also this many most likely tokens at each
     /// step (0–100, default 0); implies `logprobs: true`.
     pub top_logprobs: Option<f64>,
     /// Stops generation at the next step; the result has `finishReason: 'abort'`.
@@ -140,9 +140,12 @@ pub struct Timings {
     pub total_ms: f64,
 }
 
+/// One of the most likely tokens at a step.
 #[napi(object)]
 pub struct TopLogprob {
+    /// Token id.
     pub token: u32,
+    /// Its natural-log probability (≤ 0).
     pub logprob: f64,
 }
 
@@ -150,8 +153,11 @@ pub struct TopLogprob {
 /// (most likely first; `topLogprobs` entries).
 #[napi(object, js_name = "TokenLogprob")]
 pub struct TokenLogprobJs {
+    /// The generated token's id.
     pub token: u32,
+    /// Its natural-log probability (≤ 0).
     pub logprob: f64,
+    /// The `topLogprobs` most likely tokens at this step (empty without `topLogprobs`).
     pub top_logprobs: Vec<TopLogprob>,
 }
 
@@ -236,7 +242,9 @@ fn result_to_js(r: GenerationResult) -> GenerationResultJs {
             total_ms: r.timings.total_ms,
         },
         host_reads: r.host_reads as f64,
-        logprobs: r.logprobs.map(|all| all.iter().map(logprob_to_js).collect()),
+        logprobs: r
+            .logprobs
+            .map(|all| all.iter().map(logprob_to_js).collect()),
     }
 }
 

@@ -157,7 +157,8 @@ mod tests {
         let home = Some(Path::new("/home/ada"));
         let v = "0.32.2";
         let dir = |os, xdg: Option<&str>| {
-            default_kernel_cache_dir(os, xdg.map(Path::new), home, v).map(|p| p.display().to_string())
+            default_kernel_cache_dir(os, xdg.map(Path::new), home, v)
+                .map(|p| p.display().to_string())
         };
         assert_eq!(
             dir("linux", None).as_deref(),

@@ -25,8 +25,8 @@ use mlx_napi_core::{
     llm::{
         host_reads,
         models::{load_model, LanguageModel},
-        Chunk, FinishReason, GenerateOptions, GenerationRequest, GenerationResult,
-        GenerationSink, Llm, LoadOptions, Prompt, PromptSource, RequestQueue, ServeOptions,
+        Chunk, FinishReason, GenerateOptions, GenerationRequest, GenerationResult, GenerationSink,
+        Llm, LoadOptions, Prompt, PromptSource, RequestQueue, ServeOptions,
     },
     loading::{load_weights, read_json, weight_files, Quantization},
     nn::WeightTree,
@@ -83,15 +83,17 @@ fn batch_matches_solo(name: &str) {
     let step = |solo: &mut Vec<Vec<_>>, batch: &mut BatchKvCache, seed: i32| {
         let next = ids(seed, solo.len(), vocab);
         let batched = model
-            .forward_batch(
-                &Array::from_slice(&next, &[next.len() as i32, 1]),
-                batch,
-            )
+            .forward_batch(&Array::from_slice(&next, &[next.len() as i32, 1]), batch)
             .unwrap();
         let batched = to_vec_f32(&batched);
         for (row, caches) in solo.iter_mut().enumerate() {
-            let alone = model.forward(&tokens(&next[row..row + 1]), caches, true).unwrap();
-            let diff = max_abs_diff(&batched[row * vocab..(row + 1) * vocab], &to_vec_f32(&alone));
+            let alone = model
+                .forward(&tokens(&next[row..row + 1]), caches, true)
+                .unwrap();
+            let diff = max_abs_diff(
+                &batched[row * vocab..(row + 1) * vocab],
+                &to_vec_f32(&alone),
+            );
             assert!(diff < ATOL, "{name}: row {row} differs by {diff}");
         }
     };
@@ -136,7 +138,9 @@ fn sliding_window_models_do_not_batch() {
     assert!(!model.supports_batching());
     let mut batch = BatchKvCache::new(model.num_layers());
     let mut caches = model.new_caches();
-    model.forward(&tokens(&[1, 2, 3]), &mut caches, true).unwrap();
+    model
+        .forward(&tokens(&[1, 2, 3]), &mut caches, true)
+        .unwrap();
     batch.push_row(&caches).unwrap();
     let err = model
         .forward_batch(&Array::from_slice(&[4i32], &[1, 1]), &mut batch)
@@ -181,7 +185,10 @@ fn prompts() -> Vec<PromptSource> {
 fn assert_same(batched: &GenerationResult, alone: &GenerationResult, what: &str) {
     assert_eq!(batched.token_ids, alone.token_ids, "{what}: tokens");
     assert_eq!(batched.text, alone.text, "{what}: text");
-    assert_eq!(batched.finish_reason, alone.finish_reason, "{what}: finish reason");
+    assert_eq!(
+        batched.finish_reason, alone.finish_reason,
+        "{what}: finish reason"
+    );
     assert_eq!(batched.usage, alone.usage, "{what}: usage");
 }
 
@@ -196,7 +203,9 @@ fn greedy_batch_equals_each_solo_run_with_one_read_per_step() {
         .collect();
     // chat_capital ends at EOS within 12 tokens: rows leave at different steps.
     assert!(alone.iter().any(|r| r.finish_reason == FinishReason::Stop));
-    assert!(alone.iter().any(|r| r.finish_reason == FinishReason::Length));
+    assert!(alone
+        .iter()
+        .any(|r| r.finish_reason == FinishReason::Length));
 
     let reads_before = host_reads();
     let as_prompts: Vec<Prompt> = prompts.iter().map(PromptSource::as_prompt).collect();
@@ -219,7 +228,9 @@ fn greedy_batch_equals_each_solo_run_with_one_read_per_step() {
     for (i, (b, a)) in queued.iter().zip(&alone).enumerate() {
         assert_same(b.as_ref().unwrap(), a, &format!("max_batch 2, prompt {i}"));
     }
-    assert!(queued.iter().any(|r| r.as_ref().unwrap().timings.queue_ms > 0.0));
+    assert!(queued
+        .iter()
+        .any(|r| r.as_ref().unwrap().timings.queue_ms > 0.0));
 }
 
 /// Collects a request's chunks and result; may queue another request when
@@ -234,7 +245,11 @@ struct Probe {
 impl GenerationSink for Probe {
     fn chunk(&mut self, chunk: &Chunk) -> ControlFlow<()> {
         self.streamed.push_str(chunk.text);
-        if self.join.as_ref().is_some_and(|(at, ..)| *at == chunk.index) {
+        if self
+            .join
+            .as_ref()
+            .is_some_and(|(at, ..)| *at == chunk.index)
+        {
             let (_, queue, request) = self.join.take().unwrap();
             assert!(queue.push(request).is_ok());
         }
@@ -358,7 +373,11 @@ fn logprobs_are_sorted_consistent_and_match_mlx_lm_at_step_0() {
         ..greedy(6)
     };
     let reads_before = host_reads();
-    let result = solo(&llm, Prompt::Text(case["prompt"].as_str().unwrap()), &options);
+    let result = solo(
+        &llm,
+        Prompt::Text(case["prompt"].as_str().unwrap()),
+        &options,
+    );
     // Still one host read per generated token.
     assert_eq!(host_reads() - reads_before, result.host_reads);
     assert_eq!(result.host_reads, 6);
@@ -427,7 +446,10 @@ fn logprobs_are_sorted_consistent_and_match_mlx_lm_at_step_0() {
     // Batched rows report the log-probabilities they report alone; a row
     // without log-probs in the same batch reports none.
     let batch = llm.generate_batch(
-        &[Prompt::Text(case["prompt"].as_str().unwrap()), Prompt::Text("Hello")],
+        &[
+            Prompt::Text(case["prompt"].as_str().unwrap()),
+            Prompt::Text("Hello"),
+        ],
         &options,
         4,
     );
@@ -440,11 +462,7 @@ fn logprobs_are_sorted_consistent_and_match_mlx_lm_at_step_0() {
             assert!((x.1 - y.1).abs() < 1e-3);
         }
     }
-    let mixed = llm.generate_batch(
-        &[Prompt::Text("Hello")],
-        &greedy(3),
-        4,
-    );
+    let mixed = llm.generate_batch(&[Prompt::Text("Hello")], &greedy(3), 4);
     assert!(mixed[0].as_ref().unwrap().logprobs.is_none());
 
     let err = llm
@@ -474,9 +492,15 @@ fn a_failing_request_does_not_disturb_the_batch() {
         &options,
         4,
     );
-    assert_eq!(results[0].as_ref().unwrap_err().code().as_str(), "ERR_INVALID_ARG");
+    assert_eq!(
+        results[0].as_ref().unwrap_err().code().as_str(),
+        "ERR_INVALID_ARG"
+    );
     assert_same(results[1].as_ref().unwrap(), &good, "the good row");
-    assert_eq!(results[2].as_ref().unwrap_err().code().as_str(), "ERR_INVALID_ARG");
+    assert_eq!(
+        results[2].as_ref().unwrap_err().code().as_str(),
+        "ERR_INVALID_ARG"
+    );
 
     // A closed queue refuses requests; waiting ones end with ERR_DISPOSED.
     let queue = RequestQueue::new();

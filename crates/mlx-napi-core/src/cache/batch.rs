@@ -107,7 +107,9 @@ impl BatchKvCache {
                 .contents()?
                 .ok_or_else(|| Error::invalid("the row's cache is empty"))?;
             if k.dim(0) != 1 {
-                return Err(Error::invalid("a joining row's cache must hold one sequence"));
+                return Err(Error::invalid(
+                    "a joining row's cache must hold one sequence",
+                ));
             }
             let row = |new: &Array, old: &Option<Array>| -> Result<Array> {
                 // The row right-aligned at `idx`, zeros around it.
@@ -249,7 +251,9 @@ impl LayerCache for BatchLayer<'_> {
             (&mut self.buffers.values, values),
         ] {
             let Some(b) = buf.as_mut() else {
-                return Err(Error::invalid("a batch cache needs rows before a forward pass"));
+                return Err(Error::invalid(
+                    "a batch cache needs rows before a forward pass",
+                ));
             };
             if b.dim(0) != fresh.dim(0) {
                 return Err(Error::invalid(format!(

@@ -343,9 +343,10 @@ impl Llm {
         let start = Instant::now();
         let queue_ms = start.duration_since(queued_at).as_secs_f64() * 1e3;
         if !self.model.supports_batching() || options.max_kv_size.is_some() {
-            let result = self.generate_timed(prompt.as_prompt(), &options, start, queue_ms, &mut |c| {
-                sink.chunk(c)
-            });
+            let result =
+                self.generate_timed(prompt.as_prompt(), &options, start, queue_ms, &mut |c| {
+                    sink.chunk(c)
+                });
             sink.finish(result);
             return Ok(());
         }
@@ -353,9 +354,15 @@ impl Llm {
             let ids = self.encode_prompt(prompt.as_prompt())?;
             let mut caches = self.model.new_caches();
             let mut fed = Vec::new();
-            let first =
-                TokenStream::start(self.model.as_ref(), &mut caches, &mut fed, &ids, 0, &options)?
-                    .into_first_step();
+            let first = TokenStream::start(
+                self.model.as_ref(),
+                &mut caches,
+                &mut fed,
+                &ids,
+                0,
+                &options,
+            )?
+            .into_first_step();
             Ok((ids.len(), caches, first))
         })();
         let (prompt_tokens, caches, first) = match started {

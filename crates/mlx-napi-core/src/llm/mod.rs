@@ -286,7 +286,16 @@ impl Llm {
             }
         }
         let mut fed = Vec::new();
-        self.run_stream(&mut caches, &mut fed, &ids, 0, options, start, queue_ms, on_chunk)
+        self.run_stream(
+            &mut caches,
+            &mut fed,
+            &ids,
+            0,
+            options,
+            start,
+            queue_ms,
+            on_chunk,
+        )
     }
 
     /// A token stream over `caches` (holding `prompt[..cached]`) under a
@@ -303,7 +312,8 @@ impl Llm {
         queue_ms: f64,
         on_chunk: &mut dyn FnMut(&Chunk) -> ControlFlow<()>,
     ) -> Result<GenerationResult> {
-        let mut stream = TokenStream::start(self.model.as_ref(), caches, fed, prompt, cached, options)?;
+        let mut stream =
+            TokenStream::start(self.model.as_ref(), caches, fed, prompt, cached, options)?;
         let mut text = TextLayer::new(&self.tokenizer, &self.eos_ids, options, start);
         let reason = loop {
             let Some(token) = stream.next()? else {

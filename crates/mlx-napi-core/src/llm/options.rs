@@ -162,4 +162,3 @@ pub struct GenerationResult {
     /// Per generated token, when [`GenerateOptions::logprobs`] was set.
     pub logprobs: Option<Vec<TokenLogprob>>,
 }
-

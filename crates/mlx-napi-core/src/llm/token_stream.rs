@@ -148,9 +148,7 @@ impl Pending {
         let (base, have) = match &self.packed {
             Some(p) => (p.clone(), p.dim(1)),
             None => (
-                self.tokens
-                    .reshape(&[rows, 1])?
-                    .as_dtype(Dtype::Float32)?,
+                self.tokens.reshape(&[rows, 1])?.as_dtype(Dtype::Float32)?,
                 1,
             ),
         };
@@ -368,8 +366,9 @@ fn host_values<T: mlx_rs::ArrayElement + Copy>(a: &Array) -> Result<Vec<T>> {
     };
     match read(a) {
         Ok(v) => Ok(v),
-        Err(mlx_rs::error::AsSliceError::NotContiguous) => read(&a.contiguous()?)
-            .map_err(|e| Error::Mlx(format!("reading sampled tokens: {e}"))),
+        Err(mlx_rs::error::AsSliceError::NotContiguous) => {
+            read(&a.contiguous()?).map_err(|e| Error::Mlx(format!("reading sampled tokens: {e}")))
+        }
         Err(e) => Err(Error::Mlx(format!("reading sampled tokens: {e}"))),
     }
 }

@@ -12,8 +12,8 @@ use super::{parse_config, LanguageModel};
 use crate::{
     cache::{BatchKvCache, KvCache, LayerCache},
     nn::{
-        attention, causal_window_mask, AttentionMask, Embedding, Linear, RmsNorm, Rope,
-        RopeOffset, SwiGluMlp, WeightTree,
+        attention, causal_window_mask, AttentionMask, Embedding, Linear, RmsNorm, Rope, RopeOffset,
+        SwiGluMlp, WeightTree,
     },
     Error, Result,
 };
@@ -323,10 +323,7 @@ impl Block {
         mask: &MaskPlan,
     ) -> Result<Array> {
         let normed = self.input_norm.forward(x)?;
-        let h = x.add(
-            self.attention
-                .forward(&normed, rope, offset, cache, mask)?,
-        )?;
+        let h = x.add(self.attention.forward(&normed, rope, offset, cache, mask)?)?;
         Ok(h.add(self.mlp.forward(&self.post_attention_norm.forward(&h)?)?)?)
     }
 }
