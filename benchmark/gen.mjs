@@ -19,7 +19,7 @@
 // --budget-s stops starting runs once the time is spent (the table says how
 // many ran); a device call has 10 minutes.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -98,7 +98,7 @@ async function alternate(n, envOf = () => ({})) {
 
 const fmt = (s, digits = 1) => `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`
 const rows = []
-function row(label, bySide, pick, { digits = 1, higherIsBetter = true, extra } = {}) {
+function row(label, bySide, pick, { digits = 1, higherIsBetter = true, extra, noRatio = false } = {}) {
   const stats = {}
   for (const s of sides) {
     const values = bySide[s].map(pick).filter((v) => Number.isFinite(v))
@@ -106,7 +106,9 @@ function row(label, bySide, pick, { digits = 1, higherIsBetter = true, extra } =
   }
   const ours = stats['mlx-napi']
   const peer = stats[sides[1]]
-  const ratio = ours && peer ? (higherIsBetter ? ours.median / peer.median : peer.median / ours.median) : null
+  const ratio = ours && peer && !noRatio
+    ? (higherIsBetter ? ours.median / peer.median : peer.median / ours.median)
+    : null
   const cells = sides.map((s) => (stats[s] ? `${fmt(stats[s], digits)} [${stats[s].runs}]` : '–'))
   if (sides.length > 1) cells.push(ratio ? `${ratio.toFixed(2)}×` : '–')
   if (extra !== undefined) cells.push(extra)
@@ -145,7 +147,7 @@ if (a.mode === 'decode') {
   }
   // Full-sampling cost, per process (both settings ran in the same one).
   row('full-sampling cost vs greedy, % (lower is better)', bySide,
-    (r) => 100 * (1 - r.decode_tps['all filters'] / r.decode_tps.greedy), { higherIsBetter: false, extra: roofline ? '' : undefined })
+    (r) => 100 * (1 - r.decode_tps['all filters'] / r.decode_tps.greedy), { noRatio: true, extra: roofline ? '' : undefined })
   const reads = summarize(bySide['mlx-napi'].map((r) => r.host_reads_per_token.greedy))
   console.log(`\nhost reads per token (mlx-napi, greedy): ${reads.median.toFixed(3)}`)
   extraInfo = { bandwidth_bytes_per_s: bw, weight_bytes: bytes, roofline_tps: roofline, raw: bySide }
@@ -166,7 +168,11 @@ if (a.mode === 'decode') {
   extraInfo = { raw: bySide }
 } else {
   // Cold: fresh empty caches per run and side. Warm: each side's own caches.
-  const fresh = () => mkdtempSync(join(tmpdir(), 'mlx-kcache-'))
+  const made = []
+  const fresh = () => {
+    made.push(mkdtempSync(join(tmpdir(), 'mlx-kcache-')))
+    return made[made.length - 1]
+  }
   const coldCaches = (side) => {
     const dir = fresh()
     return { MLX_PTX_CACHE_DIR: join(dir, 'ptx'), CUDA_CACHE_PATH: join(dir, 'nv') }
@@ -178,6 +184,7 @@ if (a.mode === 'decode') {
   row('process start → first token, ms, cold kernel caches', cold, (r) => r.first_token_ms, { digits: 0, higherIsBetter: false })
   row('process start → first token, ms, warm kernel caches', warm, (r) => r.first_token_ms, { digits: 0, higherIsBetter: false })
   extraInfo = { raw: { cold, warm } }
+  for (const dir of made) rmSync(dir, { recursive: true, force: true })
 }
 
 const out = {
