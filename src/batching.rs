@@ -55,7 +55,7 @@ impl Batching {
     /// model rejects it with `ERR_DISPOSED`.
     pub fn enqueue<M: HasLlm>(self: &Arc<Self>, slot: &WorkerSlot<M>, request: GenerationRequest) {
         if let Err(request) = self.queue.push(request) {
-            return request.reject(CoreError::Disposed);
+            return (*request).reject(CoreError::Disposed);
         }
         self.drive(slot);
     }

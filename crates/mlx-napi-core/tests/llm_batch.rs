@@ -6,8 +6,9 @@
 //!   gives alone, also after rows leave and a longer row joins.
 //! * Engine level, on SmolLM2 (CPU, float32): at temperature 0 every batched
 //!   sequence's tokens and text equal its solo run — with all rows starting
-//!   together, with rows joining and leaving mid-flight, and with each row's
-//!   own sampling settings, stop strings and limits; one host read per step.
+//!   together (prefilled as one right-padded batch), with rows joining alone
+//!   and leaving mid-flight, and with each row's own sampling settings, stop
+//!   strings and limits; one host read per step.
 //! * Log-probs: shape, order, consistency with the token, with mlx-lm's
 //!   step-0 log-probs, and between solo and batched runs.
 
@@ -233,13 +234,16 @@ fn greedy_batch_equals_each_solo_run_with_one_read_per_step() {
         .any(|r| r.as_ref().unwrap().timings.queue_ms > 0.0));
 }
 
+/// A request's streamed text and result, once finished.
+type Outcome = Arc<Mutex<Option<(String, Result<GenerationResult>)>>>;
+
 /// Collects a request's chunks and result; may queue another request when
 /// its own `index`-th chunk arrives (a request joining mid-flight).
 struct Probe {
     index: usize,
     join: Option<(usize, Arc<RequestQueue>, GenerationRequest)>,
     streamed: String,
-    result: Arc<Mutex<Option<(String, Result<GenerationResult>)>>>,
+    result: Outcome,
 }
 
 impl GenerationSink for Probe {
@@ -261,8 +265,6 @@ impl GenerationSink for Probe {
         *self.result.lock().unwrap() = Some((std::mem::take(&mut self.streamed), result));
     }
 }
-
-type Outcome = Arc<Mutex<Option<(String, Result<GenerationResult>)>>>;
 
 fn request(
     prompt: PromptSource,
@@ -500,6 +502,42 @@ fn a_failing_request_does_not_disturb_the_batch() {
     assert_eq!(
         results[2].as_ref().unwrap_err().code().as_str(),
         "ERR_INVALID_ARG"
+    );
+
+    // Prefilled together with an aborted request: it ends with "abort" and no
+    // tokens, the other runs as alone.
+    let queue = RequestQueue::new();
+    let aborted = GenerateOptions {
+        abort: Some(Arc::new(std::sync::atomic::AtomicBool::new(true))),
+        ..options.clone()
+    };
+    let (r0, o0) = request(
+        PromptSource::Text("The capital of France is".into()),
+        options.clone(),
+        None,
+    );
+    let (r1, o1) = request(
+        PromptSource::Text("Once upon a time, in".into()),
+        aborted,
+        None,
+    );
+    assert!(queue.push(r1).is_ok() && queue.push(r0).is_ok());
+    llm.serve(
+        &queue,
+        &ServeOptions {
+            max_batch: 4,
+            yield_now: &|| false,
+        },
+    );
+    let (_, r1) = o1.lock().unwrap().take().unwrap();
+    let r1 = r1.unwrap();
+    assert_eq!(r1.finish_reason, FinishReason::Abort);
+    assert!(r1.token_ids.is_empty());
+    let (_, r0) = o0.lock().unwrap().take().unwrap();
+    assert_same(
+        &r0.unwrap(),
+        &good,
+        "the row prefilled beside an aborted one",
     );
 
     // A closed queue refuses requests; waiting ones end with ERR_DISPOSED.

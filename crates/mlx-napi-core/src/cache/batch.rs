@@ -9,9 +9,9 @@
 //! `BatchKVCache`; here the row bookkeeping is on the host, once for all
 //! layers, so a step needs no device read to build its mask or positions.
 //!
-//! * A request joins with [`BatchKvCache::push_row`] (its own prefilled
-//!   cache): if it is shorter than `idx` it is padded on the left, if longer,
-//!   every other row is.
+//! * Requests join with [`BatchKvCache::push_row`] / [`BatchKvCache::push_rows`]
+//!   (their own prefilled keys and values): a row shorter than `idx` is
+//!   padded on the left, a longer one pads every other row.
 //! * A finished one leaves with [`BatchKvCache::retain_rows`]; padding that
 //!   every remaining row has in common is then cut off.
 
@@ -79,58 +79,75 @@ impl BatchKvCache {
     /// Adds a row holding everything `caches` (one per layer, one row each)
     /// hold; it becomes the last row.
     pub fn push_row(&mut self, caches: &[KvCache]) -> Result<()> {
-        if caches.len() != self.layers.len() {
-            return Err(Error::invalid(format!(
-                "{} caches for a batch cache of {} layers",
-                caches.len(),
-                self.layers.len()
-            )));
-        }
-        let n = caches.first().map_or(0, KvCache::offset);
-        if caches.iter().any(|c| c.offset() != n) {
-            return Err(Error::invalid("the row's layer caches differ in length"));
-        }
-        if n == 0 {
-            return Err(Error::invalid("cannot add an empty row to a batch cache"));
-        }
-        let rows = self.rows() as i32;
-        // Existing rows move right when the new row is longer than all of them.
-        let shift = (n - self.idx).max(0);
-        let idx = self.idx + shift;
-        let capacity = if rows == 0 {
-            round_up(idx + 1, self.step)
-        } else {
-            self.capacity() + shift
-        };
-        for (buffers, cache) in self.layers.iter_mut().zip(caches) {
-            let (k, v) = cache
-                .contents()?
-                .ok_or_else(|| Error::invalid("the row's cache is empty"))?;
-            if k.dim(0) != 1 {
+        let layers = caches
+            .iter()
+            .map(|c| {
+                c.contents()?
+                    .ok_or_else(|| Error::invalid("cannot add an empty row to a batch cache"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.push_rows(vec![layers])
+    }
+
+    /// Adds rows after the existing ones, in one copy of the buffers. Each
+    /// row is its keys and values per layer, `[1, heads, n, head_dim]` with
+    /// `n ≥ 1` positions (rows may differ in `n`).
+    pub fn push_rows(&mut self, rows: Vec<Vec<(Array, Array)>>) -> Result<()> {
+        let mut lengths = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.len() != self.layers.len() {
+                return Err(Error::invalid(format!(
+                    "a row of {} layers for a batch cache of {}",
+                    row.len(),
+                    self.layers.len()
+                )));
+            }
+            let n = row[0].0.dim(2);
+            if n == 0 || row.iter().any(|(k, v)| k.dim(2) != n || v.dim(2) != n) {
                 return Err(Error::invalid(
-                    "a joining row's cache must hold one sequence",
+                    "a joining row needs the same positive length in every layer",
                 ));
             }
-            let row = |new: &Array, old: &Option<Array>| -> Result<Array> {
-                // The row right-aligned at `idx`, zeros around it.
-                let padded = pad_axis2(new, idx - n, capacity - idx)?;
-                match old {
-                    Some(old) if rows > 0 => {
-                        let old = pad_axis2(old, shift, 0)?;
-                        Ok(ops::concatenate(&[old, padded], 0)?)
-                    }
-                    _ => Ok(padded),
+            if row.iter().any(|(k, _)| k.dim(0) != 1) {
+                return Err(Error::invalid("a joining row must hold one sequence"));
+            }
+            lengths.push(n);
+        }
+        let Some(&longest) = lengths.iter().max() else {
+            return Ok(());
+        };
+        let existing = self.rows() > 0;
+        // Existing rows move right when a new row is longer than all of them.
+        let shift = (longest - self.idx).max(0);
+        let idx = self.idx + shift;
+        let capacity = if existing {
+            self.capacity() + shift
+        } else {
+            round_up(idx + 1, self.step)
+        };
+        for (layer, buffers) in self.layers.iter_mut().enumerate() {
+            for (is_key, buf) in [(true, &mut buffers.keys), (false, &mut buffers.values)] {
+                let mut parts = Vec::with_capacity(rows.len() + 1);
+                if let Some(old) = buf.take().filter(|_| existing) {
+                    parts.push(pad_axis2(&old, shift, 0)?);
                 }
-            };
-            let keys = row(&k, &buffers.keys)?;
-            let values = row(&v, &buffers.values)?;
-            buffers.keys = Some(keys);
-            buffers.values = Some(values);
+                for (row, &n) in rows.iter().zip(&lengths) {
+                    let (k, v) = &row[layer];
+                    let new = if is_key { k } else { v };
+                    // Right-aligned at `idx`, zeros around it.
+                    parts.push(pad_axis2(new, idx - n, capacity - idx)?);
+                }
+                *buf = Some(if parts.len() == 1 {
+                    parts.pop().unwrap()
+                } else {
+                    ops::concatenate(&parts, 0)?
+                });
+            }
         }
         for p in &mut self.left_padding {
             *p += shift;
         }
-        self.left_padding.push(idx - n);
+        self.left_padding.extend(lengths.iter().map(|n| idx - n));
         self.idx = idx;
         Ok(())
     }

@@ -2,10 +2,13 @@
 //! one forward pass per step for all of them.
 //!
 //! Requests wait in a [`RequestQueue`]; [`Llm::serve`] (run on the model's
-//! thread) takes them at step boundaries, up to `max_batch` at a time. Each
-//! joins the way it would run alone — the token stream's prefill and first
-//! step, on its own cache — and then moves into the shared
-//! [`BatchKvCache`] (left-padded, with per-row RoPE positions). Every row
+//! thread) takes them at step boundaries, up to `max_batch` at a time. One
+//! arriving alone starts the way it would run alone — the token stream's
+//! prefill and first step, on its own cache; several arriving together
+//! prefill as one right-padded batch (mlx-lm's prefill batches; groups of
+//! similar length) and sample their first token in the batch's next step.
+//! Either way they move into the shared [`BatchKvCache`] (left-padded, with
+//! per-row RoPE positions). Every row
 //! keeps its own sampler (settings, penalty state, seed), stop conditions,
 //! text layer and limits; a finished row leaves at once and frees its slot.
 //! Decoding stays double-buffered: step n+1 of every row is queued before the
@@ -31,17 +34,17 @@ use std::{
 
 use mlx_rs::{
     ops::{self, indexing::TryIndexOp},
-    Dtype,
+    transforms, Array, Dtype,
 };
 
 use super::{
     options::{Chunk, FinishReason, GenerateOptions, GenerationResult},
     text::{Counts, TextLayer},
-    token_stream::{Pending, TokenStream},
+    token_stream::{check_prompt, Chunking, Pending, StreamToken, TokenStream},
     Llm, PromptSource,
 };
 use crate::{
-    cache::BatchKvCache,
+    cache::{BatchKvCache, KvCache},
     sampling::{logprobs, Sampler},
     Error, Result,
 };
@@ -117,10 +120,13 @@ impl RequestQueue {
     }
 
     /// Queues `request`; gives it back when the queue is closed.
-    pub fn push(&self, request: GenerationRequest) -> std::result::Result<(), GenerationRequest> {
+    pub fn push(
+        &self,
+        request: GenerationRequest,
+    ) -> std::result::Result<(), Box<GenerationRequest>> {
         let mut state = self.state.lock().unwrap();
         if state.closed {
-            return Err(request);
+            return Err(Box::new(request));
         }
         state.pending.push_back(request);
         Ok(())
@@ -205,6 +211,8 @@ struct Row<'t> {
     max_tokens: usize,
     produced: usize,
     reads: u64,
+    /// Joined with its last prompt token queued: the next read is not its.
+    warming: bool,
     prompt_tokens: usize,
     queue_ms: f64,
 }
@@ -244,6 +252,59 @@ struct Batch<'t> {
     pending: Option<Pending>,
 }
 
+impl Batch<'_> {
+    /// Queues joining rows' step after the existing rows'.
+    fn add_pending(&mut self, pending: Pending) -> Result<()> {
+        self.pending = Some(match self.pending.take() {
+            Some(p) => p.concat(pending)?,
+            None => pending,
+        });
+        Ok(())
+    }
+}
+
+/// A request out of the queue, tokenized and checked, not yet in the batch.
+struct Admitted {
+    sink: SinkSlot,
+    options: GenerateOptions,
+    ids: Vec<u32>,
+    max_tokens: usize,
+    start: Instant,
+    queue_ms: f64,
+}
+
+impl Admitted {
+    fn aborted(&self) -> bool {
+        self.options
+            .abort
+            .as_ref()
+            .is_some_and(|a| a.load(Ordering::Relaxed))
+    }
+}
+
+/// Most requests prefilled in one batch (mlx-lm's `prefill_batch_size`).
+const PREFILL_GROUP: usize = 8;
+
+/// Splits requests (longest prompt first) into prefill groups of up to
+/// [`PREFILL_GROUP`] whose padding stays small: a group's padded size
+/// (rows × longest) is at most twice its real tokens (plus a little).
+fn prefill_groups(requests: Vec<Admitted>) -> Vec<Vec<Admitted>> {
+    let mut groups: Vec<Vec<Admitted>> = Vec::new();
+    for a in requests {
+        let fits = groups.last().is_some_and(|g| {
+            let longest = g[0].ids.len();
+            let real: usize = g.iter().map(|x| x.ids.len()).sum::<usize>() + a.ids.len();
+            g.len() < PREFILL_GROUP && longest * (g.len() + 1) <= 2 * real + 256
+        });
+        if fits {
+            groups.last_mut().unwrap().push(a);
+        } else {
+            groups.push(vec![a]);
+        }
+    }
+    groups
+}
+
 impl Llm {
     /// Serves `queue` until it is empty and every row has finished, decoding
     /// up to `options.max_batch` requests together (continuous batching: new
@@ -257,9 +318,15 @@ impl Llm {
         };
         let max_batch = options.max_batch.max(1);
         loop {
-            while batch.rows.len() < max_batch && !(options.yield_now)() {
-                let Some(request) = queue.pop() else { break };
-                if let Err(e) = self.admit(request, &mut batch) {
+            let mut arrived = Vec::new();
+            if !(options.yield_now)() {
+                while batch.rows.len() + arrived.len() < max_batch {
+                    let Some(request) = queue.pop() else { break };
+                    arrived.push(request);
+                }
+            }
+            if !arrived.is_empty() {
+                if let Err(e) = self.admit_all(arrived, &mut batch) {
                     self.fail_batch(&mut batch, e);
                 }
             }
@@ -329,10 +396,42 @@ impl Llm {
         batch.pending = None;
     }
 
-    /// Starts `request`: alone up to its first sampled token, then into the
-    /// batch. Errors of the request itself end it; `Err` is a failure of the
-    /// batch (its cache could not take the row).
-    fn admit<'t>(&'t self, request: GenerationRequest, batch: &mut Batch<'t>) -> Result<()> {
+    /// Starts the requests that arrived since the last step. One alone
+    /// (or the only one of a prefill group) runs the token stream's own
+    /// prefill and first step, exactly as it would alone; several prefill
+    /// together, grouped by similar length, and sample their first token in
+    /// the batch's next step. Errors of a request end it; `Err` is a failure
+    /// of the batch (its cache could not take the rows).
+    fn admit_all<'t>(
+        &'t self,
+        requests: Vec<GenerationRequest>,
+        batch: &mut Batch<'t>,
+    ) -> Result<()> {
+        let mut ready: Vec<Admitted> = requests.into_iter().filter_map(|r| self.take(r)).collect();
+        // Longest first; a one-token prompt has nothing to prefill.
+        ready.sort_by_key(|a| std::cmp::Reverse(a.ids.len()));
+        let singles = ready
+            .iter()
+            .rposition(|a| a.ids.len() > 1)
+            .map_or(0, |last| last + 1);
+        let alone: Vec<Admitted> = ready.split_off(singles);
+        for group in prefill_groups(ready) {
+            if group.len() == 1 {
+                self.join_alone(group.into_iter().next().unwrap(), batch)?;
+            } else {
+                self.join_group(group, batch)?;
+            }
+        }
+        for a in alone {
+            self.join_alone(a, batch)?;
+        }
+        Ok(())
+    }
+
+    /// Takes a request out of the queue: its prompt tokenized and checked,
+    /// or — when it cannot share the batch cache — run alone to its end.
+    /// `None` when it already ended (an error, or it ran alone).
+    fn take(&self, request: GenerationRequest) -> Option<Admitted> {
         let GenerationRequest {
             prompt,
             options,
@@ -348,53 +447,210 @@ impl Llm {
                     sink.chunk(c)
                 });
             sink.finish(result);
-            return Ok(());
+            return None;
         }
+        let checked = self.encode_prompt(prompt.as_prompt()).and_then(|ids| {
+            let max_tokens = check_prompt(self.model.as_ref(), &ids, &options)?;
+            Ok((ids, max_tokens))
+        });
+        match checked {
+            Ok((ids, max_tokens)) => Some(Admitted {
+                sink,
+                options,
+                ids,
+                max_tokens,
+                start,
+                queue_ms,
+            }),
+            Err(e) => {
+                sink.finish(Err(e));
+                None
+            }
+        }
+    }
+
+    /// Ends `a`, aborted before its first token.
+    fn finish_aborted(&self, a: Admitted) {
+        let Admitted {
+            mut sink,
+            options,
+            ids,
+            start,
+            queue_ms,
+            ..
+        } = a;
+        let counts = Counts {
+            prompt_tokens: ids.len(),
+            prefilled_tokens: ids.len(),
+            host_reads: 0,
+            queue_ms,
+        };
+        let text = TextLayer::new(&self.tokenizer, &self.eos_ids, &options, start);
+        let result = text.finish(FinishReason::Abort, counts, &mut |c| sink.chunk(c));
+        sink.finish(result);
+    }
+
+    /// A row for `a`, whose first token comes next.
+    fn row<'t>(
+        &'t self,
+        a: Admitted,
+        sampler: Sampler,
+        max_tokens: usize,
+        warming: bool,
+    ) -> Row<'t> {
+        Row {
+            text: TextLayer::new(&self.tokenizer, &self.eos_ids, &a.options, a.start),
+            sink: a.sink,
+            sampler,
+            top_logprobs: a.options.logprobs,
+            abort: a.options.abort.clone(),
+            max_tokens,
+            produced: 0,
+            reads: 0,
+            warming,
+            prompt_tokens: a.ids.len(),
+            queue_ms: a.queue_ms,
+        }
+    }
+
+    /// Alone up to its first sampled token (the token stream), then into the batch.
+    fn join_alone<'t>(&'t self, mut a: Admitted, batch: &mut Batch<'t>) -> Result<()> {
         let started = (|| {
-            let ids = self.encode_prompt(prompt.as_prompt())?;
             let mut caches = self.model.new_caches();
             let mut fed = Vec::new();
             let first = TokenStream::start(
                 self.model.as_ref(),
                 &mut caches,
                 &mut fed,
-                &ids,
+                &a.ids,
                 0,
-                &options,
+                &a.options,
             )?
             .into_first_step();
-            Ok((ids.len(), caches, first))
+            Ok((caches, first))
         })();
-        let (prompt_tokens, caches, first) = match started {
+        let (caches, first) = match started {
             Ok(s) => s,
             Err(e) => {
-                sink.finish(Err(e));
+                a.sink.finish(Err(e));
                 return Ok(());
             }
         };
-        let row = Row {
-            sink,
-            text: TextLayer::new(&self.tokenizer, &self.eos_ids, &options, start),
-            sampler: first.sampler,
-            top_logprobs: options.logprobs,
-            abort: options.abort.clone(),
-            max_tokens: first.max_tokens,
-            produced: 0,
-            reads: 0,
-            prompt_tokens,
-            queue_ms,
-        };
+        let row = self.row(a, first.sampler, first.max_tokens, false);
         let Some(pending) = first.pending else {
             // Aborted during prefill.
             row.finish(FinishReason::Abort);
             return Ok(());
         };
         batch.cache.push_row(&caches)?;
-        batch.pending = Some(match batch.pending.take() {
-            Some(p) => p.concat(pending)?,
-            None => pending,
-        });
+        batch.add_pending(pending)?;
         batch.rows.push(row);
+        Ok(())
+    }
+
+    /// Prefills `group` (prompts of ≥ 2 tokens) in one batch — right-padded,
+    /// so plain causal attention keeps every row to its own tokens — and
+    /// moves the rows into the batch with their last prompt token queued:
+    /// the batch's next step samples their first token. A row aborted
+    /// during the prefill ends at once (its slot is computed to the end).
+    fn join_group<'t>(&'t self, group: Vec<Admitted>, batch: &mut Batch<'t>) -> Result<()> {
+        let mut rows: Vec<Option<Admitted>> = group.into_iter().map(Some).collect();
+        let prefill = (|| -> Result<Option<(Vec<KvCache>, Vec<usize>)>> {
+            let lens: Vec<usize> = rows.iter().flatten().map(|a| a.ids.len() - 1).collect();
+            let width = lens.iter().copied().max().unwrap_or(0);
+            let mut flat = vec![0i32; rows.len() * width];
+            for (i, a) in rows.iter().flatten().enumerate() {
+                for (j, &id) in a.ids[..lens[i]].iter().enumerate() {
+                    flat[i * width + j] = id as i32;
+                }
+            }
+            let tokens = Array::from_slice(&flat, &[rows.len() as i32, width as i32]);
+            let mut caches = self.model.new_caches();
+            let max_chunk = rows
+                .iter()
+                .flatten()
+                .map(|a| a.options.prefill_chunk_size)
+                .min()
+                .unwrap_or(1);
+            let mut chunk = Chunking::new(
+                max_chunk,
+                rows.iter().flatten().any(|a| a.options.abort.is_some()),
+            );
+            let mut pos = 0;
+            while pos < width {
+                for slot in rows.iter_mut() {
+                    if slot.as_ref().is_some_and(Admitted::aborted) {
+                        self.finish_aborted(slot.take().unwrap());
+                    }
+                }
+                if rows.iter().all(Option::is_none) {
+                    return Ok(None);
+                }
+                let end = (pos + chunk.size()).min(width);
+                let began = Instant::now();
+                let part = tokens.try_index((.., pos as i32..end as i32))?;
+                self.model.forward(&part, &mut caches, true)?;
+                transforms::eval(caches.iter().flat_map(|c| c.arrays()))?;
+                chunk.adapt(began.elapsed().as_secs_f64());
+                pos = end;
+            }
+            Ok(Some((caches, lens)))
+        })();
+        let (caches, lens) = match prefill {
+            Ok(Some(done)) => done,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                for mut a in rows.into_iter().flatten() {
+                    a.sink.finish(Err(e.duplicate()));
+                }
+                return Ok(());
+            }
+        };
+        let contents = caches
+            .iter()
+            .map(|c| {
+                c.contents()?
+                    .ok_or_else(|| Error::Internal("a prefill left an empty cache".into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut joining = Vec::new();
+        let mut kv_rows = Vec::new();
+        let mut last_ids = Vec::new();
+        for (i, slot) in rows.into_iter().enumerate() {
+            let Some(a) = slot else { continue };
+            if a.aborted() {
+                self.finish_aborted(a);
+                continue;
+            }
+            let (r, n) = (i as i32, lens[i] as i32);
+            kv_rows.push(
+                contents
+                    .iter()
+                    .map(|(k, v)| {
+                        Ok((
+                            k.try_index((r..r + 1, .., ..n))?,
+                            v.try_index((r..r + 1, .., ..n))?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            );
+            let sampler = Sampler::new(
+                a.options.sampler.clone(),
+                self.model.vocab_size(),
+                1,
+                &[&a.ids],
+            )?;
+            last_ids.push(*a.ids.last().unwrap() as i32);
+            let max = a.max_tokens;
+            joining.push(self.row(a, sampler, max, true));
+        }
+        if joining.is_empty() {
+            return Ok(());
+        }
+        batch.cache.push_rows(kv_rows)?;
+        let queued = Array::from_slice(&last_ids, &[last_ids.len() as i32]);
+        batch.add_pending(Pending::new(queued, None)?)?;
+        batch.rows.extend(joining);
         Ok(())
     }
 
@@ -405,20 +661,34 @@ impl Llm {
             .pending
             .take()
             .ok_or_else(|| Error::Internal("a batch without a queued step".into()))?;
-        let following = if batch.rows.iter().any(|r| r.produced + 1 < r.max_tokens) {
+        let following = if batch
+            .rows
+            .iter()
+            .any(|r| r.warming || r.produced + 1 < r.max_tokens)
+        {
             Some(self.batch_forward(batch, &pending)?)
         } else {
             None
         };
-        let tops: Vec<Option<usize>> = batch.rows.iter().map(|r| r.top_logprobs).collect();
-        let tokens = pending.read(&tops)?;
+        // Rows that joined with their last prompt token queued have nothing
+        // to read yet; when all rows are such, the step needs no read.
+        let tokens: Vec<Option<StreamToken>> = if batch.rows.iter().all(|r| r.warming) {
+            batch.rows.iter().map(|_| None).collect()
+        } else {
+            let tops: Vec<Option<usize>> = batch.rows.iter().map(|r| r.top_logprobs).collect();
+            pending.read(&tops)?.into_iter().map(Some).collect()
+        };
         let mut keep = Vec::with_capacity(batch.rows.len());
         let mut kept = Vec::with_capacity(batch.rows.len());
         for (i, (mut row, token)) in batch.rows.drain(..).zip(tokens).enumerate() {
-            row.reads += 1;
             let end = if row.aborted() {
                 Some(FinishReason::Abort)
-            } else {
+            } else if row.warming {
+                // The step just queued samples its first token.
+                row.warming = false;
+                None
+            } else if let Some(token) = token {
+                row.reads += 1;
                 row.produced += 1;
                 let pushed = row
                     .text
@@ -432,6 +702,10 @@ impl Llm {
                         continue;
                     }
                 }
+            } else {
+                return Err(Error::Internal(
+                    "a batch step read no token for a row".into(),
+                ));
             };
             match end {
                 Some(reason) => row.finish(reason),

@@ -48,6 +48,49 @@ const PREFILL_MIN_CHUNK: usize = 16;
 /// Target upper bound for one prefill step when the call can be aborted.
 const PREFILL_STEP_SECS: f64 = 0.5;
 
+/// Prefill chunk sizes. Without an abort flag, always the largest. With
+/// one, chunks start small and grow while a chunk takes well under the
+/// abort latency we promise (~1 s on any backend), so a slow backend (CPU)
+/// still stops promptly and a fast one gets its large chunks back after a
+/// few steps.
+pub(crate) struct Chunking {
+    size: usize,
+    max: usize,
+    adaptive: bool,
+}
+
+impl Chunking {
+    pub fn new(max: usize, abortable: bool) -> Self {
+        let max = max.max(1);
+        Self {
+            size: if abortable {
+                max.min(PREFILL_FIRST_CHUNK)
+            } else {
+                max
+            },
+            max,
+            adaptive: abortable,
+        }
+    }
+
+    /// Positions (columns) of the next chunk.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The last chunk took `secs`.
+    pub fn adapt(&mut self, secs: f64) {
+        if !self.adaptive {
+            return;
+        }
+        if secs < PREFILL_STEP_SECS / 4.0 {
+            self.size = (self.size * 2).min(self.max);
+        } else if secs > PREFILL_STEP_SECS {
+            self.size = (self.size / 2).max(PREFILL_MIN_CHUNK);
+        }
+    }
+}
+
 /// A queued decoding step whose tokens have not been read yet: int32 `[B]`
 /// ids and, when any row asked for log-probabilities, float32 `[B, W]` rows
 /// packed by `sampling::logprobs::pack` (ids included, so one read serves).
@@ -263,38 +306,23 @@ impl<'a> TokenStream<'a> {
     }
 
     /// Runs `tokens` through the model into the caches, evaluating the
-    /// caches (not the logits: only what later steps need) after each chunk.
-    /// With an abort flag, chunks start small and grow while a chunk takes
-    /// well under the abort latency we promise (~1 s on any backend), so a
-    /// slow backend (CPU) still stops promptly and a fast one gets its large
-    /// chunks back after a few steps. False when aborted.
+    /// caches (not the logits: only what later steps need) after each chunk
+    /// ([`Chunking`]). False when aborted.
     fn prefill(&mut self, tokens: &[u32], max_chunk: usize) -> Result<bool> {
-        let abortable = self.abort.is_some();
-        let mut chunk = if abortable {
-            max_chunk.min(PREFILL_FIRST_CHUNK)
-        } else {
-            max_chunk
-        };
+        let mut chunk = Chunking::new(max_chunk, self.abort.is_some());
         let mut pos = 0;
         while pos < tokens.len() {
             if self.is_aborted() {
                 return Ok(false);
             }
-            let end = (pos + chunk).min(tokens.len());
+            let end = (pos + chunk.size()).min(tokens.len());
             let chunk_start = Instant::now();
             self.model
                 .forward(&token_array(&tokens[pos..end]), self.caches, true)?;
             transforms::eval(self.caches.iter().flat_map(|c| c.arrays()))?;
             self.fed.extend_from_slice(&tokens[pos..end]);
             pos = end;
-            if abortable {
-                let took = chunk_start.elapsed().as_secs_f64();
-                if took < PREFILL_STEP_SECS / 4.0 {
-                    chunk = (chunk * 2).min(max_chunk);
-                } else if took > PREFILL_STEP_SECS {
-                    chunk = (chunk / 2).max(PREFILL_MIN_CHUNK);
-                }
-            }
+            chunk.adapt(chunk_start.elapsed().as_secs_f64());
         }
         Ok(!self.is_aborted())
     }
