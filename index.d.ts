@@ -279,7 +279,7 @@ export interface GenerateOptions {
    */
   logprobs?: boolean
   /**
-   * With log-probabilities, also the this many most likely tokens at each
+   * With log-probabilities, also this many most likely tokens at each
    * step (0–100, default 0); implies `logprobs: true`.
    */
   topLogprobs?: number
@@ -600,13 +600,19 @@ export declare function toJSON(transcription: Transcription): string
  * (most likely first; `topLogprobs` entries).
  */
 export interface TokenLogprob {
+  /** The generated token's id. */
   token: number
+  /** Its natural-log probability (≤ 0). */
   logprob: number
+  /** The `topLogprobs` most likely tokens at this step (empty without `topLogprobs`). */
   topLogprobs: Array<TopLogprob>
 }
 
+/** One of the most likely tokens at a step. */
 export interface TopLogprob {
+  /** Token id. */
   token: number
+  /** Its natural-log probability (≤ 0). */
   logprob: number
 }
 

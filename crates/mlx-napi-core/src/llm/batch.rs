@@ -566,12 +566,15 @@ impl Llm {
             }
             let tokens = Array::from_slice(&flat, &[rows.len() as i32, width as i32]);
             let mut caches = self.model.new_caches();
+            // `prefillChunkSize` bounds the tokens of one forward pass (all
+            // rows together), as it does alone.
             let max_chunk = rows
                 .iter()
                 .flatten()
                 .map(|a| a.options.prefill_chunk_size)
                 .min()
-                .unwrap_or(1);
+                .unwrap_or(1)
+                / rows.len();
             let mut chunk = Chunking::new(
                 max_chunk,
                 rows.iter().flatten().any(|a| a.options.abort.is_some()),
