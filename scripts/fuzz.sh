@@ -20,7 +20,7 @@ run() {
   # The test binary runs every #[test]; all but the target's return at once.
   MLX_FUZZ_TARGET="$1" MLX_FUZZ_SECONDS="$seconds" /usr/bin/time -f "cpu %U+%S s, max RSS %M KB" \
     nice -n 19 "$bin" --nocapture --test-threads 1 >"$logs/$1.log" 2>&1 || echo "FAILED" >>"$logs/$1.log"
-  echo "$1: $(grep -h '^fuzz ' "$logs/$1.log" | grep -v ' 0 executions' | sed 's/^fuzz //') $(grep -h '^cpu\|FAILED\|panicked' "$logs/$1.log" | tr '\n' ' ')"
+  echo "$1: $(grep -oh 'fuzz [a-z-]*: [0-9]* executions, [0-9]* findings' "$logs/$1.log" | sed 's/^fuzz [a-z-]*: //') $(grep -h '^cpu\|FAILED\|panicked' "$logs/$1.log" | tr '\n' ' ')"
 }
 n=0
 for t in $targets; do
