@@ -7,7 +7,13 @@
 //!
 //! CI runs a short smoke pass (`MLX_FUZZ_ITERS`, default 200 per target).
 //! Long runs: `scripts/fuzz.sh [seconds per target]` (sets
-//! `MLX_FUZZ_SECONDS`); executions and findings go to RELIABILITY.md.
+//! `MLX_FUZZ_SECONDS`, one process per target via `MLX_FUZZ_TARGET`);
+//! executions and findings go to RELIABILITY.md.
+//!
+//! Each finding's input is written to `MLX_FUZZ_FINDINGS` (default
+//! `target/fuzz-findings/<target>/`). Committed inputs in
+//! `tests/fuzz-corpus/<target>/` (regression cases, extra seeds) are replayed
+//! first, as-is, on every run — CI included.
 
 mod common;
 
@@ -97,7 +103,43 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
 
 /// Runs `target` on mutations of `seeds` until the iteration or time budget
 /// is spent; returns (executions, panics) and prints them.
+/// The committed corpus of a target: regression cases and extra seeds.
+fn corpus(name: &str) -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz-corpus")
+        .join(name);
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files.iter().filter_map(|p| std::fs::read(p).ok()).collect()
+}
+
+/// Keeps a finding's input for a regression case (FNV-1a names it).
+fn save_finding(name: &str, input: &[u8]) {
+    let dir = std::env::var("MLX_FUZZ_FINDINGS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/fuzz-findings")
+        })
+        .join(name);
+    let hash = input.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(format!("{hash:016x}")), input);
+}
+
 fn fuzz(name: &str, seeds: &[Vec<u8>], mut target: impl FnMut(&[u8])) -> (u64, Vec<String>) {
+    if std::env::var("MLX_FUZZ_TARGET").is_ok_and(|t| t != name) {
+        return (0, Vec::new());
+    }
+    let mut seeds = seeds.to_vec();
+    // Committed cases first: every pass replays them before mutating.
+    seeds.splice(0..0, corpus(name));
     let iters: u64 = std::env::var("MLX_FUZZ_ITERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -114,10 +156,15 @@ fn fuzz(name: &str, seeds: &[Vec<u8>], mut target: impl FnMut(&[u8])) -> (u64, V
     loop {
         match deadline {
             Some(d) if Instant::now() >= d => break,
-            None if runs >= iters => break,
+            // Every seed (committed cases included) runs at least once.
+            None if runs >= iters.max(seeds.len() as u64) => break,
             _ => {}
         }
-        let seed = &seeds[rng.below(seeds.len())];
+        let seed = if runs < seeds.len() as u64 {
+            &seeds[runs as usize]
+        } else {
+            &seeds[rng.below(seeds.len())]
+        };
         let input = if runs < seeds.len() as u64 {
             seed.clone()
         } else {
@@ -131,6 +178,7 @@ fn fuzz(name: &str, seeds: &[Vec<u8>], mut target: impl FnMut(&[u8])) -> (u64, V
                 .unwrap_or_default();
             if findings.len() < 10 {
                 findings.push(format!("{name}: panic {why:?} on {} bytes", input.len()));
+                save_finding(name, &input);
             }
         }
         runs += 1;

@@ -35,7 +35,7 @@ use super::{
     decode::{decode_batch, DecodeOptions, DecodedWindow, Prompts},
     mel::{window_frames, HOP_LENGTH, N_FRAMES, SAMPLE_RATE},
     tokenizer::{Task, WhisperTokenizer},
-    windows::Planner,
+    windows::{Planner, Skipped},
     WhisperEngine,
 };
 use crate::{Error, Result};
@@ -821,6 +821,8 @@ impl WhisperEngine {
                 context: initial_prompt.to_vec(),
                 prompt_reset_since: 0,
                 segments: Vec::new(),
+                limit: None,
+                reread_from: None,
             })
             .collect();
         let mut next_to_emit = 0;
@@ -836,7 +838,8 @@ impl WhisperEngine {
                 .iter()
                 .map(|&i| {
                     let r = &readers[i];
-                    (r.seek, planner.window_end(r.seek, r.end) - r.seek)
+                    let end = r.limit.map_or(r.end, |limit| limit.min(r.end));
+                    (r.seek, planner.window_end(r.seek, end) - r.seek)
                 })
                 .collect();
             // The language-detection pass already encoded section 0's first window.
@@ -873,6 +876,8 @@ impl WhisperEngine {
             let rows = active.iter().zip(&windows).zip(results).enumerate();
             for (row, ((&i, &(seek, window)), result)) in rows {
                 let reader = &mut readers[i];
+                // A limit bounds only the one window after a skip.
+                reader.limit = None;
                 if is_silence(&result.decoded, &plan.thresholds) {
                     reader.seek += window;
                     continue;
@@ -881,16 +886,29 @@ impl WhisperEngine {
                 let offset = seek as f32 * HOP_LENGTH as f32 / SAMPLE_RATE as f32;
                 let audio = features.try_index(row as i32..row as i32 + 1)?;
                 let words = run.words.as_mut().map(|w| (w, &audio, window));
-                let segments = segments_of(tokenizer, seek, offset, pieces, &result, words)?;
+                let mut segments = segments_of(tokenizer, seek, offset, pieces, &result, words)?;
+                // Speech the model jumped over is read again, prompted with
+                // the text before it, in a window that ends where it resumed.
+                let skipped = skipped_speech(planner, &segments, seek, seek + consumed)
+                    .filter(|s| reader.reread_from != Some(s.resume));
                 if !plan.options.condition_on_previous_text
                     || result.decoded.temperature > plan.options.prompt_reset_on_temperature
                 {
                     reader.prompt_reset_since = reader.context.len();
                 }
+                if let Some(skip) = &skipped {
+                    segments.truncate(skip.keep);
+                }
                 reader
                     .context
                     .extend(segments.iter().flat_map(|s| s.tokens.iter().copied()));
                 reader.segments.extend(segments);
+                if let Some(skip) = skipped {
+                    reader.seek = skip.resume.max(seek);
+                    reader.limit = Some(skip.limit);
+                    reader.reread_from = Some(skip.resume);
+                    continue;
+                }
                 reader.seek += consumed;
                 // With word timestamps, openai-whisper resumes after the last word.
                 let resume = run
@@ -928,6 +946,37 @@ struct SectionReader {
     prompt_reset_since: usize,
     /// Segments not yet handed out.
     segments: Vec<Segment>,
+    /// Re-reading skipped speech: the next window ends by this frame.
+    limit: Option<usize>,
+    /// Where the last re-read of skipped speech started (a second skip from
+    /// the same frame is accepted as is: no endless loop).
+    reread_from: Option<usize>,
+}
+
+/// Speech a decoded window's segments passed over (see
+/// [`Planner::skipped_speech`]), within the part of the window it consumed.
+fn skipped_speech(
+    planner: &Planner,
+    segments: &[Segment],
+    window_start: usize,
+    window_end: usize,
+) -> Option<Skipped> {
+    let frame = |t: f32| {
+        (t * SAMPLE_RATE as f32 / HOP_LENGTH as f32)
+            .round()
+            .max(0.0) as usize
+    };
+    let spans: Vec<(usize, usize, usize)> = segments
+        .iter()
+        .map(|s| {
+            (
+                frame(s.start),
+                frame(s.end),
+                s.text.split_whitespace().count(),
+            )
+        })
+        .collect();
+    planner.skipped_speech(window_start, window_end, &spans)
 }
 
 /// The segments of one decoded window (ids are given when they are handed out),
