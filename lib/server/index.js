@@ -181,23 +181,24 @@ class MlxServer extends EventEmitter {
   async #run(entry, route, signal, task) {
     const job = { requestId: randomUUID(), route, model: entry.id, kind: entry.kind }
     this.emit('jobQueued', { ...job, queued: entry.queue.queued + (entry.queue.busy ? 1 : 0) })
-    return entry.queue.run(async (jobSignal) => {
-      this.emit('jobStart', job)
-      try {
-        const result = await task(jobSignal)
-        const aborted = jobSignal.aborted || result?.finishReason === 'abort'
-        this.emit('jobEnd', {
-          ...job,
-          outcome: aborted ? 'aborted' : 'ok',
-          finishReason: result?.finishReason,
-          usage: result?.usage,
-        })
-        return result
-      } catch (error) {
-        this.emit('jobEnd', { ...job, outcome: isAbort(error) ? 'aborted' : 'error', error })
-        throw error
-      }
-    }, signal)
+    let end = null
+    try {
+      return await entry.queue.run(async (jobSignal) => {
+        this.emit('jobStart', job)
+        try {
+          const result = await task(jobSignal)
+          const aborted = jobSignal.aborted || result?.finishReason === 'abort'
+          end = { ...job, outcome: aborted ? 'aborted' : 'ok', finishReason: result?.finishReason, usage: result?.usage }
+          return result
+        } catch (error) {
+          end = { ...job, outcome: isAbort(error) ? 'aborted' : 'error', error }
+          throw error
+        }
+      }, signal)
+    } finally {
+      // After the queue has passed the model on: `jobEnd` means the job is off it.
+      if (end) this.emit('jobEnd', end)
+    }
   }
 
   /** Per model: id, kind, whether it is working, how many requests wait. */
@@ -249,4 +250,4 @@ function createServer(options) {
   return new MlxServer(options)
 }
 
-module.exports = { createServer, MlxServer, DEFAULTS, isAbort }
+module.exports = { createServer, MlxServer, DEFAULTS }
