@@ -307,6 +307,7 @@ test('bad requests get OpenAI error bodies (400, 404, 413, 415) and the server k
   const bigUpload = await failure(small.audio.transcriptions.create({ model: WHISPER_ID, file: await OpenAI.toFile(readFileSync(jfk), 'jfk.wav') }))
   assert.equal(bigUpload.status, 413)
   assert.equal(bigUpload.code, 'file_too_large')
+  assert.equal(bigUpload.param, 'file')
 
   // Still serving, the model still answering.
   assert.equal((await fetch(`${url}/health`)).status, 200)

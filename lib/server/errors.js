@@ -54,7 +54,7 @@ const API_CODE_OF_CODE = {
   ERR_DISPOSED: 'model_unavailable',
 }
 
-/** fastify's / multipart's error codes → [message, OpenAI-style code]. */
+/** fastify's / multipart's error codes → [message, OpenAI-style code, param]. */
 const FRAMEWORK_ERRORS = {
   FST_ERR_CTP_INVALID_JSON_BODY: ['the request body is not valid JSON', 'invalid_json'],
   FST_ERR_CTP_EMPTY_JSON_BODY: ['the request body is empty', 'invalid_json'],
@@ -62,18 +62,21 @@ const FRAMEWORK_ERRORS = {
     'unsupported Content-Type: send application/json (audio routes: multipart/form-data)',
     'unsupported_content_type',
   ],
-  FST_ERR_CTP_BODY_TOO_LARGE: ['the request body is larger than this server accepts (--max-body-mb)', 'request_too_large'],
-  FST_REQ_FILE_TOO_LARGE: ['the uploaded file is larger than this server accepts (--max-audio-mb)', 'file_too_large'],
-  FST_FILES_LIMIT: ['send one file per request', 'too_many_files'],
+  FST_ERR_CTP_BODY_TOO_LARGE: ['the request body is larger than this server accepts', 'request_too_large'],
+  FST_REQ_FILE_TOO_LARGE: ['the uploaded file is larger than this server accepts', 'file_too_large', 'file'],
+  FST_FILES_LIMIT: ['send one file per request', 'too_many_files', 'file'],
   FST_FIELDS_LIMIT: ['too many form fields', 'too_many_fields'],
   FST_PARTS_LIMIT: ['too many form parts', 'too_many_fields'],
 }
 
+const mib = (bytes) => `${Math.round((bytes / 1048576) * 1000) / 1000} MiB`
+
 /**
  * Any thrown value → `{ status, body }` (an OpenAI error body).
  * @param {unknown} err
+ * @param {{ maxBodyBytes?: number, maxAudioBytes?: number }} [limits] named in 413 messages
  */
-function toErrorResponse(err) {
+function toErrorResponse(err, limits = {}) {
   if (err instanceof ApiError) {
     return respond(err.status, err.message, err.type, err.param, err.code)
   }
@@ -94,8 +97,10 @@ function toErrorResponse(err) {
   }
   const status = Number(e.statusCode)
   if (Number.isInteger(status) && status >= 400 && status < 500) {
-    const [message, code] = FRAMEWORK_ERRORS[e.code] ?? [e.message, e.code ?? null]
-    return respond(status, message, typeForStatus(status), null, code)
+    let [message, code, param = null] = FRAMEWORK_ERRORS[e.code] ?? [e.message, e.code ?? null]
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' && limits.maxBodyBytes) message += ` (${mib(limits.maxBodyBytes)})`
+    if (e.code === 'FST_REQ_FILE_TOO_LARGE' && limits.maxAudioBytes) message += ` (${mib(limits.maxAudioBytes)})`
+    return respond(status, message, typeForStatus(status), param, code)
   }
   const code = typeof e.code === 'string' ? e.code : null
   return respond(500, `${code ? `${code}: ` : ''}${e.message ?? String(err)}`, 'server_error', null, code)

@@ -103,7 +103,7 @@ class MlxServer extends EventEmitter {
         reply.raw.destroy()
         return
       }
-      const { status, body } = toErrorResponse(err)
+      const { status, body } = toErrorResponse(err, this.options)
       if (status >= 500) this.emit('requestError', { requestId: request.id, route: request.url, error: err })
       reply.code(status).send(body)
     })
