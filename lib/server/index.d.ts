@@ -65,10 +65,11 @@ export interface JobEndEvent extends JobEvent {
 }
 
 /**
- * The server. Events: `jobQueued` (JobEvent & { queued }: requests ahead of
- * it, the running one included), `jobStart` (JobEvent), `jobEnd`
- * (JobEndEvent), `requestError` (RequestErrorEvent: a request that failed
- * with a 5xx, for logging).
+ * The server. Events: `jobQueued` (JobEvent & { queued }: a request that has
+ * to wait, and how many are ahead of it, the running one included),
+ * `jobStart` (JobEvent), `jobEnd` (JobEndEvent: emitted once the model is
+ * free again), `requestError` (RequestErrorEvent: a request that failed with
+ * a 5xx, for logging).
  */
 export declare class MlxServer extends EventEmitter {
   /** The fastify instance (routes, hooks, `inject()` for tests). */

@@ -180,7 +180,6 @@ class MlxServer extends EventEmitter {
 
   async #run(entry, route, signal, task) {
     const job = { requestId: randomUUID(), route, model: entry.id, kind: entry.kind }
-    this.emit('jobQueued', { ...job, queued: entry.queue.queued + (entry.queue.busy ? 1 : 0) })
     let end = null
     try {
       return await entry.queue.run(async (jobSignal) => {
@@ -194,7 +193,7 @@ class MlxServer extends EventEmitter {
           end = { ...job, outcome: isAbort(error) ? 'aborted' : 'error', error }
           throw error
         }
-      }, signal)
+      }, signal, (ahead) => this.emit('jobQueued', { ...job, queued: ahead }))
     } finally {
       // After the queue has passed the model on: `jobEnd` means the job is off it.
       if (end) this.emit('jobEnd', end)

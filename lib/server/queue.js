@@ -31,9 +31,11 @@ class ModelQueue {
    * @template T
    * @param {(signal: AbortSignal) => Promise<T>} task
    * @param {AbortSignal} signal
+   * @param {(ahead: number) => void} [onWait] called when the task has to wait,
+   *   with the number of requests ahead of it (the running one included)
    * @returns {Promise<T>}
    */
-  async run(task, signal) {
+  async run(task, signal, onWait) {
     signal.throwIfAborted()
     if (this.busy) {
       if (this.waiting.length >= this.maxWaiting) {
@@ -57,6 +59,7 @@ class ModelQueue {
         }
         signal.addEventListener('abort', onAbort, { once: true })
         this.waiting.push(start)
+        onWait?.(this.waiting.length)
       })
     } else {
       this.busy = true
