@@ -355,7 +355,9 @@ test('a full queue is a 429; clients that leave abort their work', { skip, ...T 
   await assert.rejects(pending, OpenAI.APIUserAbortError)
   const chatEnd = await end
   assert.equal(chatEnd.outcome, 'aborted')
-  assert.equal(chatEnd.finishReason, 'abort')
+  // Aborted while generating, the result has finishReason 'abort'; aborted before the model
+  // thread got to it, the call rejects with ABORT_ERR (README, Errors). Timing decides which.
+  assert.ok(chatEnd.finishReason === 'abort' || chatEnd.error?.code === 'ABORT_ERR', JSON.stringify(chatEnd))
 
   // A transcription whose client leaves: it rejects with ABORT_ERR on the model thread.
   const audioLeaves = new AbortController()
