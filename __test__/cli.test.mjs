@@ -68,7 +68,7 @@ after(async () => {
 })
 
 test('every command has --help; usage errors are one coded line with exit 2', async () => {
-  for (const command of ['transcribe', 'generate', 'chat', 'download', 'models', 'info', 'bench', 'self-test']) {
+  for (const command of ['transcribe', 'generate', 'chat', 'serve', 'download', 'models', 'info', 'bench', 'self-test']) {
     const r = await run([command, '--help'])
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stdout, new RegExp(`^Usage: mlx-napi ${command}`))

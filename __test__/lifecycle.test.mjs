@@ -75,6 +75,27 @@ test(`${transcribeCalls} concurrent transcribe calls on one model give unmixed, 
   results.forEach((r, i) => assert.equal(r.text, expected[i % 2], `call ${i}`))
 })
 
+// 64 at once, in CI: the same concurrency on a random-weight Whisper (d_model 8,
+// 2 layers: an encoder pass takes milliseconds), four different clips, each
+// call's tokens compared with its solo run.
+test('64 concurrent transcribe calls (random-weight Whisper) give unmixed, correct results', { skip: !whisperDir }, async () => {
+  const fixture = join(dirname(fileURLToPath(import.meta.url)), '..', 'crates/mlx-napi-core/tests/fixtures/whisper-random-80')
+  const tiny = await loadWhisper(fixture, { tokenizerDir: whisperDir })
+  try {
+    const clips = [0, 1, 2, 3].map((k) =>
+      Float32Array.from({ length: 16000 * (1 + k) }, (_, i) => 0.3 * Math.sin(i * (0.01 + 0.03 * k))))
+    const opts = { sampleRate: 16000, temperature: 0, sampleLen: 8 }
+    const tokens = (r) => JSON.stringify(r.segments.map((s) => [s.start, s.end, s.text]))
+    const expected = []
+    for (const c of clips) expected.push(tokens(await tiny.transcribe(c, opts)))
+    assert.ok(new Set(expected).size >= 2, `the clips must give different results: ${expected}`)
+    const results = await Promise.all(Array.from({ length: 64 }, (_, i) => tiny.transcribe(clips[i % 4], opts)))
+    results.forEach((r, i) => assert.equal(tokens(r), expected[i % 4], `call ${i}`))
+  } finally {
+    await tiny.dispose()
+  }
+})
+
 test('dispose() rejects pending calls with ERR_DISPOSED; later calls too', { skip }, async () => {
   // One sequence at a time, so the four calls are still waiting when dispose() comes.
   const model = await loadLLM(llmDir, { maxBatchSize: 1 })

@@ -11,15 +11,19 @@
 #   small         = bandwidth + decode qwen2.5-0.5b + streams qwen2.5-0.5b (fits one call)
 # Models: qwen2.5-0.5b, llama-3.1-8b (from `models`), smollm2-135m-4bit (real weights).
 # RUNS (default 7) sets runs per side; every table lists the runs each cell got.
+# What comes back: $OUT/*.md (the tables), $OUT/device.txt and $OUT/gen-STEP.tgz (the
+# tables, raw JSON with every run, stderr logs, bandwidth.json): few files, as the
+# device tool returns at most 8.
 set -euo pipefail
 source /root/gpu-env.sh
 export PYTHONUNBUFFERED=1 MLX_CUDA_GRAPH_CACHE_SIZE="${MLX_CUDA_GRAPH_CACHE_SIZE:-1000}"
 OUT="${OUT:-/tmp/out}"
+RES="/tmp/gen-results"          # survives between calls while the machine stays warm
 MODELS="${MODELS:-/tmp/models}"
 SHARED="${MLX_TEST_SHARED:-/root/gpu-extra/shared}"
 BUDGET_S="${BUDGET_S:-540}"
 RUNS="${RUNS:-7}"
-mkdir -p "$OUT" "$MODELS"
+mkdir -p "$OUT" "$RES" "$MODELS"
 start=$(date +%s)
 left() { echo $(( BUDGET_S - ($(date +%s) - start) )); }
 dir_of() {
@@ -29,16 +33,19 @@ dir_of() {
   esac
 }
 bandwidth() {  # GB/s, measured once per machine
-  [ -f "$OUT/bandwidth.json" ] || python3 benchmark/peers/mlx_bandwidth.py > "$OUT/bandwidth.json"
-  python3 -c "import json; print(json.load(open('$OUT/bandwidth.json'))['best_bytes_per_s'] / 1e9)"
+  [ -f "$RES/bandwidth.json" ] || python3 benchmark/peers/mlx_bandwidth.py > "$RES/bandwidth.json"
+  python3 -c "import json; print(json.load(open('$RES/bandwidth.json'))['best_bytes_per_s'] / 1e9)"
 }
 gen() {  # mode model extra-args...
   local mode=$1 m=$2; shift 2
   node benchmark/gen.mjs --mode "$mode" --model "$(dir_of "$m")" --name "$m" --runs "$RUNS" \
-    --budget-s "$(left)" --json "$OUT/gen-$mode-$m.json" "$@" 2>"$OUT/gen-$mode-$m.log" | tee "$OUT/gen-$mode-$m.md"
+    --budget-s "$(left)" --json "$RES/gen-$mode-$m.json" "$@" 2>"$RES/gen-$mode-$m.log" \
+    | tee "$RES/gen-$mode-$m.md" "$OUT/gen-$mode-$m.md"
 }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/device.txt"
+pack() { tar czf "$OUT/gen-$step.tgz" -C "$RES" .; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/device.txt" "$RES/device.txt"
 step="${1:?step}"; shift || true
+trap pack EXIT
 case "$step" in
   models) bash benchmark/gpu/llm.sh models ;;
   bandwidth) bandwidth | tee "$OUT/bandwidth.txt" ;;

@@ -7,7 +7,7 @@ const { CliError, report } = require('./errors.js')
 const { Progress } = require('./progress.js')
 const { version } = require('../../package.json')
 
-const COMMANDS = ['transcribe', 'generate', 'chat', 'download', 'models', 'info', 'bench', 'self-test']
+const COMMANDS = ['transcribe', 'generate', 'chat', 'serve', 'download', 'models', 'info', 'bench', 'self-test']
 
 /** Commander argument parser for a number within [min, max] (whole if `int`). */
 function number({ int = false, min = -Infinity, max = Infinity } = {}) {

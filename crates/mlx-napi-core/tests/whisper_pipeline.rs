@@ -114,10 +114,12 @@ fn long_audio_is_cut_into_windows() {
     );
     check_segments(&batched);
     let seeks: Vec<usize> = batched.segments.iter().map(|s| s.seek).collect();
-    for &(seek, _) in &sections {
+    // Every section is read (its first window may be read again from a later
+    // frame when the model skipped speech, as random weights do on a tone).
+    for &(start, end) in &sections {
         assert!(
-            seeks.contains(&seek),
-            "window at frame {seek} missing: {seeks:?}"
+            seeks.iter().any(|&seek| (start..end).contains(&seek)),
+            "no window of section {start}..{end}: {seeks:?}"
         );
     }
     assert!((batched.duration - 65.0).abs() < 1e-3);
