@@ -8,6 +8,7 @@
 
 mod abort;
 mod backend;
+mod callback;
 mod errors;
 mod hub;
 mod llm;
