@@ -20,8 +20,9 @@ const say = (msg) => console.log(`mlx-napi: ${msg}`)
 /** Loads the package in a child process; returns its backendInfo() or the load error. */
 function probe() {
   const code =
-    `const i = require(${JSON.stringify(root)}).backendInfo();` +
-    'process.stdout.write(JSON.stringify({ backend: i.backend, addon: i.addon }))'
+    `try { const i = require(${JSON.stringify(root)}).backendInfo();` +
+    ' process.stdout.write(JSON.stringify({ backend: i.backend, addon: i.addon })) }' +
+    ' catch (e) { process.stderr.write(String(e.message)); process.exit(1) }'
   const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8' })
   if (r.status === 0) {
     try {

@@ -12,6 +12,7 @@
 //
 // Usage: node scripts/package/index.js [--only main,cpu,cuda,metal] [--out DIR]
 //        [--cuda-runtime DIR]   (an unpacked mlx-cuda-13 0.32.2 wheel to use instead of .mlx/)
+//        [--addon FILE]         (the addon to pack instead of the one beside index.js)
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
@@ -100,7 +101,7 @@ function checkLinuxLibs(stage, target, allowed) {
 
 /** A platform package: addon + the MLX runtime of `target.variant`. */
 function stagePlatform(stage, target, opts) {
-  const addon = path.join(root, sourceBuildFile(target.key))
+  const addon = opts.addon ? path.resolve(opts.addon) : path.join(root, sourceBuildFile(target.key))
   if (!fs.existsSync(addon)) fail(`${path.relative(root, addon)} is missing: run \`npm install\` (or \`npm run build\`) first`)
   const runtime =
     target.variant === 'cuda13' && opts['cuda-runtime'] ? path.resolve(opts['cuda-runtime']) : runtimeDir(root, target.variant)
@@ -112,7 +113,7 @@ function stagePlatform(stage, target, opts) {
   copy(path.join(root, target.npmDir, 'README.md'), path.join(stage, 'README.md'))
   const distInfo = fs.readdirSync(runtime).find((d) => d.endsWith('.dist-info'))
   if (distInfo) copy(path.join(runtime, distInfo, 'licenses'), path.join(stage, 'licenses'))
-  const stagedAddon = path.join(stage, path.basename(addon))
+  const stagedAddon = path.join(stage, sourceBuildFile(target.key))
   copy(addon, stagedAddon)
 
   if (target.variant === 'metal') {
@@ -156,7 +157,12 @@ function human(bytes) {
 
 function main() {
   const { values: opts } = parseArgs({
-    options: { only: { type: 'string' }, out: { type: 'string', default: 'dist' }, 'cuda-runtime': { type: 'string' } },
+    options: {
+      only: { type: 'string' },
+      out: { type: 'string', default: 'dist' },
+      'cuda-runtime': { type: 'string' },
+      addon: { type: 'string' },
+    },
   })
   const host = platformKey()
   const buildable = ['main', ...Object.entries(TARGETS).filter(([, t]) => t.key === host).map(([k]) => k)]
