@@ -101,6 +101,10 @@ test('dist/*.tgz install into an empty project and run without a toolchain', { s
       assert.ok(existsSync(join(modules, pkg, 'mlx/lib/libmlx.so')), pkg)
     }
     assert.equal(readDynamic(join(modules, 'mlx-napi-linux-x64-gnu/mlx/lib/libmlx.so')).rpath, '$ORIGIN/../../mlx_cpu.libs')
+    // OpenBLAS under the wheel's BLAS file name (scripts/package: useOpenblas).
+    const libs = join(modules, 'mlx-napi-linux-x64-gnu/mlx_cpu.libs')
+    const blas = readdirSync(libs).find((f) => f.startsWith('libblas-'))
+    assert.equal(readDynamic(join(libs, blas)).soname, 'libopenblas.so.0')
     const spec = require(join(modules, 'mlx-napi-linux-x64-gnu-cuda13/runtime.json'))
     assert.deepEqual(spec.nvidia.map((l) => l.soname).sort(), [
       'libcublasLt.so.13',
@@ -147,6 +151,19 @@ test('dist/*.tgz install into an empty project and run without a toolchain', { s
     const bad = run(proj, 'node', ['-e', "require('mlx-napi')"], { MLX_NAPI_BACKEND: 'tpu' })
     assert.notEqual(bad.status, 0)
     assert.match(bad.stderr, /MLX_NAPI_BACKEND=tpu is not one of auto, cpu, cuda, metal/)
+  })
+
+  await t.test('a matmul runs on the bundled OpenBLAS, mapped from the package', () => {
+    const code =
+      "const m = require('mlx-napi'); m.selfTest({ size: 256 }).then((r) => { const maps = require('fs')" +
+      ".readFileSync('/proc/self/maps', 'utf8').split('\\n').map((l) => l.split(/\\s+/).pop()).filter((p) => /blas|lapack|gfortran/.test(p));" +
+      ' console.log(JSON.stringify({ r, maps: [...new Set(maps)] })) })'
+    const out = run(proj, 'node', ['-e', code], { MLX_NAPI_BACKEND: 'cpu' })
+    assert.equal(out.status, 0, out.stderr)
+    const { r, maps } = JSON.parse(out.stdout)
+    assert.equal(r.relativeError, 0)
+    assert.equal(maps.length, 3, maps.join(', ')) // BLAS, LAPACK, one libgfortran
+    for (const lib of maps) assert.ok(lib.startsWith(join(modules, 'mlx-napi-linux-x64-gnu/mlx_cpu.libs/')), lib)
   })
 
   const model = sharedPath('models/whisper-tiny.en')

@@ -13,12 +13,13 @@
 // Usage: node scripts/package/index.js [--only main,cpu,cuda,metal] [--out DIR]
 //        [--cuda-runtime DIR]   (an unpacked mlx-cuda-13 0.32.2 wheel to use instead of .mlx/)
 //        [--addon FILE]         (the addon to pack instead of the one beside index.js)
+//        [--blas openblas|reference]  (CPU package: OpenBLAS, default, or the wheel's netlib BLAS)
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { parseArgs } = require('node:util')
 const { readDynamic, keepFirstSearchPath } = require('./elf.js')
-const { MLX_VERSION, runtimeDir } = require('./runtime.js')
+const { MLX_VERSION, OPENBLAS_DEB, openblasDir, runtimeDir } = require('./runtime.js')
 const { PACKAGES, platformKey, sourceBuildFile } = require('../../loader/platform.js')
 
 const root = path.resolve(__dirname, '..', '..')
@@ -88,8 +89,10 @@ function stageMain(stage) {
 }
 
 function checkLinuxLibs(stage, target, allowed) {
-  const bundled = new Set(target.libs ? fs.readdirSync(path.join(stage, target.libs)) : [])
-  const libs = [path.join(stage, 'mlx/lib/libmlx.so'), ...[...bundled].map((f) => path.join(stage, target.libs, f))]
+  const files = target.libs ? fs.readdirSync(path.join(stage, target.libs)) : []
+  const libs = [path.join(stage, 'mlx/lib/libmlx.so'), ...files.map((f) => path.join(stage, target.libs, f))]
+  // A bundled library answers to its file name and, once loaded, to its SONAME.
+  const bundled = new Set([...files, ...libs.slice(1).map((l) => readDynamic(l).soname).filter(Boolean)])
   for (const lib of libs) {
     for (const needed of readDynamic(lib).needed) {
       if (!SYSTEM_LIBS.test(needed) && !bundled.has(needed) && !allowed.has(needed)) {
@@ -97,6 +100,29 @@ function checkLinuxLibs(stage, target, allowed) {
       }
     }
   }
+}
+
+/**
+ * Puts OpenBLAS in place of the wheel's reference BLAS/LAPACK, under the file names
+ * libmlx.so asks for (its NEEDED entries and RPATH stay as they are):
+ *   libblas-*.so.*   ← libopenblas.so.0 (BLAS, CBLAS and LAPACK; SONAME libopenblas.so.0)
+ *   liblapack-*.so.* ← OpenBLAS's liblapack.so.3 (RUNPATH $ORIGIN; needs libopenblas.so.0,
+ *                      already loaded under that SONAME, and libgfortran.so.5)
+ *   libgfortran.so.5 ← the wheel's own libgfortran 5 (GCC 12), renamed: one copy for both
+ */
+function useOpenblas(libs, licenses) {
+  const ob = openblasDir(root)
+  const files = fs.readdirSync(libs)
+  const named = (re) => files.find((f) => re.test(f)) ?? fail(`${libs} has no ${re}`)
+  fs.copyFileSync(path.join(ob, 'libopenblas.so.0'), path.join(libs, named(/^libblas-.*\.so/)))
+  fs.copyFileSync(path.join(ob, 'liblapack.so.3'), path.join(libs, named(/^liblapack-.*\.so/)))
+  fs.renameSync(path.join(libs, named(/^libgfortran-.*\.so/)), path.join(libs, 'libgfortran.so.5'))
+  copy(path.join(ob, 'copyright'), path.join(licenses, 'OpenBLAS-copyright'))
+  fs.writeFileSync(
+    path.join(licenses, 'README.md'),
+    `BLAS/LAPACK: OpenBLAS 0.3.21 from Debian 12 (${OPENBLAS_DEB}), BSD-3-Clause (OpenBLAS-copyright);\n` +
+      'libgfortran 5 and libquadmath from the mlx-cpu wheel (GCC 12): GPL-3 with the GCC Runtime Library Exception.\n',
+  )
 }
 
 /** A platform package: addon + the MLX runtime of `target.variant`. */
@@ -133,7 +159,10 @@ function stagePlatform(stage, target, opts) {
   if (runpath !== '$ORIGIN/mlx/lib') fail(`${addon} has RUNPATH ${runpath}; rebuild it (npm run build) with this build.rs`)
   copy(path.join(runtime, 'mlx/lib/libmlx.so'), path.join(stage, 'mlx/lib/libmlx.so'))
   copy(path.join(runtime, target.libs), path.join(stage, target.libs))
-  if (target.variant !== 'cuda13') return checkLinuxLibs(stage, target, new Set())
+  if (target.variant === 'cpu') {
+    if (opts.blas === 'openblas') useOpenblas(path.join(stage, target.libs), path.join(stage, 'licenses'))
+    return checkLinuxLibs(stage, target, new Set())
+  }
 
   // CUDA: MLX compiles kernels at run time against the headers beside libmlx.so.
   copy(path.join(runtime, 'mlx/include'), path.join(stage, 'mlx/include'))
@@ -162,11 +191,13 @@ function main() {
       out: { type: 'string', default: 'dist' },
       'cuda-runtime': { type: 'string' },
       addon: { type: 'string' },
+      blas: { type: 'string', default: 'openblas' },
     },
   })
   const host = platformKey()
   const buildable = ['main', ...Object.entries(TARGETS).filter(([, t]) => t.key === host).map(([k]) => k)]
   const wanted = opts.only ? opts.only.split(',') : buildable
+  if (!['openblas', 'reference'].includes(opts.blas)) fail(`--blas ${opts.blas}: openblas or reference`)
   for (const w of wanted) if (!buildable.includes(w)) fail(`'${w}' cannot be packaged on ${host} (here: ${buildable.join(', ')})`)
   const out = path.resolve(root, opts.out)
   const stageRoot = path.join(out, '.stage')
