@@ -72,7 +72,8 @@ export declare class LLM {
    */
   warmup(): Promise<number>
   /**
-   * Frees the model (after queued calls finish). Later calls reject with
+   * Frees the model once the running call (if any) ends; queued calls and
+   * later calls reject with
    * `ERR_DISPOSED`.
    */
   dispose(): Promise<void>
@@ -130,7 +131,8 @@ export declare class Whisper {
    */
   warmup(): Promise<number>
   /**
-   * Frees the model (after queued calls finish). Later calls reject with
+   * Frees the model once the running call (if any) ends; queued calls and
+   * later calls reject with
    * `ERR_DISPOSED`.
    */
   dispose(): Promise<void>

@@ -62,7 +62,7 @@ test('tight VAD settings cut the pauses; segment times map back to the original 
   assert.ok(normalize(r.text).includes('ask what you can do for your country'), r.text)
 })
 
-test('bad vad options are RangeErrors with ERR_INVALID_ARG', { skip }, async () => {
+test('bad vad options are RangeErrors (ERR_INVALID_ARG) or TypeErrors (ERR_INVALID_ARG_TYPE)', { skip }, async () => {
   const pcm = new Float32Array(16000)
   for (const vad of [
     { threshold: 1.5 },
@@ -71,12 +71,19 @@ test('bad vad options are RangeErrors with ERR_INVALID_ARG', { skip }, async () 
     { minSilenceMs: -1 },
     { speechPadMs: NaN },
     { maxSpeechS: 0.1 },
-    'yes',
-    1,
+    { minSpeechMS: 250 }, // misspelt: unknown names are rejected
   ]) {
     await assert.rejects(
       whisper.transcribe(pcm, { sampleRate: 16000, vad }),
       (e) => e.code === 'ERR_INVALID_ARG' && e instanceof RangeError,
+      JSON.stringify(vad),
+    )
+  }
+  // Wrong JS types are TypeErrors naming the option.
+  for (const vad of ['yes', 1, [], { threshold: 'high' }]) {
+    await assert.rejects(
+      whisper.transcribe(pcm, { sampleRate: 16000, vad }),
+      (e) => e.code === 'ERR_INVALID_ARG_TYPE' && e instanceof TypeError && /options\.vad/.test(e.message),
       JSON.stringify(vad),
     )
   }

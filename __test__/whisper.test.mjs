@@ -58,6 +58,11 @@ function readWav(path) {
   throw new Error(`no data chunk in ${path}`)
 }
 
+const isInvalidArgType = (e) => {
+  assert.equal(e.code, 'ERR_INVALID_ARG_TYPE', e.message)
+  assert.ok(e instanceof TypeError, e.message)
+  return true
+}
 const isInvalidArg = (e) => {
   assert.equal(e.code, 'ERR_INVALID_ARG', e.message)
   assert.ok(e instanceof RangeError, e.message)
@@ -297,18 +302,19 @@ test('invalid options and arguments are RangeErrors with ERR_INVALID_ARG', { ski
     { compressionRatioThreshold: Infinity },
     { suppressTokens: [1.5] },
     { seed: -1 },
-    { temperature: 'hot' },
-    { batchSize: '8' },
-    { wordTimestamps: 'yes' },
   ]) {
     await assert.rejects(whisper.transcribe(pcm, { sampleRate: 16000, ...bad }), isInvalidArg, JSON.stringify(bad))
+  }
+  // Wrong JS types are TypeErrors (ERR_INVALID_ARG_TYPE) naming the option.
+  for (const bad of [{ temperature: 'hot' }, { batchSize: '8' }, { wordTimestamps: 'yes' }, { vad: 1 }, { vad: { threshold: 'high' } }]) {
+    await assert.rejects(whisper.transcribe(pcm, { sampleRate: 16000, ...bad }), isInvalidArgType, JSON.stringify(bad))
   }
   // PCM needs its sample rate.
   await assert.rejects(whisper.transcribe(pcm), isInvalidArg)
   await assert.rejects(whisper.transcribe(pcm, { sampleRate: 0 }), isInvalidArg)
   // Audio of no supported kind.
   for (const audio of [42, null, {}, new Int16Array(10)]) {
-    await assert.rejects(whisper.transcribe(audio), isInvalidArg)
+    await assert.rejects(whisper.transcribe(audio), isInvalidArgType)
   }
   // An English-only model cannot translate or detect a language.
   await assert.rejects(whisper.transcribe(pcm, { sampleRate: 16000, task: 'translate' }), isInvalidArg)
@@ -324,10 +330,10 @@ test('bad model folders give coded errors', { skip }, async () => {
 
 test('a disposed model rejects with ERR_DISPOSED', { skip }, async () => {
   const other = await loadWhisper(modelDir)
-  // Work queued before dispose still runs (here: fails on the audio).
-  const queued = assert.rejects(other.transcribe(Buffer.from('not audio')), {
-    code: 'ERR_AUDIO_DECODE',
-  })
+  // A call already running when dispose() came still runs (here: fails on
+  // the audio); one still queued rejects with ERR_DISPOSED (issue #10).
+  const queued = assert.rejects(other.transcribe(Buffer.from('not audio')), (e) =>
+    ['ERR_AUDIO_DECODE', 'ERR_DISPOSED'].includes(e.code))
   await other.dispose()
   await queued
   await assert.rejects(other.transcribe(jfkWav), { code: 'ERR_DISPOSED' })

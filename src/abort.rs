@@ -6,7 +6,7 @@
 
 use std::sync::{
     atomic::{AtomicBool, Ordering},
-    Arc,
+    Arc, Mutex,
 };
 
 use napi::{
@@ -15,12 +15,38 @@ use napi::{
 };
 
 type Listener = FunctionRef<(), ()>;
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// Work to do on the JS thread when the signal fires, besides raising the flag
+/// (e.g. rejecting a call that is still queued behind another one).
+#[derive(Clone, Default)]
+pub struct AbortHooks(Arc<Mutex<Vec<Hook>>>);
+
+impl AbortHooks {
+    pub fn add(&self, hook: Hook) {
+        self.0.lock().unwrap().push(hook);
+    }
+
+    fn run(&self) {
+        // Taken out first: a hook may settle a promise whose cleanup touches us.
+        let hooks = std::mem::take(&mut *self.0.lock().unwrap());
+        for hook in hooks {
+            hook();
+        }
+    }
+
+    fn clear(&self) {
+        drop(std::mem::take(&mut *self.0.lock().unwrap()));
+    }
+}
 /// `addEventListener` / `removeEventListener` as called with (type, listener).
 type ListenerMethod<'env> =
     Function<'env, FnArgs<(&'static str, Function<'env, (), ()>)>, Unknown<'env>>;
 
 pub struct AbortWatch {
     flag: Arc<AtomicBool>,
+    hooks: AbortHooks,
     attached: Option<(ObjectRef<false>, Listener)>,
 }
 
@@ -33,6 +59,7 @@ impl AbortWatch {
         let Some(signal) = signal else {
             return Ok(AbortWatch {
                 flag,
+                hooks: AbortHooks::default(),
                 attached: None,
             });
         };
@@ -43,18 +70,23 @@ impl AbortWatch {
             flag.store(true, Ordering::SeqCst);
             return Ok(AbortWatch {
                 flag,
+                hooks: AbortHooks::default(),
                 attached: None,
             });
         }
         let raised = flag.clone();
+        let hooks = AbortHooks::default();
+        let to_run = hooks.clone();
         let listener = env.create_function_from_closure::<(), (), _>("onabort", move |_| {
             raised.store(true, Ordering::SeqCst);
+            to_run.run();
             Ok(())
         })?;
         let add: ListenerMethod = signal.get_named_property("addEventListener")?;
         add.apply(signal, FnArgs::from(("abort", listener)))?;
         Ok(AbortWatch {
             flag,
+            hooks,
             attached: Some((signal.create_ref()?, listener.create_ref()?)),
         })
     }
@@ -69,8 +101,14 @@ impl AbortWatch {
         self.flag.clone()
     }
 
+    /// Hooks run (on the JS thread) when the signal fires.
+    pub fn hooks(&self) -> AbortHooks {
+        self.hooks.clone()
+    }
+
     /// Detaches the listener; call on the JS thread once the work has settled.
     pub fn release(&mut self, env: &Env) {
+        self.hooks.clear();
         let Some((signal, listener)) = self.attached.take() else {
             return;
         };

@@ -14,6 +14,7 @@ use napi::{bindgen_prelude::Unknown, sys, Env};
 fn js_class(code: ErrorCode) -> &'static str {
     match code {
         ErrorCode::InvalidArgument => "RangeError",
+        ErrorCode::InvalidArgType => "TypeError",
         ErrorCode::Aborted => "AbortError",
         _ => "Error",
     }
@@ -46,6 +47,7 @@ fn create<'env>(env: &'env Env, code: ErrorCode, message: &str) -> napi::Result<
     napi::check_status!(unsafe {
         match js_class(code) {
             "RangeError" => sys::napi_create_range_error(raw_env, js_code, js_message, &mut error),
+            "TypeError" => sys::napi_create_type_error(raw_env, js_code, js_message, &mut error),
             _ => sys::napi_create_error(raw_env, js_code, js_message, &mut error),
         }
     })?;

@@ -17,8 +17,8 @@ use napi::{
 use napi_derive::napi;
 
 use crate::{
-    load::{self, HubOptionsJs, ProgressCallback},
-    options::{abort_watch, typed},
+    load::{self, HubOptionsJs, KindLoadOptions, ProgressCallback},
+    options::Kind,
     promise::Settler,
     task::{self, CoreTask, Work},
 };
@@ -84,35 +84,33 @@ impl From<Snapshot> for DownloadedModel {
 )]
 pub fn download_model<'env>(
     env: &'env Env,
-    repo: String,
-    options: Option<Object>,
+    repo: Unknown,
+    options: Option<Unknown>,
 ) -> napi::Result<Object<'env>> {
-    let mut watch = abort_watch(env, &options)?;
-    let options: Option<DownloadOptions> = typed(env, &options)?;
-    let (mut settler, promise) = Settler::new(env, |_env, snapshot: Snapshot| {
-        Ok(DownloadedModel::from(snapshot))
-    })?;
-    let (abort, aborted) = (watch.flag(), watch.aborted());
-    settler.on_settle(move |env| watch.release(env));
-    if aborted {
-        settler.settle(Err(CoreError::Aborted));
+    let (mut settler, promise) = Settler::new(
+        env,
+        |_env, (snapshot, thrown): (Snapshot, Option<napi::Error>)| match thrown {
+            // onProgress threw: the download fails with its exception.
+            Some(thrown) => Err(thrown),
+            None => Ok(DownloadedModel::from(snapshot)),
+        },
+    )?;
+    let request = load::request::<DownloadOptions, _, _>(env, &mut settler, &repo, options);
+    let Some((request, settler)) = settler.ok_or_settle(request) else {
         return Ok(promise);
-    }
-    let (hub_options, progress) = match options {
-        Some(o) => (load::hub_options(o.revision, o.hub), o.on_progress),
-        None => (Default::default(), None),
     };
     let spawned = std::thread::Builder::new()
         .name("mlx-napi-download".into())
         .spawn(move || {
-            let mut report = load::reporter(&progress);
+            let reporter = load::Reporter::new(request.progress);
+            let mut report = |p: &CoreProgress| reporter.report(p);
             let result = hub::snapshot(
-                &repo,
-                &hub_options,
-                Some(&abort),
+                &request.source,
+                &request.hub,
+                Some(&request.abort),
                 Some(&mut report as &mut dyn FnMut(&CoreProgress)),
             );
-            settler.settle(result);
+            settler.settle(result.map(|snapshot| (snapshot, reporter.thrown())));
         });
     if let Err(e) = spawned {
         return Err(napi::Error::from_reason(format!(
@@ -120,6 +118,23 @@ pub fn download_model<'env>(
         )));
     }
     Ok(promise)
+}
+
+impl KindLoadOptions for DownloadOptions {
+    type Own = ();
+    const SOURCE: &'static str = "repo";
+    const BASE: &'static [(&'static str, Kind)] = load::DOWNLOAD_FIELDS;
+    const FIELDS: &'static [(&'static str, Kind)] = &[];
+    fn split(self) -> (load::CommonLoadJs, ()) {
+        let common = load::CommonLoadJs {
+            dtype: None,
+            quantize: None,
+            on_progress: self.on_progress,
+            revision: self.revision,
+            hub: self.hub,
+        };
+        (common, ())
+    }
 }
 
 #[napi(object, object_to_js = false)]

@@ -19,18 +19,18 @@ use mlx_napi_core::{
     Error as CoreError,
 };
 use napi::{
-    bindgen_prelude::{Either3, JsObjectValue, Object, Uint32Array, Unknown},
-    Env,
+    bindgen_prelude::{Either3, FromNapiValue, JsObjectValue, Object, Uint32Array, Unknown},
+    Env, JsValue,
 };
 use napi_derive::napi;
 
 use crate::{
     abort::AbortWatch,
     errors::throw,
-    load::{self, HubOptionsJs, ProgressCallback, QuantizeOptions},
-    options::{abort_watch, finite, typed, whole},
+    load::{self, HubOptionsJs, KindLoadOptions, ProgressCallback, QuantizeOptions},
+    options::{abort_watch, check_options, finite, type_error, typed, whole, Kind},
     promise::Settler,
-    worker::{self, submit, WorkerSlot},
+    worker::{self, submit, submit_abortable, WorkerSlot},
 };
 
 // ---------------------------------------------------------------- JS shapes
@@ -225,13 +225,56 @@ fn generate_options(o: Option<GenerateOptionsJs>) -> Result<GenerateOptions, Cor
     Ok(out)
 }
 
-/// Converts the raw options object: types via napi, ranges via the core.
+/// The fields of `GenerateOptions`, with their JS types.
+const GENERATE_FIELDS: &[(&str, Kind)] = &[
+    ("maxTokens", Kind::Number),
+    ("temperature", Kind::Number),
+    ("topP", Kind::Number),
+    ("topK", Kind::Number),
+    ("minP", Kind::Number),
+    ("repetitionPenalty", Kind::Number),
+    ("repetitionContextSize", Kind::Number),
+    ("presencePenalty", Kind::Number),
+    ("frequencyPenalty", Kind::Number),
+    ("logitBias", Kind::Object),
+    ("seed", Kind::Number),
+    ("stop", Kind::StringOrStrings),
+    ("ignoreEos", Kind::Boolean),
+    ("prefillChunkSize", Kind::Number),
+    ("skipSpecialTokens", Kind::Boolean),
+    ("signal", Kind::Signal),
+];
+
+impl KindLoadOptions for LoadLlmOptions {
+    type Own = ();
+    const FIELDS: &'static [(&'static str, Kind)] = &[];
+    fn split(self) -> (load::CommonLoadJs, ()) {
+        let common = load::CommonLoadJs {
+            dtype: self.dtype,
+            quantize: self.quantize,
+            on_progress: self.on_progress,
+            revision: self.revision,
+            hub: self.hub,
+        };
+        (common, ())
+    }
+}
+
+/// Converts the raw options object: JS types checked here (`TypeError`s),
+/// ranges by the core.
 fn read_options(
     env: &Env,
-    options: Option<Object>,
+    options: Option<Unknown>,
 ) -> napi::Result<(Result<GenerateOptions, CoreError>, AbortWatch)> {
+    let options = match check_options("options", options, GENERATE_FIELDS) {
+        Ok(o) => o,
+        Err(e) => return Ok((Err(e), AbortWatch::new(env, None)?)),
+    };
     let watch = abort_watch(env, &options)?;
-    let mut parsed = generate_options(typed(env, &options)?);
+    let mut parsed = match typed(env, &options) {
+        Ok(o) => generate_options(o),
+        Err(e) => Err(CoreError::invalid(format!("invalid options: {}", e.reason))),
+    };
     if watch.aborted() {
         parsed = Err(CoreError::Aborted);
     }
@@ -249,11 +292,20 @@ enum OwnedPrompt {
 }
 
 impl OwnedPrompt {
-    fn from_js(p: Either3<String, Uint32Array, Vec<ChatMessage>>) -> Self {
-        match p {
-            Either3::A(text) => OwnedPrompt::Text(text),
-            Either3::B(ids) => OwnedPrompt::Tokens(ids.to_vec()),
-            Either3::C(messages) => OwnedPrompt::Messages(to_core_messages(messages)),
+    /// The `prompt` argument: text, token ids, or chat messages.
+    fn from_js(env: &Env, p: &Unknown) -> Result<Self, CoreError> {
+        let converted = unsafe {
+            Either3::<String, Uint32Array, Vec<ChatMessage>>::from_napi_value(env.raw(), p.raw())
+        };
+        match converted {
+            Ok(Either3::A(text)) => Ok(OwnedPrompt::Text(text)),
+            Ok(Either3::B(ids)) => Ok(OwnedPrompt::Tokens(ids.to_vec())),
+            Ok(Either3::C(messages)) => Ok(OwnedPrompt::Messages(to_core_messages(messages))),
+            Err(_) => Err(type_error(
+                "prompt",
+                "a string, a Uint32Array of token ids or an array of { role: string, content: string } messages",
+                p,
+            )),
         }
     }
 
@@ -286,6 +338,8 @@ type LlmSlot = WorkerSlot<LlmState>;
 // ------------------------------------------------------------------ loadLLM
 
 struct Loaded {
+    /// What `onProgress` threw, if it did.
+    thrown: Option<napi::Error>,
     tokenizer: Tokenizer,
     model_type: String,
     dtype: String,
@@ -301,57 +355,45 @@ struct Loaded {
 )]
 pub fn load_llm<'env>(
     env: &'env Env,
-    source: String,
-    options: Option<Object>,
+    source: Unknown,
+    options: Option<Unknown>,
 ) -> napi::Result<Object<'env>> {
-    let mut watch = abort_watch(env, &options)?;
-    let options: Option<LoadLlmOptions> = typed(env, &options)?;
     let slot: LlmSlot = Arc::new(Mutex::new(None));
     let js_slot = slot.clone();
-    let (settler, promise) = Settler::new(env, move |_env, loaded: Loaded| {
+    let (mut settler, promise) = Settler::new(env, move |_env, loaded: Loaded| {
+        if let Some(thrown) = loaded.thrown {
+            // onProgress threw: the load fails with its exception and the
+            // model thread ends (closing the queue drops the model).
+            js_slot.lock().unwrap().take();
+            return Err(thrown);
+        }
         Ok(JsLlm {
             worker: js_slot,
-            tokenizer: Arc::new(loaded.tokenizer),
+            tokenizer: Mutex::new(Some(Arc::new(loaded.tokenizer))),
             model_type: loaded.model_type,
             dtype: loaded.dtype,
             eos_token_ids: loaded.eos_token_ids,
             next_session: AtomicU32::new(1),
         })
     })?;
-    let (dtype, quantize, progress, hub) = match options {
-        Some(o) => (
-            o.dtype,
-            o.quantize,
-            o.on_progress,
-            load::hub_options(o.revision, o.hub),
-        ),
-        None => (None, None, None, Default::default()),
-    };
-    let (abort, aborted) = (watch.flag(), watch.aborted());
-    let mut settler = settler;
-    settler.on_settle(move |env| watch.release(env));
-    let choices = load::parse_choices(dtype.as_deref(), quantize).and_then(|c| {
-        if aborted {
-            Err(CoreError::Aborted)
-        } else {
-            Ok(c)
-        }
-    });
-    let Some(((dtype, quantize), settler)) = settler.ok_or_settle(choices) else {
+    let request = load::request::<LoadLlmOptions, _, _>(env, &mut settler, &source, options);
+    let Some((request, settler)) = settler.ok_or_settle(request) else {
         return Ok(promise);
     };
     let load = move || {
+        let reporter = load::Reporter::new(request.progress);
         let llm = Llm::load(
-            &source,
+            &request.source,
             llm::LoadOptions {
-                dtype,
-                quantize,
-                progress: Some(&mut load::reporter(&progress)),
-                hub,
-                abort: Some(abort),
+                dtype: request.dtype,
+                quantize: request.quantize,
+                progress: Some(&mut |p| reporter.report(p)),
+                hub: request.hub,
+                abort: Some(request.abort),
             },
         )?;
         let loaded = Loaded {
+            thrown: reporter.thrown(),
             tokenizer: llm.tokenizer().clone(),
             model_type: llm.model_type().to_string(),
             dtype: format!("{:?}", llm.dtype()).to_lowercase(),
@@ -373,11 +415,24 @@ pub fn load_llm<'env>(
 #[napi(js_name = "LLM")]
 pub struct JsLlm {
     worker: LlmSlot,
-    tokenizer: Arc<Tokenizer>,
+    /// Dropped by `dispose()`: a disposed model's JS object may live on until
+    /// V8 collects it, and the tokenizer is its only large part (tens of MB).
+    tokenizer: Mutex<Option<Arc<Tokenizer>>>,
     model_type: String,
     dtype: String,
     eos_token_ids: Vec<u32>,
     next_session: AtomicU32,
+}
+
+impl JsLlm {
+    /// The tokenizer, or `ERR_DISPOSED` after `dispose()`.
+    fn live_tokenizer(&self, env: &Env) -> napi::Result<Arc<Tokenizer>> {
+        self.tokenizer
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or_else(|| throw(env, CoreError::Disposed))
+    }
 }
 
 #[napi]
@@ -401,10 +456,10 @@ impl JsLlm {
     }
 
     #[napi(getter)]
-    pub fn tokenizer(&self) -> LlmTokenizer {
-        LlmTokenizer {
-            inner: self.tokenizer.clone(),
-        }
+    pub fn tokenizer(&self, env: Env) -> napi::Result<LlmTokenizer> {
+        Ok(LlmTokenizer {
+            inner: self.live_tokenizer(&env)?,
+        })
     }
 
     /// Renders chat messages with the model's chat template.
@@ -418,7 +473,7 @@ impl JsLlm {
         let add = options
             .and_then(|o| o.add_generation_prompt)
             .unwrap_or(true);
-        self.tokenizer
+        self.live_tokenizer(&env)?
             .apply_chat_template(&to_core_messages(messages), add)
             .map_err(|e| throw(&env, e))
     }
@@ -429,22 +484,20 @@ impl JsLlm {
     pub fn generate<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string | Uint32Array | ChatMessage[]")] prompt: Either3<
-            String,
-            Uint32Array,
-            Vec<ChatMessage>,
-        >,
-        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Object>,
+        #[napi(ts_arg_type = "string | Uint32Array | ChatMessage[]")] prompt: Unknown,
+        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Unknown>,
     ) -> napi::Result<Object<'env>> {
-        let prompt = OwnedPrompt::from_js(prompt);
+        let prompt = OwnedPrompt::from_js(env, &prompt);
         let (options, mut watch) = read_options(env, options)?;
+        let options = prompt.and_then(|prompt| Ok((prompt, options?)));
         let (mut settler, promise) =
             Settler::new(env, |_env, r: GenerationResult| Ok(result_to_js(r)))?;
+        let hooks = watch.hooks();
         settler.on_settle(move |env| watch.release(env));
-        let Some((options, settler)) = settler.ok_or_settle(options) else {
+        let Some(((prompt, options), settler)) = settler.ok_or_settle(options) else {
             return Ok(promise);
         };
-        submit(&self.worker, settler, move |state| {
+        submit_abortable(&self.worker, settler, Some(&hooks), move |state| {
             state.llm.generate(prompt.as_prompt(), &options, &mut |_| {
                 ControlFlow::Continue(())
             })
@@ -457,32 +510,30 @@ impl JsLlm {
     pub fn stream(
         &self,
         env: Env,
-        #[napi(ts_arg_type = "string | Uint32Array | ChatMessage[]")] prompt: Either3<
-            String,
-            Uint32Array,
-            Vec<ChatMessage>,
-        >,
-        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Object>,
+        #[napi(ts_arg_type = "string | Uint32Array | ChatMessage[]")] prompt: Unknown,
+        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Unknown>,
     ) -> napi::Result<LlmStream> {
-        let prompt = OwnedPrompt::from_js(prompt);
+        let prompt = OwnedPrompt::from_js(&env, &prompt);
         let (options, watch) = read_options(&env, options)?;
         let stream = LlmStream::new(watch);
         let shared = stream.shared.clone();
-        match options {
+        match prompt.and_then(|prompt| Ok((prompt, options?))) {
             Err(e) => shared.finish(Err(e)),
-            Ok(options) => {
+            Ok((prompt, options)) => {
                 let worker = self.worker.lock().unwrap();
                 let queued = worker.as_ref().map(|w| {
-                    let producer = shared.clone();
-                    w.submit(move |state: &mut LlmState| {
-                        let result =
+                    let (producer, finisher) = (shared.clone(), shared.clone());
+                    worker::guarded(
+                        w,
+                        move |state: &mut LlmState| {
                             state
                                 .llm
                                 .generate(prompt.as_prompt(), &options, &mut |chunk| {
                                     producer.push(chunk)
-                                });
-                        producer.finish(result);
-                    })
+                                })
+                        },
+                        move |result| finisher.finish(result),
+                    )
                 });
                 if !matches!(queued, Some(Ok(()))) {
                     shared.finish(Err(CoreError::Disposed));
@@ -524,12 +575,14 @@ impl JsLlm {
         Ok(promise)
     }
 
-    /// Frees the model (after queued calls finish). Later calls reject with
+    /// Frees the model once the running call (if any) ends; queued calls and
+    /// later calls reject with
     /// `ERR_DISPOSED`.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn dispose<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
         let (settler, promise) = Settler::new(env, |_env, ()| Ok(()))?;
-        // The state (model, caches) is dropped on its own thread afterwards.
+        self.tokenizer.lock().unwrap().take();
+        // The state (model, caches) is dropped on its own thread first.
         worker::dispose(&self.worker, settler, |state: &mut LlmState| {
             state.sessions.clear()
         });
@@ -597,17 +650,18 @@ impl ChatSession {
             ChatMessage,
             Vec<ChatMessage>,
         >,
-        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Object>,
+        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Unknown>,
     ) -> napi::Result<Object<'env>> {
         let (options, mut watch) = read_options(env, options)?;
         let (mut settler, promise) =
             Settler::new(env, |_env, r: GenerationResult| Ok(result_to_js(r)))?;
+        let hooks = watch.hooks();
         settler.on_settle(move |env| watch.release(env));
         let Some((options, settler)) = settler.ok_or_settle(options) else {
             return Ok(promise);
         };
         let (id, system) = (self.id, self.system.clone());
-        submit(&self.worker, settler, move |state| {
+        submit_abortable(&self.worker, settler, Some(&hooks), move |state| {
             chat_turn(state, id, &system, &message, &options, &mut |_| {
                 ControlFlow::Continue(())
             })
@@ -625,7 +679,7 @@ impl ChatSession {
             ChatMessage,
             Vec<ChatMessage>,
         >,
-        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Object>,
+        #[napi(ts_arg_type = "GenerateOptions")] options: Option<Unknown>,
     ) -> napi::Result<LlmStream> {
         let (options, watch) = read_options(&env, options)?;
         let stream = LlmStream::new(watch);
@@ -639,14 +693,17 @@ impl ChatSession {
         };
         let (id, system) = (self.id, self.system.clone());
         let worker = self.worker.lock().unwrap();
-        let producer = shared.clone();
+        let (producer, finisher) = (shared.clone(), shared.clone());
         let queued = worker.as_ref().map(|w| {
-            w.submit(move |state: &mut LlmState| {
-                let result = chat_turn(state, id, &system, &message, &options, &mut |c| {
-                    producer.push(c)
-                });
-                producer.finish(result);
-            })
+            worker::guarded(
+                w,
+                move |state: &mut LlmState| {
+                    chat_turn(state, id, &system, &message, &options, &mut |c| {
+                        producer.push(c)
+                    })
+                },
+                move |result| finisher.finish(result),
+            )
         });
         if !matches!(queued, Some(Ok(()))) {
             shared.finish(Err(CoreError::Disposed));

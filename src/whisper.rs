@@ -41,10 +41,10 @@ use napi_derive::napi;
 use crate::{
     abort::AbortWatch,
     errors::throw,
-    load::{self, HubOptionsJs, ProgressCallback, QuantizeOptions},
-    options::{abort_watch, finite, typed, whole},
+    load::{self, HubOptionsJs, KindLoadOptions, ProgressCallback, QuantizeOptions},
+    options::{abort_watch, check_options, finite, typed, whole, Kind},
     promise::Settler,
-    worker::{self, submit, WorkerSlot},
+    worker::{self, submit, submit_abortable, WorkerSlot},
 };
 
 // ---------------------------------------------------------------- JS shapes
@@ -434,9 +434,11 @@ fn audio_arg(env: &Env, audio: Unknown) -> Result<AudioArg, CoreError> {
         Ok(Either3::A(path)) => Ok(AudioArg::Path(path)),
         Ok(Either3::B(pcm)) => Ok(AudioArg::Pcm(pcm.to_vec())),
         Ok(Either3::C(bytes)) => Ok(AudioArg::Encoded(bytes.to_vec())),
-        Err(_) => Err(CoreError::invalid(
-            "audio must be a file path (string), an encoded file (Buffer or Uint8Array) \
-             or mono PCM (Float32Array)",
+        Err(_) => Err(crate::options::type_error(
+            "audio",
+            "a file path (string), an encoded file (Buffer or Uint8Array) or mono PCM \
+             (Float32Array)",
+            &audio,
         )),
     }
 }
@@ -591,13 +593,93 @@ fn transcribe_options(o: Option<TranscribeOptionsJs>) -> Result<Parsed, CoreErro
     })
 }
 
-/// Reads the raw options object: the signal, then the typed fields. A wrong
-/// type is an `ERR_INVALID_ARG` rejection like any other bad option.
+impl KindLoadOptions for LoadWhisperOptions {
+    /// `tokenizerDir`.
+    type Own = Option<String>;
+    const FIELDS: &'static [(&'static str, Kind)] = &[("tokenizerDir", Kind::String)];
+    fn split(self) -> (load::CommonLoadJs, Option<String>) {
+        let common = load::CommonLoadJs {
+            dtype: self.dtype,
+            quantize: self.quantize,
+            on_progress: self.on_progress,
+            revision: self.revision,
+            hub: self.hub,
+        };
+        (common, self.tokenizer_dir)
+    }
+}
+
+/// The fields of `TranscribeOptions` with their JS types (a new option must be
+/// listed here: unknown names are rejected).
+const TRANSCRIBE_FIELDS: &[(&str, Kind)] = &[
+    ("language", Kind::String),
+    ("task", Kind::String),
+    ("temperature", Kind::NumberOrNumbers),
+    ("beamSize", Kind::Number),
+    ("bestOf", Kind::Number),
+    ("patience", Kind::Number),
+    ("batchSize", Kind::Number),
+    ("preset", Kind::String),
+    ("conditionOnPreviousText", Kind::Boolean),
+    ("promptResetOnTemperature", Kind::Number),
+    ("initialPrompt", Kind::String),
+    ("compressionRatioThreshold", Kind::NumberOrNull),
+    ("logprobThreshold", Kind::NumberOrNull),
+    ("noSpeechThreshold", Kind::NumberOrNull),
+    ("timestamps", Kind::Boolean),
+    ("wordTimestamps", Kind::Boolean),
+    ("maxInitialTimestamp", Kind::NumberOrNull),
+    ("sampleLen", Kind::Number),
+    ("suppressTokens", Kind::Numbers),
+    ("suppressBlank", Kind::Boolean),
+    ("seed", Kind::Number),
+    ("sampleRate", Kind::Number),
+    ("vad", Kind::BooleanOrObject),
+    ("signal", Kind::Signal),
+    ("onProgress", Kind::Function),
+    ("onSegment", Kind::Function),
+];
+
+/// `vad: { … }`'s fields.
+const VAD_FIELDS: &[(&str, Kind)] = &[
+    ("threshold", Kind::Number),
+    ("negThreshold", Kind::Number),
+    ("minSpeechMs", Kind::Number),
+    ("minSilenceMs", Kind::Number),
+    ("speechPadMs", Kind::Number),
+    ("maxSpeechS", Kind::Number),
+];
+
+const DETECT_FIELDS: &[(&str, Kind)] = &[("sampleRate", Kind::Number), ("signal", Kind::Signal)];
+
+/// Checks `options.vad`'s field names and types when it is an object.
+fn check_vad(options: &Option<Object>) -> Result<(), CoreError> {
+    let Some(o) = options else { return Ok(()) };
+    let vad: Option<Unknown> = o
+        .get_named_property("vad")
+        .map_err(|e| CoreError::invalid(format!("options.vad: {}", e.reason)))?;
+    match vad {
+        Some(v) if v.get_type().ok() == Some(napi::ValueType::Object) => {
+            check_options("options.vad", Some(v), VAD_FIELDS).map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Reads the raw options object: JS types first (`TypeError`s naming the
+/// option), the signal, then the typed fields (ranges by the core).
 fn read_options(
     env: &Env,
-    options: Option<Object>,
+    options: Option<Unknown>,
 ) -> napi::Result<(Result<Parsed, CoreError>, AbortWatch)> {
+    let options = match check_options("options", options, TRANSCRIBE_FIELDS) {
+        Ok(o) => o,
+        Err(e) => return Ok((Err(e), AbortWatch::new(env, None)?)),
+    };
     let watch = abort_watch(env, &options)?;
+    if let Err(e) = check_vad(&options) {
+        return Ok((Err(e), watch));
+    }
     let parsed = match typed::<TranscribeOptionsJs>(env, &options) {
         Ok(o) => transcribe_options(o),
         Err(e) => Err(CoreError::invalid(format!(
@@ -691,7 +773,7 @@ fn run_transcription(
     let mut on_progress = |p: Progress| callbacks.progress(p);
     let mut on_segment = |s: &CoreSegment| callbacks.segment(s);
     let hooks = TranscribeHooks {
-        abort: Some(abort),
+        abort: Some(abort.clone()),
         on_progress: callbacks
             .on_progress
             .is_some()
@@ -706,6 +788,9 @@ fn run_transcription(
     let thrown = callbacks.thrown.lock().unwrap().take();
     match thrown {
         Some(error) => Ok(Outcome::CallbackThrew(error)),
+        // An abort raised in the last callback (after the core's last check)
+        // still rejects: a signal that fired never yields a result.
+        None if abort.load(Ordering::SeqCst) => Err(CoreError::Aborted),
         None => result.map(|t| Outcome::Done(Box::new(t))),
     }
 }
@@ -730,52 +815,41 @@ struct Loaded {
 )]
 pub fn load_whisper<'env>(
     env: &'env Env,
-    source: String,
-    options: Option<Object>,
+    source: Unknown,
+    options: Option<Unknown>,
 ) -> napi::Result<Object<'env>> {
-    let mut watch = abort_watch(env, &options)?;
-    let options: Option<LoadWhisperOptions> = typed(env, &options)?;
     let slot: WorkerSlot<WhisperEngine> = Arc::new(Mutex::new(None));
     let js_slot = slot.clone();
-    let (settler, promise) = Settler::new(env, move |_env, loaded: Loaded| {
-        Ok(JsWhisper {
-            worker: js_slot,
-            info: loaded,
-        })
-    })?;
-    let (dtype, quantize, tokenizer_dir, progress, hub) = match options {
-        Some(o) => (
-            o.dtype,
-            o.quantize,
-            o.tokenizer_dir,
-            o.on_progress,
-            load::hub_options(o.revision, o.hub),
-        ),
-        None => (None, None, None, None, Default::default()),
-    };
-    let (abort, aborted) = (watch.flag(), watch.aborted());
-    let mut settler = settler;
-    settler.on_settle(move |env| watch.release(env));
-    let choices = load::parse_choices(dtype.as_deref(), quantize).and_then(|c| {
-        if aborted {
-            Err(CoreError::Aborted)
-        } else {
-            Ok(c)
-        }
-    });
-    let Some(((dtype, quantize), settler)) = settler.ok_or_settle(choices) else {
+    let (mut settler, promise) = Settler::new(
+        env,
+        move |_env, (loaded, thrown): (Loaded, Option<napi::Error>)| {
+            if let Some(thrown) = thrown {
+                // onProgress threw: the load fails with its exception and the
+                // model thread ends (closing the queue drops the model).
+                js_slot.lock().unwrap().take();
+                return Err(thrown);
+            }
+            Ok(JsWhisper {
+                worker: js_slot,
+                info: loaded,
+            })
+        },
+    )?;
+    let request = load::request::<LoadWhisperOptions, _, _>(env, &mut settler, &source, options);
+    let Some((request, settler)) = settler.ok_or_settle(request) else {
         return Ok(promise);
     };
     let load = move || {
+        let reporter = load::Reporter::new(request.progress);
         let engine = WhisperEngine::load(
-            &source,
+            &request.source,
             whisper::LoadOptions {
-                dtype,
-                quantize,
-                tokenizer_dir: tokenizer_dir.map(Into::into),
-                progress: Some(&mut load::reporter(&progress)),
-                hub,
-                abort: Some(abort),
+                dtype: request.dtype,
+                quantize: request.quantize,
+                tokenizer_dir: request.own.map(Into::into),
+                progress: Some(&mut |p| reporter.report(p)),
+                hub: request.hub,
+                abort: Some(request.abort),
             },
         )?;
         let config = engine.model().config();
@@ -791,7 +865,7 @@ pub fn load_whisper<'env>(
             dtype: format!("{:?}", engine.model().dtype()).to_lowercase(),
             vocab_size: config.n_vocab as u32,
         };
-        Ok((engine, loaded))
+        Ok((engine, (loaded, reporter.thrown())))
     };
     worker::start_model("mlx-napi-whisper", &slot, settler, load).map_err(|e| throw(env, e))?;
     Ok(promise)
@@ -845,7 +919,7 @@ impl JsWhisper {
         &self,
         env: &'env Env,
         #[napi(ts_arg_type = "string | Uint8Array | Float32Array")] audio: Unknown,
-        #[napi(ts_arg_type = "TranscribeOptions")] options: Option<Object>,
+        #[napi(ts_arg_type = "TranscribeOptions")] options: Option<Unknown>,
     ) -> napi::Result<Object<'env>> {
         let (parsed, mut watch) = read_options(env, options)?;
         let (mut settler, promise) = Settler::new(env, |_env, outcome: Outcome| match outcome {
@@ -854,6 +928,7 @@ impl JsWhisper {
         })?;
         let abort = watch.flag();
         let aborted = watch.aborted();
+        let hooks = watch.hooks();
         settler.on_settle(move |env| watch.release(env));
         let prepared = (|| {
             let parsed = parsed?;
@@ -873,7 +948,7 @@ impl JsWhisper {
             stop: abort.clone(),
         };
         let options = parsed.options;
-        submit(&self.worker, settler, move |engine| {
+        submit_abortable(&self.worker, settler, Some(&hooks), move |engine| {
             run_transcription(engine, input, &options, abort, callbacks)
         });
         Ok(promise)
@@ -887,9 +962,13 @@ impl JsWhisper {
         env: &'env Env,
         #[napi(ts_arg_type = "string | Uint8Array | Float32Array")] audio: Unknown,
         #[napi(ts_arg_type = "{ sampleRate?: number, signal?: AbortSignal }")] options: Option<
-            Object,
+            Unknown,
         >,
     ) -> napi::Result<Object<'env>> {
+        let (options, checked) = match check_options("options", options, DETECT_FIELDS) {
+            Ok(o) => (o, Ok(())),
+            Err(e) => (None, Err(e)),
+        };
         let mut watch = abort_watch(env, &options)?;
         let (mut settler, promise) =
             Settler::new(env, |_env, ranked: Vec<(&'static str, f32)>| {
@@ -901,9 +980,10 @@ impl JsWhisper {
                     })
                     .collect::<Vec<_>>())
             })?;
-        let (abort, aborted) = (watch.flag(), watch.aborted());
+        let (abort, aborted, hooks) = (watch.flag(), watch.aborted(), watch.hooks());
         settler.on_settle(move |env| watch.release(env));
         let prepared = (|| {
+            checked?;
             let sample_rate = match &options {
                 Some(o) => o
                     .get_named_property::<Option<f64>>("sampleRate")
@@ -917,7 +997,7 @@ impl JsWhisper {
             Ok(input)
         })();
         match prepared {
-            Ok(input) => submit(&self.worker, settler, move |engine| {
+            Ok(input) => submit_abortable(&self.worker, settler, Some(&hooks), move |engine| {
                 // Queued calls ahead of this one may have taken a while.
                 if abort.load(Ordering::SeqCst) {
                     return Err(CoreError::Aborted);
@@ -954,7 +1034,8 @@ impl JsWhisper {
         Ok(promise)
     }
 
-    /// Frees the model (after queued calls finish). Later calls reject with
+    /// Frees the model once the running call (if any) ends; queued calls and
+    /// later calls reject with
     /// `ERR_DISPOSED`.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn dispose<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {

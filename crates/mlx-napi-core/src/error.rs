@@ -43,6 +43,14 @@ pub enum ErrorCode {
     Integrity,
     /// The disk (or quota) is full while writing to the model cache.
     DiskFull,
+    /// An argument or option has the wrong JS type (a `TypeError`).
+    InvalidArgType,
+    /// The prompt (plus the tokens to generate) does not fit the model's context.
+    PromptTooLong,
+    /// The backend self-test computed a result outside its tolerance.
+    SelfTestFailed,
+    /// A bug: the core panicked. The call fails; the model keeps serving.
+    Internal,
 }
 
 impl ErrorCode {
@@ -64,6 +72,10 @@ impl ErrorCode {
             ErrorCode::Offline => "ERR_OFFLINE",
             ErrorCode::Integrity => "ERR_INTEGRITY",
             ErrorCode::DiskFull => "ERR_DISK_FULL",
+            ErrorCode::InvalidArgType => "ERR_INVALID_ARG_TYPE",
+            ErrorCode::PromptTooLong => "ERR_PROMPT_TOO_LONG",
+            ErrorCode::SelfTestFailed => "ERR_SELF_TEST_FAILED",
+            ErrorCode::Internal => "ERR_INTERNAL",
         }
     }
 }
@@ -112,6 +124,14 @@ pub enum Error {
     Integrity(String),
     #[error("{0}")]
     DiskFull(String),
+    #[error("{0}")]
+    InvalidArgType(String),
+    #[error("{0}")]
+    PromptTooLong(String),
+    #[error("{0}")]
+    SelfTestFailed(String),
+    #[error("internal error (please report it): {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -133,6 +153,10 @@ impl Error {
             Error::Offline(_) => ErrorCode::Offline,
             Error::Integrity(_) => ErrorCode::Integrity,
             Error::DiskFull(_) => ErrorCode::DiskFull,
+            Error::InvalidArgType(_) => ErrorCode::InvalidArgType,
+            Error::PromptTooLong(_) => ErrorCode::PromptTooLong,
+            Error::SelfTestFailed(_) => ErrorCode::SelfTestFailed,
+            Error::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -142,6 +166,22 @@ impl Error {
 
     pub fn format(msg: impl Into<String>) -> Self {
         Error::ModelFormat(msg.into())
+    }
+
+    /// A caught panic (`std::panic::catch_unwind`'s payload) as `ERR_INTERNAL`.
+    pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Self {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        Error::Internal(why)
+    }
+
+    /// Runs `work`, turning a panic into `ERR_INTERNAL`.
+    pub fn catch_panic<T>(work: impl FnOnce() -> Result<T>) -> Result<T> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+            .unwrap_or_else(|p| Err(Error::from_panic(p)))
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {

@@ -42,13 +42,15 @@ impl Tokenizer {
     /// config's template, as in transformers).
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join("tokenizer.json");
-        if !path.is_file() {
+        if !path.exists() {
             return Err(Error::ModelNotFound(format!(
                 "tokenizer.json not found in {}",
                 dir.display()
             )));
         }
-        let inner = tokenizers::Tokenizer::from_file(&path)
+        let bytes =
+            crate::loading::files::read_capped(&path, crate::loading::files::MAX_TOKENIZER_BYTES)?;
+        let inner = tokenizers::Tokenizer::from_bytes(&bytes)
             .map_err(|e| Error::format(format!("{}: {e}", path.display())))?;
         let config: serde_json::Value =
             read_json_opt(dir, "tokenizer_config.json")?.unwrap_or(serde_json::Value::Null);
@@ -60,11 +62,11 @@ impl Tokenizer {
             _ => None,
         };
         let jinja_path = dir.join("chat_template.jinja");
-        let chat_template = if jinja_path.is_file() {
-            Some(
-                std::fs::read_to_string(&jinja_path)
-                    .map_err(|e| Error::io(format!("reading {}", jinja_path.display()), e))?,
-            )
+        let chat_template = if jinja_path.exists() {
+            Some(crate::loading::files::read_text_capped(
+                &jinja_path,
+                crate::loading::files::MAX_TEMPLATE_BYTES,
+            )?)
         } else {
             match config.get("chat_template") {
                 Some(serde_json::Value::String(s)) => Some(s.clone()),
@@ -87,6 +89,15 @@ impl Tokenizer {
             template_env(template).map_err(|e| Error::format(format!("chat template: {e:#}")))?;
         }
         Ok(tokenizer)
+    }
+
+    /// Replaces the chat template (checked like one read at load:
+    /// `ERR_MODEL_FORMAT` when it does not compile).
+    pub fn with_chat_template(mut self, template: impl Into<String>) -> Result<Self> {
+        let template = template.into();
+        template_env(&template).map_err(|e| Error::format(format!("chat template: {e:#}")))?;
+        self.chat_template = Some(template);
+        Ok(self)
     }
 
     /// Wraps an existing `tokenizers` tokenizer (no chat template).

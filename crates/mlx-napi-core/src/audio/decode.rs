@@ -46,10 +46,8 @@ impl DecodedAudio {
 /// Decodes the audio file at `path`; the extension only hints the container.
 pub fn decode_file(path: impl AsRef<Path>) -> Result<DecodedAudio> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|source| Error::Io {
-        context: format!("cannot open audio file {}", path.display()),
-        source,
-    })?;
+    // A FIFO or device would block or never end: only regular files are read.
+    let file = crate::loading::files::open_regular(path)?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     if len == 0 {
         return Err(Error::AudioDecode(format!("{} is empty", path.display())));
@@ -64,13 +62,15 @@ pub fn decode_file(path: impl AsRef<Path>) -> Result<DecodedAudio> {
         source,
     })?;
     let edit = if is_mp4(&ends.0) {
-        File::open(path)
+        crate::loading::files::open_regular(path)
             .ok()
-            .and_then(|mut f| mp4_edits::audio_edit(&mut f))
+            .and_then(|mut f| guarded(|| mp4_edits::audio_edit(&mut f)).ok().flatten())
     } else {
         None
     };
-    let mut audio = decode_source(Box::new(file), hint).map_err(|e| with_context(e, &what))?;
+    let mut audio = guarded(|| decode_source(Box::new(file), hint))
+        .and_then(|r| r)
+        .map_err(|e| with_context(e, &what))?;
     check_ogg_complete(&ends.0, &ends.1).map_err(|e| with_context(e, &what))?;
     apply_edit(&mut audio, edit);
     Ok(audio)
@@ -84,14 +84,30 @@ pub fn decode_bytes(bytes: Vec<u8>) -> Result<DecodedAudio> {
     let head = bytes[..bytes.len().min(ENDS_LEN)].to_vec();
     let tail = bytes[bytes.len().saturating_sub(ENDS_LEN)..].to_vec();
     let edit = if is_mp4(&head) {
-        mp4_edits::audio_edit(&mut Cursor::new(&bytes))
+        guarded(|| mp4_edits::audio_edit(&mut Cursor::new(&bytes)))
+            .ok()
+            .flatten()
     } else {
         None
     };
-    let mut audio = decode_source(Box::new(Cursor::new(bytes)), Hint::new())?;
+    let mut audio = guarded(|| decode_source(Box::new(Cursor::new(bytes)), Hint::new()))??;
     check_ogg_complete(&head, &tail)?;
     apply_edit(&mut audio, edit);
     Ok(audio)
+}
+
+/// Runs third-party parsing code that may panic on absurd headers (symphonia
+/// panics on a 0 Hz WAV or a 0 MP4 timescale: "TimeBase cannot have 0
+/// numerator or denominator") and turns a panic into `ERR_AUDIO_DECODE`.
+fn guarded<T>(parse: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).map_err(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "malformed header".into());
+        Error::AudioDecode(format!("corrupt or absurd audio header ({why})"))
+    })
 }
 
 fn is_mp4(head: &[u8]) -> bool {
@@ -111,6 +127,9 @@ fn apply_edit(audio: &mut DecodedAudio, edit: Option<mp4_edits::AudioEdit>) {
         audio.samples.truncate(trim.keep);
     }
 }
+
+/// Highest sample rate a container may declare (what the resampler accepts).
+const MAX_SOURCE_RATE: u32 = 1_536_000;
 
 /// How much of each end of the input the integrity checks look at (more than
 /// one maximal Ogg page, 65 307 bytes).
@@ -187,6 +206,11 @@ fn decode_source(source: Box<dyn MediaSource>, hint: Hint) -> Result<DecodedAudi
         .sample_rate
         .filter(|&r| r > 0)
         .ok_or_else(|| Error::AudioDecode("the audio track declares no sample rate".into()))?;
+    if sample_rate > MAX_SOURCE_RATE {
+        return Err(Error::AudioDecode(format!(
+            "the audio track declares an absurd sample rate of {sample_rate} Hz"
+        )));
+    }
     let mut decoder = PacketDecoder::new(&params)?;
 
     let mut mono = Vec::new();

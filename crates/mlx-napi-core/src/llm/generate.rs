@@ -169,6 +169,13 @@ pub struct GenerationResult {
     pub host_reads: u64,
 }
 
+/// First prefill chunk when the call can be aborted (see `Generation::run`).
+const PREFILL_FIRST_CHUNK: usize = 128;
+/// Smallest chunk the adaptive prefill shrinks to.
+const PREFILL_MIN_CHUNK: usize = 16;
+/// Target upper bound for one prefill step when the call can be aborted.
+const PREFILL_STEP_SECS: f64 = 0.5;
+
 /// Everything the loop needs from its caller.
 pub(crate) struct Generation<'a> {
     pub model: &'a dyn LanguageModel,
@@ -209,6 +216,20 @@ impl Generation<'_> {
                 "prompt token {bad} is outside the vocabulary ({vocab})"
             )));
         }
+        // The prompt must fit the model's context with room for one new token;
+        // generation then stops at the context's end (`finish_reason` "length").
+        let max_tokens = match model.context_length() {
+            Some(context) if prompt.len() >= context => {
+                return Err(Error::PromptTooLong(format!(
+                    "the prompt has {} tokens but the model's context holds {context} \
+                     (max_position_embeddings); shorten the prompt to at most {} tokens",
+                    prompt.len(),
+                    context - 1
+                )))
+            }
+            Some(context) => options.max_tokens.min(context - prompt.len()),
+            None => options.max_tokens,
+        };
         debug_assert!(cached < prompt.len());
         let mut sampler = Sampler::new(options.sampler.clone(), vocab, 1, &[prompt])?;
         let aborted = || {
@@ -220,19 +241,37 @@ impl Generation<'_> {
 
         // Prefill all but the last prompt token, chunk by chunk; evaluating the
         // caches (not the logits) computes only what later steps need.
+        // With an abort flag, chunks start small and grow while a chunk takes
+        // well under the abort latency we promise (~1 s on any backend), so a
+        // slow backend (CPU) still stops promptly and a fast one gets its
+        // large chunks back after a few steps.
         let last = prompt.len() - 1;
         let mut pos = cached;
         let mut aborted_in_prefill = false;
+        let mut chunk = if options.abort.is_some() {
+            options.prefill_chunk_size.min(PREFILL_FIRST_CHUNK)
+        } else {
+            options.prefill_chunk_size
+        };
         while pos < last {
             if aborted() {
                 aborted_in_prefill = true;
                 break;
             }
-            let end = (pos + options.prefill_chunk_size).min(last);
+            let end = (pos + chunk).min(last);
+            let chunk_start = Instant::now();
             model.forward(&token_array(&prompt[pos..end]), caches, true)?;
             transforms::eval(caches.iter().flat_map(|c| c.arrays()))?;
             fed.extend_from_slice(&prompt[pos..end]);
             pos = end;
+            if options.abort.is_some() {
+                let took = chunk_start.elapsed().as_secs_f64();
+                if took < PREFILL_STEP_SECS / 4.0 {
+                    chunk = (chunk * 2).min(options.prefill_chunk_size);
+                } else if took > PREFILL_STEP_SECS {
+                    chunk = (chunk / 2).max(PREFILL_MIN_CHUNK);
+                }
+            }
         }
 
         let mut step =
@@ -267,7 +306,7 @@ impl Generation<'_> {
             }
             let index = token_ids.len();
             // Queue step n+1 before reading token n (unless n is the last allowed).
-            let following = if index + 1 < options.max_tokens {
+            let following = if index + 1 < max_tokens {
                 Some(step(current.reshape(&[1, 1])?, None, fed)?)
             } else {
                 None

@@ -17,12 +17,11 @@ pub fn read_json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T> {
 /// Like [`read_json`] but `Ok(None)` when the file does not exist.
 pub fn read_json_opt<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T>> {
     let path = dir.join(name);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
-    };
-    serde_json::from_str(&text)
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = super::files::read_capped(&path, super::files::MAX_CONFIG_BYTES)?;
+    serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| Error::format(format!("{}: {e}", path.display())))
 }

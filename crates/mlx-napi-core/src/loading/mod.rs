@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod dtype;
+pub mod files;
 pub mod hub;
 pub mod npz;
 pub mod quant;

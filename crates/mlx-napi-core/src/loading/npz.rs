@@ -5,17 +5,27 @@
 //! length) before it becomes an MLX array; anything off is `ERR_MODEL_FORMAT`
 //! naming the file and member.
 
-use std::{collections::HashMap, fs::File, io::Read, path::Path};
+use std::{collections::HashMap, io::Read, path::Path};
 
 use mlx_rs::{Array, Dtype};
 
 use crate::{Error, Result};
 
+/// Largest `.npy` member we read (the largest Whisper layer is far below).
+const MAX_MEMBER_BYTES: u64 = 8 << 30;
+
 /// Loads every array of the `.npz` file at `path`, keyed by member name
 /// without the `.npy` suffix.
 pub fn load_npz(path: &Path) -> Result<HashMap<String, Array>> {
     let bad = |what: String| Error::format(format!("{}: {what}", path.display()));
-    let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let file = super::files::open_regular(path)?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+        .len();
+    // Deflate expands at most ~1032:1; a member claiming more is forged. Each
+    // member is read up to its declared size only, so memory stays bounded.
+    let max_member = file_len.saturating_mul(1032).min(MAX_MEMBER_BYTES);
     let mut archive =
         zip::ZipArchive::new(file).map_err(|e| bad(format!("not a valid .npz archive: {e}")))?;
     let mut arrays = HashMap::with_capacity(archive.len());
@@ -34,10 +44,23 @@ pub fn load_npz(path: &Path) -> Result<HashMap<String, Array>> {
             .strip_suffix(".npy")
             .ok_or_else(|| bad(format!("member {name:?} is not an .npy array")))?
             .to_string();
-        let mut bytes = Vec::with_capacity(member.size().min(1 << 32) as usize);
-        member
+        let declared = member.size();
+        if declared > max_member {
+            return Err(bad(format!(
+                "{name}: declared size {declared} bytes is impossible for a {file_len}-byte archive"
+            )));
+        }
+        let mut bytes = Vec::with_capacity(declared.min(file_len) as usize);
+        (&mut member)
+            .take(declared + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| bad(format!("{name}: {e}")))?;
+        if bytes.len() as u64 != declared {
+            return Err(bad(format!(
+                "{name}: {} bytes of data, the archive declares {declared}",
+                bytes.len()
+            )));
+        }
         let array = parse_npy(&bytes).map_err(|why| bad(format!("{name}: {why}")))?;
         arrays.insert(key, array);
     }
@@ -98,15 +121,22 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<Array, String> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|d| d.parse::<i32>().map_err(|_| format!("bad dimension {d:?}")))
+        .map(|d| {
+            d.parse::<i32>()
+                .ok()
+                .filter(|&d| d >= 0)
+                .ok_or_else(|| format!("bad dimension {d:?}"))
+        })
         .collect::<std::result::Result<Vec<i32>, String>>()?;
-    let count: usize = shape.iter().map(|&d| d.max(0) as usize).product();
     let data = &bytes[data_start.min(bytes.len())..];
-    if data.len() != count * size {
+    let expected = shape
+        .iter()
+        .try_fold(size, |n: usize, &d| n.checked_mul(d as usize))
+        .filter(|&n| n == data.len());
+    if expected.is_none() {
         return Err(format!(
-            "{} data bytes for shape {shape:?} {descr} (expected {})",
+            "{} data bytes for shape {shape:?} {descr}",
             data.len(),
-            count * size
         ));
     }
     // SAFETY: `data` holds exactly `count` little-endian elements of `dtype`

@@ -21,7 +21,7 @@ impl QuantSpec {
     pub fn validate(self) -> Result<Self> {
         if ![32, 64, 128].contains(&self.group_size) {
             return Err(Error::invalid(format!(
-                "quantization group_size must be 32, 64 or 128, got {}",
+                "quantization group size (groupSize) must be 32, 64 or 128, got {}",
                 self.group_size
             )));
         }

@@ -12,7 +12,6 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    fs::File,
     io::Read,
     path::{Path, PathBuf},
 };
@@ -35,7 +34,7 @@ struct ShardIndex {
 /// `*.safetensors` file (sorted).
 pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let index_path = dir.join("model.safetensors.index.json");
-    if index_path.is_file() {
+    if index_path.exists() {
         let index: ShardIndex = super::read_json(dir, "model.safetensors.index.json")?;
         let shards: BTreeSet<&String> = index.weight_map.values().collect();
         if shards.is_empty() {
@@ -47,7 +46,9 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
         let mut files = Vec::new();
         for shard in shards {
             let path = dir.join(shard);
-            if !path.is_file() {
+            // `exists`, not `is_file`: a FIFO or device shard must reach the
+            // regular-file check (ERR_IO), not pass as missing.
+            if !path.exists() {
                 return Err(Error::ModelNotFound(format!(
                     "weight shard {shard} listed in {} is missing",
                     index_path.display()
@@ -58,7 +59,7 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
         return Ok(files);
     }
     let single = dir.join("model.safetensors");
-    if single.is_file() {
+    if single.exists() {
         return Ok(vec![single]);
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -96,8 +97,7 @@ fn dtype_size(dtype: &str) -> Option<usize> {
 /// Reads and checks the header of one safetensors file.
 pub fn read_header(path: &Path) -> Result<HashMap<String, TensorInfo>> {
     let bad = |what: String| Error::format(format!("{}: {what}", path.display()));
-    let mut file =
-        File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut file = super::files::open_regular(path)?;
     let file_len = file
         .metadata()
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
@@ -106,7 +106,7 @@ pub fn read_header(path: &Path) -> Result<HashMap<String, TensorInfo>> {
     file.read_exact(&mut len_bytes)
         .map_err(|_| bad("truncated: shorter than the 8-byte header length".into()))?;
     let header_len = u64::from_le_bytes(len_bytes);
-    if header_len > MAX_HEADER_BYTES || header_len > file_len - 8 {
+    if header_len > MAX_HEADER_BYTES || header_len > file_len.saturating_sub(8) {
         return Err(bad(format!(
             "corrupt or truncated: header length {header_len} but the file has {file_len} bytes"
         )));
@@ -139,7 +139,21 @@ pub fn read_header(path: &Path) -> Result<HashMap<String, TensorInfo>> {
             .filter(|o: &Vec<u64>| o.len() == 2)
             .ok_or_else(|| bad(format!("tensor {name}: missing or invalid data_offsets")))?;
         let (start, end) = (offsets[0], offsets[1]);
-        let expected = shape.iter().product::<usize>() as u64 * size as u64;
+        // Checked: a forged shape must not overflow into a small byte count.
+        let expected = shape
+            .iter()
+            .try_fold(size as u64, |n, &d| n.checked_mul(d as u64))
+            .filter(|&n| n <= data_len)
+            .ok_or_else(|| {
+                bad(format!(
+                    "tensor {name}: shape {shape:?} {dtype} is larger than the file's {data_len}-byte data section"
+                ))
+            })?;
+        if shape.iter().any(|&d| d > i32::MAX as usize) {
+            return Err(bad(format!(
+                "tensor {name}: dimension of shape {shape:?} exceeds 2^31 - 1"
+            )));
+        }
         if end < start || end - start != expected {
             return Err(bad(format!(
                 "tensor {name}: {} bytes of data for shape {shape:?} {dtype} (expected {expected})",

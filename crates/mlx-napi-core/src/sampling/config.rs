@@ -64,38 +64,38 @@ impl SamplerConfig {
             )));
         }
         if self.top_k == Some(0) {
-            return Err(Error::invalid("top_k must be ≥ 1"));
+            return Err(Error::invalid("topK must be ≥ 1"));
         }
         if let Some(p) = self.top_p {
             if !(p > 0.0 && p <= 1.0) {
-                return Err(Error::invalid(format!("top_p must be in (0, 1], got {p}")));
+                return Err(Error::invalid(format!("topP must be in (0, 1], got {p}")));
             }
         }
         if let Some(p) = self.min_p {
             if !(0.0..=1.0).contains(&p) {
-                return Err(Error::invalid(format!("min_p must be in [0, 1], got {p}")));
+                return Err(Error::invalid(format!("minP must be in [0, 1], got {p}")));
             }
         }
         if let Some(p) = self.repetition_penalty {
             if !(p.is_finite() && p > 0.0) {
                 return Err(Error::invalid(format!(
-                    "repetition_penalty must be > 0, got {p}"
+                    "repetitionPenalty must be > 0, got {p}"
                 )));
             }
             if self.repetition_context_size == 0 {
-                return Err(Error::invalid("repetition_context_size must be ≥ 1"));
+                return Err(Error::invalid("repetitionContextSize must be ≥ 1"));
             }
         }
-        finite("presence_penalty", self.presence_penalty)?;
-        finite("frequency_penalty", self.frequency_penalty)?;
+        finite("presencePenalty", self.presence_penalty)?;
+        finite("frequencyPenalty", self.frequency_penalty)?;
         for &(id, bias) in &self.logit_bias {
             if id as usize >= vocab_size {
                 return Err(Error::invalid(format!(
-                    "logit_bias token id {id} is outside the vocabulary ({vocab_size})"
+                    "logitBias token id {id} is outside the vocabulary ({vocab_size})"
                 )));
             }
             if bias.is_nan() {
-                return Err(Error::invalid(format!("logit_bias for token {id} is NaN")));
+                return Err(Error::invalid(format!("logitBias for token {id} is NaN")));
             }
         }
         Ok(())

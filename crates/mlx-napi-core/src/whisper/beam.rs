@@ -66,7 +66,7 @@ pub fn beam_search_batch<'p>(
     let k = beam.beam_size;
     if !(1..=32).contains(&k) {
         return Err(Error::invalid(format!(
-            "beam_size must be in 1..=32, got {k}"
+            "beamSize must be in 1..=32, got {k}"
         )));
     }
     if !(beam.patience.is_finite() && beam.patience > 0.0) {

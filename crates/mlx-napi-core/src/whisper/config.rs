@@ -115,13 +115,13 @@ impl WhisperConfig {
                 n_audio_head: dim(&["n_audio_head"])?,
                 n_audio_layer: dim(&["n_audio_layer"])?,
                 // openai-whisper's MLP is always 4× wide.
-                n_audio_ffn: 4 * n_audio_state,
+                n_audio_ffn: n_audio_state.saturating_mul(4),
                 n_vocab: dim(&["n_vocab"])?,
                 n_text_ctx: dim(&["n_text_ctx"])?,
                 n_text_state,
                 n_text_head: dim(&["n_text_head"])?,
                 n_text_layer: dim(&["n_text_layer"])?,
-                n_text_ffn: 4 * n_text_state,
+                n_text_ffn: n_text_state.saturating_mul(4),
                 suppress_tokens: None,
                 begin_suppress_tokens: None,
                 alignment_heads: None,
@@ -163,6 +163,29 @@ impl WhisperConfig {
     }
 
     fn validate(&self) -> Result<()> {
+        // Upper bounds far above any Whisper, checked before anything is sized
+        // from them (a forged `vocab_size: 1e12` asked for 24 TB and aborted
+        // the process).
+        let bounds = [
+            ("mel bins", self.n_mels, 1 << 10),
+            ("encoder width", self.n_audio_state, 1 << 14),
+            ("encoder heads", self.n_audio_head, 1 << 10),
+            ("encoder layers", self.n_audio_layer, 1 << 8),
+            ("encoder MLP width", self.n_audio_ffn, 1 << 16),
+            ("vocabulary", self.n_vocab, 1 << 20),
+            ("decoder positions", self.n_text_ctx, 1 << 14),
+            ("decoder width", self.n_text_state, 1 << 14),
+            ("decoder heads", self.n_text_head, 1 << 10),
+            ("decoder layers", self.n_text_layer, 1 << 8),
+            ("decoder MLP width", self.n_text_ffn, 1 << 16),
+        ];
+        for (what, value, max) in bounds {
+            if value > max {
+                return Err(Error::format(format!(
+                    "config.json: {what} {value} is out of range (at most {max})"
+                )));
+            }
+        }
         if !self.n_audio_state.is_multiple_of(self.n_audio_head) {
             return Err(Error::format(format!(
                 "encoder width {} is not divisible by its {} heads",

@@ -112,9 +112,9 @@ impl WhisperEngine {
             report("weights", done, total)
         })?;
         let tokenizer_dir = tokenizer_dir.as_deref().unwrap_or(dir);
-        if !tokenizer_dir.join("tokenizer.json").is_file() {
+        if !tokenizer_dir.join("tokenizer.json").exists() {
             return Err(Error::ModelNotFound(format!(
-                "no tokenizer.json in {}: pass LoadOptions::tokenizer_dir (e.g. the matching \
+                "no tokenizer.json in {}: pass the tokenizerDir option (e.g. the matching \
                  openai/whisper-* folder)",
                 tokenizer_dir.display()
             )));

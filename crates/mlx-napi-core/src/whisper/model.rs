@@ -13,6 +13,8 @@
 //! every decoding step reuses them. Tensor names are Hugging Face's; MLX
 //! checkpoints are renamed at load (see `weights.rs`).
 
+use std::sync::atomic::AtomicBool;
+
 use mlx_rs::{
     ops::{self, indexing::TryIndexOp},
     Array, Dtype,
@@ -251,11 +253,19 @@ impl Encoder {
         })
     }
 
-    fn forward(&self, mel: &Array) -> Result<Array> {
+    /// With `abort`, each layer is evaluated on its own and the flag checked
+    /// in between, so a cancelled encoder pass stops within one layer.
+    fn forward(&self, mel: &Array, abort: Option<&AtomicBool>) -> Result<Array> {
         let x = gelu(&self.conv1.forward(mel)?)?;
         let x = gelu(&self.conv2.forward(&x)?)?;
         let mut x = x.add(self.positions.as_dtype(x.dtype())?)?;
         for layer in &self.layers {
+            if let Some(abort) = abort {
+                x.eval()?;
+                if abort.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(Error::Aborted);
+                }
+            }
             x = layer.forward(&x)?;
         }
         self.norm.forward(&x)
@@ -469,6 +479,12 @@ impl Whisper {
 
     /// Audio features `[B, n_audio_ctx, d]` of log-mel windows `[B, 3000, n_mels]`.
     pub fn encode(&self, mel: &Array) -> Result<Array> {
+        self.encode_abortable(mel, None)
+    }
+
+    /// [`encode`](Self::encode), stopping with `ABORT_ERR` between layers once
+    /// `abort` is set.
+    pub fn encode_abortable(&self, mel: &Array, abort: Option<&AtomicBool>) -> Result<Array> {
         let expected = [
             2 * self.config.n_audio_ctx as i32,
             self.config.n_mels as i32,
@@ -481,7 +497,7 @@ impl Whisper {
                 mel.shape()
             )));
         }
-        self.encoder.forward(&mel.as_dtype(self.dtype)?)
+        self.encoder.forward(&mel.as_dtype(self.dtype)?, abort)
     }
 
     /// Fresh decoder state for a batch: cross-attention keys/values of

@@ -35,7 +35,7 @@ use super::{
     decode::{decode_batch, DecodeOptions, DecodedWindow, Prompts},
     mel::{window_frames, HOP_LENGTH, N_FRAMES, SAMPLE_RATE},
     tokenizer::{Task, WhisperTokenizer},
-    windows::Planner,
+    windows::{Planner, Skipped},
     WhisperEngine,
 };
 use crate::{Error, Result};
@@ -148,12 +148,12 @@ impl TranscribeOptions {
         }
         for (name, value) in [
             (
-                "compression_ratio_threshold",
+                "compressionRatioThreshold",
                 self.compression_ratio_threshold,
             ),
-            ("logprob_threshold", self.logprob_threshold),
-            ("no_speech_threshold", self.no_speech_threshold),
-            ("max_initial_timestamp", self.max_initial_timestamp),
+            ("logprobThreshold", self.logprob_threshold),
+            ("noSpeechThreshold", self.no_speech_threshold),
+            ("maxInitialTimestamp", self.max_initial_timestamp),
         ] {
             if value.is_some_and(|v| !v.is_finite()) {
                 return Err(Error::invalid(format!("{name} must be a finite number")));
@@ -161,19 +161,19 @@ impl TranscribeOptions {
         }
         if !(1..=256).contains(&self.batch_size) {
             return Err(Error::invalid(format!(
-                "batch_size must be in 1..=256, got {}",
+                "batchSize must be in 1..=256, got {}",
                 self.batch_size
             )));
         }
         if !(1..=32).contains(&self.best_of) {
             return Err(Error::invalid(format!(
-                "best_of must be in 1..=32, got {}",
+                "bestOf must be in 1..=32, got {}",
                 self.best_of
             )));
         }
         if !(1..=32).contains(&self.beam_size) {
             return Err(Error::invalid(format!(
-                "beam_size must be in 1..=32, got {}",
+                "beamSize must be in 1..=32, got {}",
                 self.beam_size
             )));
         }
@@ -187,12 +187,12 @@ impl TranscribeOptions {
         let width = self.best_of.max(self.beam_size);
         if self.batch_size * width > 1024 {
             return Err(Error::invalid(format!(
-                "batch_size × max(best_of, beam_size) must be ≤ 1024, got {} × {width}",
+                "batchSize × max(bestOf, beamSize) must be ≤ 1024 (e.g. batchSize 256 with bestOf ≤ 4), got {} × {width}",
                 self.batch_size
             )));
         }
         if self.sample_len == Some(0) {
-            return Err(Error::invalid("sample_len must be ≥ 1"));
+            return Err(Error::invalid("sampleLen must be ≥ 1"));
         }
         Ok(())
     }
@@ -600,7 +600,8 @@ impl WhisperEngine {
                 1.0,
             )
         } else {
-            let features = self.encode_windows(&mel, &[first_window], &mut timings)?;
+            let features =
+                self.encode_windows(&mel, &[first_window], &mut timings, hooks.abort.as_deref())?;
             let start = Instant::now();
             let detected = super::decode::detect_language(
                 self.model(),
@@ -696,6 +697,7 @@ impl WhisperEngine {
         mel: &Array,
         windows: &[(usize, usize)],
         timings: &mut Timings,
+        abort: Option<&AtomicBool>,
     ) -> Result<Array> {
         let start = Instant::now();
         let frames = windows
@@ -703,7 +705,7 @@ impl WhisperEngine {
             .map(|&(seek, content)| window_frames(mel, seek, content))
             .collect::<Result<Vec<_>>>()?;
         let batch = ops::stack(&frames, 0)?;
-        let features = self.model().encode(&batch)?;
+        let features = self.model().encode_abortable(&batch, abort)?;
         features.eval()?;
         timings.encode_ms += start.elapsed().as_secs_f64() * 1e3;
         Ok(features)
@@ -731,7 +733,12 @@ impl WhisperEngine {
             let window = (content_frames - seek).min(N_FRAMES);
             let features = match first_features.take() {
                 Some(f) if seek == 0 => f,
-                _ => self.encode_windows(mel, &[(seek, window)], timings)?,
+                _ => self.encode_windows(
+                    mel,
+                    &[(seek, window)],
+                    timings,
+                    run.hooks.abort.as_deref(),
+                )?,
             };
             let prompt = decoder_prompt(
                 tokenizer.special().sot_prev,
@@ -814,6 +821,8 @@ impl WhisperEngine {
                 context: initial_prompt.to_vec(),
                 prompt_reset_since: 0,
                 segments: Vec::new(),
+                limit: None,
+                reread_from: None,
             })
             .collect();
         let mut next_to_emit = 0;
@@ -829,20 +838,22 @@ impl WhisperEngine {
                 .iter()
                 .map(|&i| {
                     let r = &readers[i];
-                    (r.seek, planner.window_end(r.seek, r.end) - r.seek)
+                    let end = r.limit.map_or(r.end, |limit| limit.min(r.end));
+                    (r.seek, planner.window_end(r.seek, end) - r.seek)
                 })
                 .collect();
             // The language-detection pass already encoded section 0's first window.
             let features = match first_features.take() {
                 Some(first) if active[0] == 0 && readers[0].seek == 0 => {
                     if windows.len() > 1 {
-                        let rest = self.encode_windows(mel, &windows[1..], timings)?;
+                        let abort = run.hooks.abort.as_deref();
+                        let rest = self.encode_windows(mel, &windows[1..], timings, abort)?;
                         ops::concatenate(&[first, rest], 0)?
                     } else {
                         first
                     }
                 }
-                _ => self.encode_windows(mel, &windows, timings)?,
+                _ => self.encode_windows(mel, &windows, timings, run.hooks.abort.as_deref())?,
             };
             let prompts: Vec<Vec<u32>> = active
                 .iter()
@@ -865,6 +876,8 @@ impl WhisperEngine {
             let rows = active.iter().zip(&windows).zip(results).enumerate();
             for (row, ((&i, &(seek, window)), result)) in rows {
                 let reader = &mut readers[i];
+                // A limit bounds only the one window after a skip.
+                reader.limit = None;
                 if is_silence(&result.decoded, &plan.thresholds) {
                     reader.seek += window;
                     continue;
@@ -873,16 +886,29 @@ impl WhisperEngine {
                 let offset = seek as f32 * HOP_LENGTH as f32 / SAMPLE_RATE as f32;
                 let audio = features.try_index(row as i32..row as i32 + 1)?;
                 let words = run.words.as_mut().map(|w| (w, &audio, window));
-                let segments = segments_of(tokenizer, seek, offset, pieces, &result, words)?;
+                let mut segments = segments_of(tokenizer, seek, offset, pieces, &result, words)?;
+                // Speech the model jumped over is read again, prompted with
+                // the text before it, in a window that ends where it resumed.
+                let skipped = skipped_speech(planner, &segments, seek, seek + consumed)
+                    .filter(|s| reader.reread_from != Some(s.resume));
                 if !plan.options.condition_on_previous_text
                     || result.decoded.temperature > plan.options.prompt_reset_on_temperature
                 {
                     reader.prompt_reset_since = reader.context.len();
                 }
+                if let Some(skip) = &skipped {
+                    segments.truncate(skip.keep);
+                }
                 reader
                     .context
                     .extend(segments.iter().flat_map(|s| s.tokens.iter().copied()));
                 reader.segments.extend(segments);
+                if let Some(skip) = skipped {
+                    reader.seek = skip.resume.max(seek);
+                    reader.limit = Some(skip.limit);
+                    reader.reread_from = Some(skip.resume);
+                    continue;
+                }
                 reader.seek += consumed;
                 // With word timestamps, openai-whisper resumes after the last word.
                 let resume = run
@@ -920,6 +946,37 @@ struct SectionReader {
     prompt_reset_since: usize,
     /// Segments not yet handed out.
     segments: Vec<Segment>,
+    /// Re-reading skipped speech: the next window ends by this frame.
+    limit: Option<usize>,
+    /// Where the last re-read of skipped speech started (a second skip from
+    /// the same frame is accepted as is: no endless loop).
+    reread_from: Option<usize>,
+}
+
+/// Speech a decoded window's segments passed over (see
+/// [`Planner::skipped_speech`]), within the part of the window it consumed.
+fn skipped_speech(
+    planner: &Planner,
+    segments: &[Segment],
+    window_start: usize,
+    window_end: usize,
+) -> Option<Skipped> {
+    let frame = |t: f32| {
+        (t * SAMPLE_RATE as f32 / HOP_LENGTH as f32)
+            .round()
+            .max(0.0) as usize
+    };
+    let spans: Vec<(usize, usize, usize)> = segments
+        .iter()
+        .map(|s| {
+            (
+                frame(s.start),
+                frame(s.end),
+                s.text.split_whitespace().count(),
+            )
+        })
+        .collect();
+    planner.skipped_speech(window_start, window_end, &spans)
 }
 
 /// The segments of one decoded window (ids are given when they are handed out),

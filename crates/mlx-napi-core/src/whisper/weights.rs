@@ -44,7 +44,7 @@ pub fn load_checkpoint(
             other => other,
         })?;
     let mut quantization = Quantization::from_config(&raw_config)?;
-    let mut tensors = if !has_safetensors(dir) && dir.join("weights.npz").is_file() {
+    let mut tensors = if !has_safetensors(dir) && dir.join("weights.npz").exists() {
         let tensors = load_npz(&dir.join("weights.npz"))?;
         progress(1, 1);
         tensors

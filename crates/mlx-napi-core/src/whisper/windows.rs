@@ -57,17 +57,109 @@ fn smoothed_power(samples: &[f32], frames: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Finds pauses in one audio signal.
+/// A frame is loud enough to be speech within this ratio (20 dB) of the
+/// signal's loud frames (its 95th percentile of smoothed power).
+const SPEECH_RATIO: f64 = 0.01;
+/// A stretch the model passed over counts when it is at least this long (3 s)…
+const SKIP_MIN_FRAMES: usize = 3 * SAMPLE_RATE as usize / HOP_LENGTH;
+/// …and at least this share of its frames are speech.
+const SKIP_MIN_SPEECH: f64 = 0.5;
+/// A segment this long (8 s) with fewer words per second than
+/// [`SKIP_MAX_WORD_RATE`] over speech passed over most of what it spans
+/// (read speech runs at 2–3 words per second).
+const SKIP_LONG_SEGMENT_FRAMES: usize = 8 * SAMPLE_RATE as usize / HOP_LENGTH;
+const SKIP_MAX_WORD_RATE: f64 = 0.6;
+
+/// Finds pauses (and speech) in one audio signal.
 pub struct Planner {
     power: Vec<f64>,
+    /// Smoothed power above which a frame counts as speech.
+    speech_floor: f64,
+}
+
+/// Speech a decoded window passed over: keep its first `keep` segments, read
+/// again from frame `resume` in a window that ends by `limit` (so that the
+/// model cannot jump past the skipped speech a second time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped {
+    pub keep: usize,
+    pub resume: usize,
+    pub limit: usize,
 }
 
 impl Planner {
     /// For `content_frames` mel frames of 16 kHz `samples`.
     pub fn new(samples: &[f32], content_frames: usize) -> Self {
+        let power = smoothed_power(samples, content_frames);
+        let mut sorted = power.clone();
+        sorted.sort_by(f64::total_cmp);
+        let loud = sorted
+            .get(sorted.len() * 95 / 100)
+            .copied()
+            .unwrap_or(POWER_FLOOR);
         Planner {
-            power: smoothed_power(samples, content_frames),
+            power,
+            speech_floor: (loud * SPEECH_RATIO).max(POWER_FLOOR * 100.0),
         }
+    }
+
+    /// Share of the frames in `from..to` loud enough to be speech.
+    pub fn speech_share(&self, from: usize, to: usize) -> f64 {
+        let to = to.min(self.power.len());
+        if from >= to {
+            return 0.0;
+        }
+        let loud = self.power[from..to]
+            .iter()
+            .filter(|&&p| p > self.speech_floor)
+            .count();
+        loud as f64 / (to - from) as f64
+    }
+
+    /// Checks a decoded window `window_start..window_end` whose segments span
+    /// `spans` (start frame, end frame, words), in order: a gap of ≥ 3 s
+    /// before a segment (or after the last, up to `window_end`) that is mostly
+    /// speech, or a segment of ≥ 8 s with under 0.6 words per second over
+    /// speech, is speech the model skipped. Whisper does this when it starts
+    /// a window without context (a section's first window): its timestamps
+    /// jump from the first seconds to the middle.
+    pub fn skipped_speech(
+        &self,
+        window_start: usize,
+        window_end: usize,
+        spans: &[(usize, usize, usize)],
+    ) -> Option<Skipped> {
+        let passed_over = |from: usize, to: usize| {
+            to >= from + SKIP_MIN_FRAMES && self.speech_share(from, to) >= SKIP_MIN_SPEECH
+        };
+        let mut previous_end = window_start;
+        for (i, &(start, end, words)) in spans.iter().enumerate() {
+            if passed_over(previous_end, start) {
+                return Some(Skipped {
+                    keep: i,
+                    resume: previous_end,
+                    limit: start.max(previous_end + SKIP_MIN_FRAMES),
+                });
+            }
+            let seconds =
+                (end.saturating_sub(start)) as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
+            if end >= start + SKIP_LONG_SEGMENT_FRAMES
+                && (words as f64) < SKIP_MAX_WORD_RATE * seconds
+                && self.speech_share(start, end) >= SKIP_MIN_SPEECH
+            {
+                return Some(Skipped {
+                    keep: i,
+                    resume: start,
+                    limit: end,
+                });
+            }
+            previous_end = previous_end.max(end);
+        }
+        passed_over(previous_end, window_end).then_some(Skipped {
+            keep: spans.len(),
+            resume: previous_end,
+            limit: window_end,
+        })
     }
 
     fn frames(&self) -> usize {
@@ -243,6 +335,80 @@ mod tests {
         assert_eq!(planner.sections(16).len(), 4);
         let short = signal(&[(12.0, 0.5)]);
         assert_eq!(Planner::new(&short, 1200).sections(16), vec![(0, 1200)]);
+    }
+
+    /// Speech (a 200 Hz tone at -10 dBFS) from `a` to `b` seconds.
+    fn speech_in(total: f32, pieces: &[(f32, f32)]) -> Vec<f32> {
+        let mut samples = vec![0.0f32; (total * SAMPLE_RATE as f32) as usize];
+        for &(a, b) in pieces {
+            let (a, b) = ((a * 16000.0) as usize, (b * 16000.0) as usize);
+            for (i, s) in samples[a..b].iter_mut().enumerate() {
+                *s = 0.3 * (i as f32 * 200.0 * std::f32::consts::TAU / 16000.0).sin();
+            }
+        }
+        samples
+    }
+
+    #[test]
+    fn skipped_speech_is_found_in_gaps_and_in_sparse_segments() {
+        let f = |s: f32| (s * 100.0) as usize; // seconds → frames
+                                               // Speech throughout 0–30 s, in 5 s sentences with 0.5 s pauses.
+        let pieces: Vec<(f32, f32)> = (0..5)
+            .map(|k| (k as f32 * 6.0 + 0.5, k as f32 * 6.0 + 5.5))
+            .collect();
+        let samples = speech_in(30.0, &pieces);
+        let planner = Planner::new(&samples, f(30.0));
+        assert!(planner.speech_share(f(0.5), f(5.5)) > 0.9);
+        assert!(planner.speech_share(f(5.8), f(6.2)) < 0.5);
+        // Every sentence read: nothing skipped.
+        let all: Vec<_> = pieces.iter().map(|&(a, b)| (f(a), f(b), 12)).collect();
+        assert_eq!(planner.skipped_speech(0, f(30.0), &all), None);
+        // The model jumped from the first sentence to the fourth: re-read
+        // from the end of the first, in a window that ends where it resumed.
+        let jumped = [all[0], all[3], all[4]];
+        assert_eq!(
+            planner.skipped_speech(0, f(30.0), &jumped),
+            Some(Skipped {
+                keep: 1,
+                resume: f(5.5),
+                limit: f(18.5)
+            })
+        );
+        // Its first segment starts in the middle of the window.
+        assert_eq!(
+            planner.skipped_speech(0, f(30.0), &all[3..]),
+            Some(Skipped {
+                keep: 0,
+                resume: 0,
+                limit: f(18.5)
+            })
+        );
+        // One segment claims 0.5–17.5 s with 6 words.
+        let sparse = [(f(0.5), f(17.5), 6), all[3], all[4]];
+        assert_eq!(
+            planner.skipped_speech(0, f(30.0), &sparse),
+            Some(Skipped {
+                keep: 0,
+                resume: f(0.5),
+                limit: f(17.5)
+            })
+        );
+        // The last sentences never read, though the window was taken whole.
+        assert_eq!(
+            planner.skipped_speech(0, f(30.0), &all[..2]),
+            Some(Skipped {
+                keep: 2,
+                resume: f(11.5),
+                limit: f(30.0)
+            })
+        );
+        // Gaps over silence are pauses, not skips.
+        let quiet = speech_in(30.0, &[(0.5, 5.5), (20.0, 25.0)]);
+        let planner = Planner::new(&quiet, f(30.0));
+        assert_eq!(
+            planner.skipped_speech(0, f(30.0), &[(f(0.5), f(5.5), 12), (f(20.0), f(25.0), 12)]),
+            None
+        );
     }
 
     #[test]

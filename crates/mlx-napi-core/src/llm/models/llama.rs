@@ -47,6 +47,9 @@ pub struct LlamaArgs {
     pub mlp_bias: bool,
     #[serde(default)]
     pub sliding_window: Option<i32>,
+    /// Positions the model was trained on; prompts must fit (absent: no limit).
+    #[serde(default)]
+    pub max_position_embeddings: Option<i64>,
     /// Not HF fields: set by the Qwen files.
     #[serde(skip)]
     pub qkv_bias_only: bool,
@@ -97,12 +100,28 @@ impl LlamaArgs {
             ("head_dim", self.head_dim()),
             ("vocab_size", self.vocab_size),
         ];
-        for (name, value) in positive {
-            if value <= 0 {
+        // Upper bounds far above any released model, checked before any
+        // allocation is sized from them (a forged config must not ask for TBs).
+        let limits = [
+            1 << 18, // hidden_size
+            1 << 12, // num_hidden_layers
+            1 << 20, // intermediate_size
+            1 << 12, // num_attention_heads
+            1 << 12, // num_key_value_heads
+            1 << 14, // head_dim
+            1 << 22, // vocab_size
+        ];
+        for ((name, value), max) in positive.into_iter().zip(limits) {
+            if value <= 0 || value > max {
                 return Err(Error::format(format!(
-                    "config.json: {name} must be positive, got {value}"
+                    "config.json: {name} must be in 1..={max}, got {value}"
                 )));
             }
+        }
+        if self.max_position_embeddings.is_some_and(|n| n <= 0) {
+            return Err(Error::format(
+                "config.json: max_position_embeddings must be positive",
+            ));
         }
         if self.num_attention_heads % self.kv_heads() != 0 {
             return Err(Error::format(format!(
@@ -410,5 +429,9 @@ impl LanguageModel for Llama {
 
     fn vocab_size(&self) -> usize {
         self.args.vocab_size as usize
+    }
+
+    fn context_length(&self) -> Option<usize> {
+        self.args.max_position_embeddings.map(|n| n as usize)
     }
 }

@@ -22,6 +22,12 @@ pub trait LanguageModel: Send {
     fn new_caches(&self) -> Vec<KvCache>;
 
     fn vocab_size(&self) -> usize;
+
+    /// Most positions (prompt + generated tokens) the model handles, from
+    /// `max_position_embeddings`; `None` when the config does not say.
+    fn context_length(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Builds the architecture named by `config["model_type"]` from `weights`.

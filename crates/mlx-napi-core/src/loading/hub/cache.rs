@@ -11,6 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
+/// A ref file holds one commit hash (a cap, as for every file read).
+pub(crate) const REF_BYTES: u64 = 4096;
+
 use crate::{Error, Result};
 
 pub struct RepoCache {
@@ -31,7 +34,10 @@ impl RepoCache {
     /// The commit `revision` names locally: what `refs/<revision>` holds, or
     /// the revision itself when it is a commit with a snapshot folder.
     pub fn commit_for(&self, revision: &str) -> Option<String> {
-        if let Ok(commit) = std::fs::read_to_string(self.dir.join("refs").join(revision)) {
+        if let Ok(commit) = crate::loading::files::read_text_capped(
+            &self.dir.join("refs").join(revision),
+            REF_BYTES,
+        ) {
             let commit = commit.trim().to_string();
             if !commit.is_empty() {
                 return Some(commit);

@@ -98,7 +98,8 @@ fn token_file() -> Option<String> {
     let path = env("HF_TOKEN_PATH")
         .map(PathBuf::from)
         .unwrap_or_else(|| hf_home().join("token"));
-    std::fs::read_to_string(path).ok()
+    // A token is tens of bytes; the cap keeps a mistaken path harmless.
+    crate::loading::files::read_text_capped(&path, 64 * 1024).ok()
 }
 
 #[cfg(test)]

@@ -49,7 +49,10 @@ pub struct CachedModel {
 /// What `config.json` in `dir` describes: an LLM architecture we run, Whisper,
 /// or something else (with its `model_type`).
 pub fn model_kind(dir: &Path) -> (ModelKind, Option<String>) {
-    let Ok(text) = std::fs::read_to_string(dir.join("config.json")) else {
+    let Ok(text) = crate::loading::files::read_text_capped(
+        &dir.join("config.json"),
+        crate::loading::files::MAX_CONFIG_BYTES,
+    ) else {
         return (ModelKind::Unknown, None);
     };
     let Ok(config) = serde_json::from_str::<serde_json::Value>(&text) else {
@@ -150,7 +153,9 @@ fn collect_refs(dir: &Path, prefix: &str, out: &mut BTreeMap<String, String>) {
         let path = entry.path();
         if path.is_dir() {
             collect_refs(&path, &format!("{name}/"), out);
-        } else if let Ok(commit) = std::fs::read_to_string(&path) {
+        } else if let Ok(commit) =
+            crate::loading::files::read_text_capped(&path, super::cache::REF_BYTES)
+        {
             out.insert(name, commit.trim().to_string());
         }
     }
