@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -172,6 +172,33 @@ test('dist/*.tgz install into an empty project and run without a toolchain', { s
     const r = run(proj, 'npx', ['mlx-napi', 'transcribe', '--model', model, jfk])
     assert.equal(r.status, 0, r.stderr)
     assert.match(r.stdout, /ask not what your country can do for you,? ask what you can do for your country/i)
+  })
+
+  await t.test('Electron layout: the example\'s job.js in a worker_threads Worker from app.asar.unpacked', {
+    skip: !(model && jfk) && 'test data absent',
+  }, () => {
+    // electron-builder puts asarUnpack'ed files under resources/app.asar.unpacked/.
+    const unpacked = join(work, 'resources', 'app.asar.unpacked')
+    mkdirSync(unpacked, { recursive: true })
+    cpSync(join(proj, 'node_modules'), join(unpacked, 'node_modules'), { recursive: true })
+    cpSync(join(root, 'examples/electron/job.js'), join(unpacked, 'job.js'))
+    const code =
+      "const { Worker } = require('node:worker_threads');" +
+      'const w = new Worker(' +
+      JSON.stringify(
+        "const { parentPort, workerData } = require('node:worker_threads');" +
+          "require('./job.js').transcribe(workerData.model, workerData.audio)" +
+          '.then((r) => parentPort.postMessage({ r, path: require(\'mlx-napi\').backendInfo().addon.path }))',
+      ) +
+      ', { eval: true, workerData: ' +
+      JSON.stringify({ model, audio: jfk }) +
+      " }); w.once('message', (m) => { console.log(JSON.stringify(m)); process.exit(0) }); w.once('error', (e) => { console.error(e); process.exit(1) })"
+    const r = run(unpacked, 'node', ['-e', code], { MLX_NAPI_BACKEND: 'cpu' })
+    assert.equal(r.status, 0, r.stderr)
+    const { r: result, path } = JSON.parse(r.stdout)
+    assert.match(result.text, /ask not what your country can do for you/i)
+    assert.equal(result.backend, 'cpu')
+    assert.ok(path.startsWith(join(realpathSync(unpacked), 'node_modules', 'mlx-napi-linux-x64-gnu')), path)
   })
 })
 

@@ -82,4 +82,36 @@ function keepFirstSearchPath(file) {
   return text.slice(0, colon)
 }
 
-module.exports = { readDynamic, keepFirstSearchPath }
+/** Names of the dynamic symbols `file` imports (undefined in its .dynsym). */
+function importedSymbols(file) {
+  const buf = readFileSync(file)
+  parse(buf, file) // validates the header
+  const shoff = Number(buf.readBigUInt64LE(0x28))
+  const shentsize = buf.readUInt16LE(0x3a)
+  const shnum = buf.readUInt16LE(0x3c)
+  const section = (i) => {
+    const o = shoff + i * shentsize
+    return {
+      type: buf.readUInt32LE(o + 4),
+      offset: Number(buf.readBigUInt64LE(o + 24)),
+      size: Number(buf.readBigUInt64LE(o + 32)),
+      link: buf.readUInt32LE(o + 40),
+    }
+  }
+  const SHT_DYNSYM = 11
+  for (let i = 0; i < shnum; i++) {
+    const dynsym = section(i)
+    if (dynsym.type !== SHT_DYNSYM) continue
+    const strtab = section(dynsym.link)
+    const names = []
+    for (let o = dynsym.offset + 24; o < dynsym.offset + dynsym.size; o += 24) {
+      if (buf.readUInt16LE(o + 6) !== 0) continue // st_shndx != SHN_UNDEF: defined here
+      const start = strtab.offset + buf.readUInt32LE(o)
+      names.push(buf.toString('latin1', start, buf.indexOf(0, start)))
+    }
+    return names
+  }
+  throw new Error(`${file}: no .dynsym section`)
+}
+
+module.exports = { readDynamic, keepFirstSearchPath, importedSymbols }
