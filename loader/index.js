@@ -47,6 +47,10 @@ function loadAddon() {
     throw loadError(`MLX_NAPI_BACKEND=${process.env.MLX_NAPI_BACKEND} is not one of ${BACKENDS.join(', ')}`, [])
   }
   const key = platformKey()
+  const offered = (PACKAGES[key] ?? []).map((p) => p.backend)
+  if (requested !== 'auto' && offered.length > 0 && !offered.includes(requested)) {
+    throw loadError(`MLX_NAPI_BACKEND=${requested} is not available on ${key} (here: ${offered.join(', ')})`, [])
+  }
   const skipped = [] // "candidate: why not", for backendInfo().addon.skipped and errors
   const hints = []
   const forced = requested !== 'auto'
