@@ -137,8 +137,12 @@ function stagePlatform(stage, target, opts) {
   fs.mkdirSync(stage, { recursive: true })
   fs.writeFileSync(path.join(stage, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`)
   copy(path.join(root, target.npmDir, 'README.md'), path.join(stage, 'README.md'))
-  const distInfo = fs.readdirSync(runtime).find((d) => d.endsWith('.dist-info'))
-  if (distInfo) copy(path.join(runtime, distInfo, 'licenses'), path.join(stage, 'licenses'))
+  // The wheel's own licenses (a site-packages folder holds other wheels' dist-info too).
+  const wheelName = { cpu: 'mlx_cpu', cuda13: 'mlx_cuda_13', metal: 'mlx_metal' }[target.variant]
+  const distInfo = fs.readdirSync(runtime).find((d) => d.startsWith(`${wheelName}-`) && d.endsWith('.dist-info'))
+  const licenses = distInfo && path.join(runtime, distInfo, 'licenses')
+  if (licenses && fs.existsSync(licenses)) copy(licenses, path.join(stage, 'licenses'))
+  else console.error(`package: no ${wheelName} licenses in ${runtime}; the ${target.variant} package ships without them`)
   const stagedAddon = path.join(stage, sourceBuildFile(target.key))
   copy(addon, stagedAddon)
 
