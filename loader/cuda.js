@@ -172,7 +172,7 @@ function pipCommand(packages) {
  * libraries are loaded and CUDA_HOME points at CUDA headers; the addon can be
  * required. Nothing is loaded when the driver is missing.
  * @returns {{ ok: true, driver: string | null, libraries: Record<string, string>, cudaHome: string }
- *   | { ok: false, reason: string, hint?: string }}
+ *   | { ok: false, reason: string, hint?: string, driverFound?: boolean }}
  */
 function prepareCuda(pkgDir) {
   const spec = JSON.parse(readFileSync(path.join(pkgDir, 'runtime.json'), 'utf8'))
@@ -207,7 +207,11 @@ function prepareCuda(pkgDir) {
   if (missing.length > 0) {
     return {
       ok: false,
-      reason: `NVIDIA CUDA 13 libraries not found: ${missing.map((m) => m.soname).join(', ')}`,
+      driverFound: true,
+      reason:
+        'NVIDIA CUDA 13 libraries not found: ' +
+        // A file that exists but does not load (wrong version, missing dependency): say why.
+        missing.map((m) => (found[m.soname] ? `${m.soname} (${m.error})` : m.soname)).join(', '),
       hint:
         `Install NVIDIA's CUDA 13 runtime wheels (no toolkit needed): ${pipCommand(missing.map((m) => m.pip))}` +
         ` — or set MLX_NAPI_CUDA_LIBS to the folders that hold them (MLX_NAPI_PYTHON names the Python whose` +

@@ -96,7 +96,8 @@ function loadAddon() {
     if (pkg.backend === 'cuda') {
       const cuda = require('./cuda.js').prepareCuda(dir)
       if (!cuda.ok) {
-        skipped.push(`${pkg.name}: ${cuda.reason}`)
+        // With a GPU present, say how to get the missing libraries right in backendInfo().
+        skipped.push(`${pkg.name}: ${cuda.reason}${cuda.driverFound && !forced ? `. ${cuda.hint}` : ''}`)
         if (cuda.hint) hints.push(cuda.hint)
         continue
       }
