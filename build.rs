@@ -3,5 +3,5 @@ mod rpath;
 
 fn main() {
     napi_build::setup();
-    rpath::emit_mlx_rpath();
+    rpath::emit_package_rpath();
 }

@@ -5,3 +5,28 @@
 export interface LlmStream extends AsyncIterable<StreamChunk> {
   [Symbol.asyncIterator](): AsyncIterator<StreamChunk, GenerationResult | undefined>
 }
+
+/** How the native addon was chosen and loaded (filled in by the package's loader, `loader/index.js`). */
+export interface AddonInfo {
+  /** 'prebuilt': a platform package; 'source-build': compiled on this machine; 'override': NAPI_RS_NATIVE_LIBRARY_PATH. */
+  source: 'prebuilt' | 'source-build' | 'override'
+  /** The platform package loaded, e.g. 'mlx-napi-linux-x64-gnu-cuda13'; null for a source build or override. */
+  package: string | null
+  /** The MLX runtime the package carries ('cpu' | 'cuda13' | 'metal'); null for a source build or override. */
+  variant: string | null
+  /** Absolute path of the loaded `.node` file. */
+  path: string
+  /** Why this addon was chosen (MLX_NAPI_BACKEND, driver found, candidates passed over). */
+  reason: string
+  /** Candidates passed over before this one, each as "name: why". */
+  skipped: string[]
+  /** The MLX library this process loaded (Linux: read from /proc/self/maps), or null when unknown. */
+  libmlx: string | null
+  /** For the CUDA package: the driver version (null when /proc does not say), the NVIDIA libraries loaded and CUDA_HOME used for MLX's kernel compiler. */
+  nvidia?: { driver: string | null; libraries: Record<string, string>; cudaHome: string }
+}
+
+/** `backendInfo()` also reports how the addon was loaded (added by index.js). */
+export interface BackendInfo {
+  addon: AddonInfo
+}

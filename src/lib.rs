@@ -9,6 +9,7 @@
 mod abort;
 mod backend;
 mod batching;
+mod callback;
 mod errors;
 mod hub;
 mod llm;

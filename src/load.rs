@@ -5,14 +5,11 @@ use mlx_napi_core::{
     loading::{self, hub::HubOptions, DtypeChoice, QuantSpec},
     Error as CoreError,
 };
-use std::{
-    sync::{atomic::AtomicBool, mpsc, Arc, Mutex},
-    time::Duration,
-};
+use std::sync::{atomic::AtomicBool, Arc, Mutex};
 
 use napi::{
     bindgen_prelude::{FromNapiValue, JsObjectValue, ToNapiValue, Unknown},
-    threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode},
+    threadsafe_function::ThreadsafeFunction,
     Env, Status,
 };
 use napi_derive::napi;
@@ -240,27 +237,7 @@ impl Reporter {
             bytes: p.bytes.map(|b| b as f64),
             total_bytes: p.total_bytes.map(|b| b as f64),
         };
-        let (done, finished) = mpsc::channel();
-        let status = cb.call_with_return_value(
-            event,
-            ThreadsafeFunctionCallMode::Blocking,
-            move |result: napi::Result<()>, _env| {
-                let _ = done.send(result.err());
-                Ok(())
-            },
-        );
-        if status != Status::Ok {
-            return;
-        }
-        // The environment may be torn down (a Worker ending) without running
-        // the call: stop waiting once the function is finalized.
-        let error = loop {
-            match finished.recv_timeout(Duration::from_millis(50)) {
-                Ok(error) => break error,
-                Err(mpsc::RecvTimeoutError::Timeout) if !cb.aborted() => continue,
-                Err(_) => break None,
-            }
-        };
+        let error = crate::callback::call_and_wait(cb, event);
         if let Some(error) = error {
             *self.thrown.lock().unwrap() = Some(error);
         }

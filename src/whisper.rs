@@ -9,12 +9,9 @@
 //! `AbortController.abort()` inside one stops the transcription at once; a
 //! callback that throws stops it too and the promise rejects with that error.
 
-use std::{
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        mpsc, Arc, Mutex,
-    },
-    time::Duration,
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc, Mutex,
 };
 
 use mlx_napi_core::{
@@ -33,7 +30,7 @@ use napi::{
         Either, Either3, Float32Array, FromNapiValue, JsObjectValue, Null, Object, Uint8Array,
         Unknown,
     },
-    threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode},
+    threadsafe_function::ThreadsafeFunction,
     Env, JsValue, Status,
 };
 use napi_derive::napi;
@@ -709,29 +706,7 @@ impl Callbacks {
         if self.thrown.lock().unwrap().is_some() {
             return;
         }
-        let (done, finished) = mpsc::channel();
-        let status = callback.call_with_return_value(
-            value,
-            ThreadsafeFunctionCallMode::Blocking,
-            move |result: napi::Result<()>, _env| {
-                let _ = done.send(result.err());
-                Ok(())
-            },
-        );
-        // Not queued (the environment is shutting down): nothing to wait for.
-        if status != Status::Ok {
-            return;
-        }
-        // A queued call is never run nor dropped when its environment is torn
-        // down (a worker_threads Worker ending), so the wait also ends when the
-        // thread-safe function is finalized.
-        let error = loop {
-            match finished.recv_timeout(Duration::from_millis(50)) {
-                Ok(error) => break error,
-                Err(mpsc::RecvTimeoutError::Timeout) if !callback.aborted() => continue,
-                Err(_) => break None,
-            }
-        };
+        let error = crate::callback::call_and_wait(callback, value);
         if let Some(error) = error {
             *self.thrown.lock().unwrap() = Some(error);
             self.stop.store(true, Ordering::SeqCst);

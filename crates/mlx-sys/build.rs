@@ -176,7 +176,9 @@ fn fetch_wheel(variant: &str, dir: &Path) {
     let package = match variant {
         "cpu" => "mlx-cpu",
         "cuda13" => "mlx-cuda-13",
-        "metal" => "mlx",
+        // On macOS the `mlx` wheel holds only the Python bindings; libmlx.dylib and
+        // mlx.metallib come in its dependency `mlx-metal`.
+        "metal" => "mlx-metal",
         _ => unreachable!(),
     };
     let python = env::var("PYTHON").unwrap_or_else(|_| "python3".into());
