@@ -64,6 +64,7 @@ const SIDES = {
 const sides = ['mlx-napi', ...(a.peer === 'none' ? [] : [a.peer])]
 for (const s of sides) if (!SIDES[s]) throw new Error(`--peer: mlx-lm or none, got ${s}`)
 
+const exitDeaths = []
 /** Runs one side in a fresh process; resolves with its JSON line. */
 function runSide(side, env = {}) {
   const [cmd, args] = SIDES[side]()
@@ -77,9 +78,17 @@ function runSide(side, env = {}) {
     let stdout = ''
     child.stdout.on('data', (d) => (stdout += d))
     child.on('error', reject)
-    child.on('exit', (code) => {
+    child.on('exit', (code, signal) => {
       const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()
-      if (code !== 0 || !line) return reject(new Error(`${side} exited with ${code}: ${stdout.slice(-500)}`))
+      // A process that printed its result and then died by a signal at exit
+      // (seen: MLX CUDA teardown) still measured; the death is counted and
+      // reported below the table instead of discarding the round.
+      if (signal && line) {
+        process.stderr.write(`gen.mjs: ${side} printed its result, then died by ${signal} at exit\n`)
+        exitDeaths.push({ side, signal })
+        return resolve(JSON.parse(line))
+      }
+      if (code !== 0 || !line) return reject(new Error(`${side} exited with ${code ?? signal}: ${stdout.slice(-500)}`))
       resolve(JSON.parse(line))
     })
   })
@@ -187,6 +196,13 @@ if (a.mode === 'decode') {
   for (const dir of made) rmSync(dir, { recursive: true, force: true })
 }
 
+if (exitDeaths.length) {
+  const bySide = {}
+  for (const d of exitDeaths) (bySide[d.side] ??= []).push(d)
+  for (const [side, ds] of Object.entries(bySide)) {
+    console.log(`\n${side}: ${ds.length} process(es) died by ${[...new Set(ds.map((d) => d.signal))].join('/')} after printing their result (at exit)`)
+  }
+}
 const out = {
   model: name,
   mode: a.mode,
@@ -194,6 +210,7 @@ const out = {
   date: new Date().toISOString(),
   args: a,
   rows,
+  exit_deaths: exitDeaths,
   ...extraInfo,
 }
 if (a.json) writeFileSync(a.json, JSON.stringify(out, null, 2))
