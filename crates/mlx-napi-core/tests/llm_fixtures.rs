@@ -1,4 +1,4 @@
-//! Tiny random-weight Llama / Qwen2 / Qwen3 / Mistral checkpoints against
+//! Tiny random-weight Llama / Qwen2 / Qwen3 / Mistral / Gemma 3 checkpoints against
 //! Hugging Face transformers (float32, eager attention), made by
 //! `scripts/fixtures/make_llm_fixtures.py`: all-position logits of a
 //! 12-token sequence within 1e-4, the same through chunked prefill, and HF's
@@ -134,6 +134,61 @@ fn qwen3_with_qk_norm() {
 fn mistral_with_a_sliding_window_shorter_than_the_sequence() {
     check("mistral");
     differs_without("mistral", |c| c["sliding_window"] = serde_json::Value::Null);
+}
+
+#[test]
+fn gemma3_with_sliding_and_global_layers() {
+    check("gemma3");
+    // The window matters: layers 0 and 2 see 5 positions of 12.
+    differs_without("gemma3", |c| c["sliding_window"] = 64.into());
+    // So do the global layer's own RoPE base and linear scaling.
+    differs_without("gemma3", |c| {
+        c["rope_parameters"]["full_attention"] =
+            serde_json::json!({"rope_type": "default", "rope_theta": 10000.0})
+    });
+    // And query_pre_attn_scalar (24) rather than head_dim (32).
+    differs_without("gemma3", |c| c["query_pre_attn_scalar"] = 32.into());
+}
+
+/// The multimodal `gemma3` layout: text config nested in `text_config`,
+/// weights under `language_model.model.` (HF ≤ 4, mlx-vlm) or
+/// `model.language_model.` (HF 5), a vision tower beside it.
+#[test]
+fn gemma3_multimodal_checkpoint_loads_its_language_model() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemma3");
+    let text: serde_json::Value = read_json(&dir, "config.json").unwrap();
+    let config = serde_json::json!({"model_type": "gemma3", "text_config": text});
+    let f = fixture("gemma3");
+    for prefix in ["language_model.model.", "model.language_model."] {
+        let weights = load_weights(&weight_files(&dir).unwrap(), |_, _| {}).unwrap();
+        let mut renamed: std::collections::HashMap<_, _> = weights
+            .into_iter()
+            .map(|(name, a)| (name.replacen("model.", prefix, 1), a))
+            .collect();
+        renamed.insert(
+            "vision_tower.vision_model.post_layernorm.weight".into(),
+            Array::from_slice(&[1f32; 4], &[4]),
+        );
+        let model = load_model(
+            &config,
+            WeightTree::new(renamed, Quantization::default(), None),
+        )
+        .unwrap();
+        let mut caches = model.new_caches();
+        let logits = model
+            .forward(&tokens(&f.input_ids), &mut caches, false)
+            .unwrap();
+        let diff = max_abs_diff(&to_vec_f32(&logits), &f.logits);
+        assert!(diff < ATOL, "{prefix}: {diff}");
+    }
+    let err = load_model(
+        &serde_json::json!({"model_type": "gemma3"}),
+        WeightTree::new(Default::default(), Quantization::default(), None),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(err.code().as_str(), "ERR_MODEL_FORMAT");
+    assert!(err.to_string().contains("text_config"), "{err}");
 }
 
 #[test]

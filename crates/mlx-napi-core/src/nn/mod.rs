@@ -13,10 +13,12 @@ pub mod norm;
 pub mod rope;
 pub mod weight_tree;
 
-pub use attention::{attention, causal_window_mask, AttentionMask};
+pub use attention::{
+    attention, causal_window_mask, merge_heads, split_heads, AttentionMask, MaskPlan,
+};
 pub use embedding::Embedding;
 pub use linear::Linear;
-pub use mlp::SwiGluMlp;
+pub use mlp::{GeGluMlp, SwiGluMlp};
 pub use norm::{LayerNorm, RmsNorm};
 pub use rope::{Rope, RopeOffset};
 pub use weight_tree::WeightTree;
