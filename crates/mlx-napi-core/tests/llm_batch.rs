@@ -134,7 +134,14 @@ fn qwen3_rows_at_different_positions_decode_as_alone() {
 }
 
 #[test]
+fn phi3_longrope_rows_at_different_positions_decode_as_alone() {
+    batch_matches_solo("phi3");
+}
+
+#[test]
 fn sliding_window_models_do_not_batch() {
+    // Gemma 3 mixes sliding and global layers: no batching either.
+    assert!(!fixture("gemma3").supports_batching());
     let model = fixture("mistral");
     assert!(!model.supports_batching());
     let mut batch = BatchKvCache::new(model.num_layers());

@@ -192,6 +192,17 @@ fn gemma3_multimodal_checkpoint_loads_its_language_model() {
 }
 
 #[test]
+fn phi3_with_fused_projections_partial_rotary_and_longrope() {
+    check("phi3");
+    // 12 + 8 positions fit the original 64: the short factors apply...
+    differs_without("phi3", |c| {
+        c["rope_parameters"]["short_factor"] = c["rope_parameters"]["long_factor"].clone()
+    });
+    // ...and so does the attention factor from max / original = 8.
+    differs_without("phi3", |c| c["max_position_embeddings"] = 64.into());
+}
+
+#[test]
 fn wrong_configs_and_weights_are_reported() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3");
     let config: serde_json::Value = read_json(&dir, "config.json").unwrap();

@@ -20,5 +20,5 @@ pub use embedding::Embedding;
 pub use linear::Linear;
 pub use mlp::{GeGluMlp, SwiGluMlp};
 pub use norm::{LayerNorm, RmsNorm};
-pub use rope::{Rope, RopeOffset};
+pub use rope::{LongRope, Rope, RopeOffset};
 pub use weight_tree::WeightTree;

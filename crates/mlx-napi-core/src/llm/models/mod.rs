@@ -5,6 +5,7 @@
 
 pub mod gemma3;
 pub mod llama;
+pub mod phi3;
 pub mod qwen2;
 pub mod qwen3;
 
@@ -47,7 +48,7 @@ pub trait LanguageModel: Send {
 }
 
 /// The `model_type`s [`load_model`] knows.
-pub const SUPPORTED: &str = "llama, mistral, qwen2, qwen3, gemma3_text, gemma3";
+pub const SUPPORTED: &str = "llama, mistral, qwen2, qwen3, gemma3_text, gemma3, phi3";
 
 /// Builds the architecture named by `config["model_type"]` from `weights`.
 pub fn load_model(
@@ -64,6 +65,7 @@ pub fn load_model(
         "qwen2" => Ok(Box::new(qwen2::Qwen2::load(config, weights)?)),
         "qwen3" => Ok(Box::new(qwen3::Qwen3::load(config, weights)?)),
         "gemma3_text" | "gemma3" => Ok(Box::new(gemma3::Gemma3::load(config, weights)?)),
+        "phi3" => Ok(Box::new(phi3::Phi3::load(config, weights)?)),
         other => Err(Error::UnsupportedModel(format!(
             "model_type {other:?} is not supported ({SUPPORTED})"
         ))),
