@@ -139,6 +139,11 @@ fn phi3_longrope_rows_at_different_positions_decode_as_alone() {
 }
 
 #[test]
+fn qwen3_moe_rows_at_different_positions_decode_as_alone() {
+    batch_matches_solo("qwen3_moe");
+}
+
+#[test]
 fn sliding_window_models_do_not_batch() {
     // Gemma 3 mixes sliding and global layers: no batching either.
     assert!(!fixture("gemma3").supports_batching());

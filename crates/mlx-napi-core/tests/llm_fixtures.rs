@@ -203,6 +203,33 @@ fn phi3_with_fused_projections_partial_rotary_and_longrope() {
 }
 
 #[test]
+fn qwen3_moe_with_top2_of_4_experts_and_a_dense_layer() {
+    check("qwen3_moe");
+    // Renormalized top-k weights matter (HF's norm_topk_prob)...
+    differs_without("qwen3_moe", |c| c["norm_topk_prob"] = false.into());
+    // ...and so does routing to 2 experts rather than 1.
+    differs_without("qwen3_moe", |c| c["num_experts_per_tok"] = 1.into());
+}
+
+/// A 40-token pass routes 80 (token, expert) pairs: enough for the experts'
+/// sorted gather path (≥ 64 pairs), which the 12-token fixture does not
+/// reach. Its logits must equal one-token steps (the unsorted path).
+#[test]
+fn qwen3_moe_sorted_expert_path_matches_token_by_token() {
+    let f = fixture("qwen3_moe");
+    let ids: Vec<i32> = (0..40).map(|i| (i * 37 + 11) % 256).collect();
+    let mut caches = f.model.new_caches();
+    let all = to_vec_f32(&f.model.forward(&tokens(&ids), &mut caches, false).unwrap());
+    let vocab = f.model.vocab_size();
+    let mut caches = f.model.new_caches();
+    for (i, &id) in ids.iter().enumerate() {
+        let step = to_vec_f32(&f.model.forward(&tokens(&[id]), &mut caches, true).unwrap());
+        let diff = max_abs_diff(&step, &all[i * vocab..(i + 1) * vocab]);
+        assert!(diff < ATOL, "position {i}: {diff}");
+    }
+}
+
+#[test]
 fn wrong_configs_and_weights_are_reported() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3");
     let config: serde_json::Value = read_json(&dir, "config.json").unwrap();

@@ -11,6 +11,7 @@ pub mod linear;
 pub mod mlp;
 pub mod norm;
 pub mod rope;
+pub mod switch;
 pub mod weight_tree;
 
 pub use attention::{
@@ -21,4 +22,5 @@ pub use linear::Linear;
 pub use mlp::{GeGluMlp, SwiGluMlp};
 pub use norm::{LayerNorm, RmsNorm};
 pub use rope::{LongRope, Rope, RopeOffset};
+pub use switch::{top_k_routing, SwitchGlu};
 pub use weight_tree::WeightTree;

@@ -8,6 +8,7 @@ pub mod llama;
 pub mod phi3;
 pub mod qwen2;
 pub mod qwen3;
+pub mod qwen3_moe;
 
 use mlx_rs::{ops::indexing::TryIndexOp, Array};
 
@@ -48,7 +49,7 @@ pub trait LanguageModel: Send {
 }
 
 /// The `model_type`s [`load_model`] knows.
-pub const SUPPORTED: &str = "llama, mistral, qwen2, qwen3, gemma3_text, gemma3, phi3";
+pub const SUPPORTED: &str = "llama, mistral, qwen2, qwen3, gemma3_text, gemma3, phi3, qwen3_moe";
 
 /// Builds the architecture named by `config["model_type"]` from `weights`.
 pub fn load_model(
@@ -66,6 +67,7 @@ pub fn load_model(
         "qwen3" => Ok(Box::new(qwen3::Qwen3::load(config, weights)?)),
         "gemma3_text" | "gemma3" => Ok(Box::new(gemma3::Gemma3::load(config, weights)?)),
         "phi3" => Ok(Box::new(phi3::Phi3::load(config, weights)?)),
+        "qwen3_moe" => Ok(Box::new(qwen3_moe::Qwen3Moe::load(config, weights)?)),
         other => Err(Error::UnsupportedModel(format!(
             "model_type {other:?} is not supported ({SUPPORTED})"
         ))),

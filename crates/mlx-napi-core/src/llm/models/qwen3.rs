@@ -102,13 +102,13 @@ impl Qwen3Args {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
 
-    fn head_dim(&self) -> i32 {
+    pub(crate) fn head_dim(&self) -> i32 {
         self.head_dim
             .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
     }
 
     /// Each layer's attention window (`None`: the whole context).
-    fn windows(&self, config: &serde_json::Value) -> Result<Vec<Option<i32>>> {
+    pub(crate) fn windows(&self, config: &serde_json::Value) -> Result<Vec<Option<i32>>> {
         let sliding = sliding_layers(config, self.num_hidden_layers, |i| {
             self.use_sliding_window && i >= self.max_window_layers
         })?;
@@ -127,7 +127,8 @@ impl Qwen3Args {
 
 // ------------------------------------------------------------- attention
 
-struct Attention {
+/// Also Qwen3-MoE's attention (`qwen3_moe.rs`).
+pub(crate) struct Attention {
     q_proj: Linear,
     k_proj: Linear,
     v_proj: Linear,
@@ -141,7 +142,7 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(tree: &mut WeightTree, prefix: &str, args: &Qwen3Args) -> Result<Self> {
+    pub(crate) fn load(tree: &mut WeightTree, prefix: &str, args: &Qwen3Args) -> Result<Self> {
         let (dim, heads, kv_heads, head_dim) = (
             args.hidden_size,
             args.num_attention_heads,
@@ -174,7 +175,7 @@ impl Attention {
         })
     }
 
-    fn forward(
+    pub(crate) fn forward(
         &self,
         x: &Array,
         rope: &Rope,
