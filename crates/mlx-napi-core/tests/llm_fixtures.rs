@@ -267,6 +267,81 @@ fn wrong_configs_and_weights_are_reported() {
     assert!(err.to_string().contains("hidden_size"), "{err}");
 }
 
+/// Loads fixture `name` with its config edited; the error (it must fail).
+fn load_error(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> mlx_napi_core::Error {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let mut config: serde_json::Value = read_json(&dir, "config.json").unwrap();
+    edit(&mut config);
+    let weights = load_weights(&weight_files(&dir).unwrap(), |_, _| {}).unwrap();
+    load_model(
+        &config,
+        WeightTree::new(weights, Quantization::default(), None),
+    )
+    .err()
+    .expect("the edited config must not load")
+}
+
+fn assert_error(err: mlx_napi_core::Error, code: &str, mentions: &str) {
+    assert_eq!(err.code().as_str(), code, "{err}");
+    assert!(err.to_string().contains(mentions), "{err}");
+}
+
+#[test]
+fn new_architectures_report_bad_configs() {
+    let remove = |key: &'static str| {
+        move |c: &mut serde_json::Value| {
+            c.as_object_mut().unwrap().remove(key);
+        }
+    };
+    let err = load_error("gemma3", remove("hidden_size"));
+    assert_error(err, "ERR_MODEL_FORMAT", "hidden_size");
+    let err = load_error("gemma3", |c| {
+        c["layer_types"] = serde_json::json!(["full_attention"])
+    });
+    assert_error(err, "ERR_MODEL_FORMAT", "layer_types");
+    let err = load_error("gemma3", |c| c["attn_logit_softcapping"] = 50.into());
+    assert_error(err, "ERR_UNSUPPORTED_MODEL", "softcapping");
+    let err = load_error("gemma3", |c| c["sliding_window"] = 0.into());
+    assert_error(err, "ERR_MODEL_FORMAT", "sliding_window");
+
+    let err = load_error("phi3", |c| {
+        c["rope_parameters"]
+            .as_object_mut()
+            .unwrap()
+            .remove("long_factor");
+    });
+    assert_error(err, "ERR_MODEL_FORMAT", "long_factor");
+    let err = load_error("phi3", |c| {
+        c["rope_parameters"]["short_factor"] = serde_json::json!([1.0, 2.0]);
+    });
+    assert_error(err, "ERR_MODEL_FORMAT", "RoPE factors");
+    let err = load_error("phi3", |c| {
+        c["rope_parameters"]["rope_type"] = "yarn".into()
+    });
+    assert_error(err, "ERR_UNSUPPORTED_MODEL", "yarn");
+    let err = load_error("phi3", |c| c["intermediate_size"] = 96.into());
+    assert_error(err, "ERR_MODEL_FORMAT", "gate_up_proj");
+
+    let err = load_error("qwen3_moe", remove("num_local_experts"));
+    assert_error(err, "ERR_MODEL_FORMAT", "num_experts");
+    let err = load_error("qwen3_moe", |c| c["num_experts_per_tok"] = 5.into());
+    assert_error(err, "ERR_MODEL_FORMAT", "num_experts_per_tok");
+    // A dense layer where the checkpoint has experts: the extra tensors are named.
+    let err = load_error("qwen3_moe", |c| {
+        c["mlp_only_layers"] = serde_json::json!([0, 1])
+    });
+    assert_error(
+        err,
+        "ERR_MODEL_FORMAT",
+        "model.layers.0.mlp.gate_proj.weight",
+    );
+
+    let err = load_error("qwen3", |c| c["model_type"] = "gemma4".into());
+    assert_error(err, "ERR_UNSUPPORTED_MODEL", "qwen3_moe");
+}
+
 #[test]
 fn quantize_at_load_stays_close_to_float() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3");

@@ -49,7 +49,16 @@ pub trait LanguageModel: Send {
 }
 
 /// The `model_type`s [`load_model`] knows.
-pub const SUPPORTED: &str = "llama, mistral, qwen2, qwen3, gemma3_text, gemma3, phi3, qwen3_moe";
+pub const MODEL_TYPES: &[&str] = &[
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "qwen3_moe",
+    "gemma3_text",
+    "gemma3",
+    "phi3",
+];
 
 /// Builds the architecture named by `config["model_type"]` from `weights`.
 pub fn load_model(
@@ -69,7 +78,8 @@ pub fn load_model(
         "phi3" => Ok(Box::new(phi3::Phi3::load(config, weights)?)),
         "qwen3_moe" => Ok(Box::new(qwen3_moe::Qwen3Moe::load(config, weights)?)),
         other => Err(Error::UnsupportedModel(format!(
-            "model_type {other:?} is not supported ({SUPPORTED})"
+            "model_type {other:?} is not supported ({})",
+            MODEL_TYPES.join(", ")
         ))),
     }
 }
