@@ -90,7 +90,7 @@ impl Qwen3Args {
                 "config.json: max_position_embeddings must be positive",
             ));
         }
-        if args.use_sliding_window && !args.sliding_window.is_some_and(|w| w > 0) {
+        if args.use_sliding_window && args.sliding_window.is_none_or(|w| w <= 0) {
             return Err(Error::format(
                 "config.json: use_sliding_window needs a positive sliding_window",
             ));
