@@ -175,3 +175,51 @@ fn phi3_quantized_layout() {
 fn qwen3_moe_quantized_layout() {
     check("qwen3_moe");
 }
+
+/// A multimodal `gemma3` checkpoint as mlx-vlm writes it: the language model
+/// under `language_model.model.`, per-layer quantization keyed by those
+/// names (one projection at 8 bits), config nested in `text_config`.
+#[test]
+fn gemma3_multimodal_quantized_layout() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemma3");
+    let text: serde_json::Value = read_json(&dir, "config.json").unwrap();
+    let weights = load_weights(&weight_files(&dir).unwrap(), |_, _| {}).unwrap();
+    let eight = "model.layers.1.mlp.down_proj";
+    let original = weights[&format!("{eight}.weight")].clone();
+    let (mut packed, mut dense) = convert(weights, BITS);
+    // Re-pack one projection at 8 bits, as a per-layer override.
+    let (q, scales, biases) = ops::quantize(&original, GROUP, 8).unwrap();
+    dense.insert(
+        format!("{eight}.weight"),
+        ops::dequantize(&q, &scales, &biases, GROUP, 8).unwrap(),
+    );
+    packed.insert(format!("{eight}.weight"), q);
+    packed.insert(format!("{eight}.scales"), scales);
+    packed.insert(format!("{eight}.biases"), biases);
+    let nested: HashMap<String, Array> = packed
+        .into_iter()
+        .map(|(n, a)| (n.replacen("model.", "language_model.model.", 1), a))
+        .collect();
+    let config = serde_json::json!({
+        "model_type": "gemma3",
+        "text_config": text,
+        "quantization": {
+            "group_size": GROUP,
+            "bits": BITS,
+            format!("language_model.{eight}"): {"group_size": GROUP, "bits": 8},
+        },
+    });
+    let quant = Quantization::from_config(&config).unwrap();
+    let model = load_model(&config, WeightTree::new(nested, quant, None)).unwrap();
+    let reference: serde_json::Value = read_json(&dir, "reference.json").unwrap();
+    let ids: Vec<i32> = serde_json::from_value(reference["input_ids"].clone()).unwrap();
+    let tokens = Array::from_slice(&ids, &[1, ids.len() as i32]);
+    let mut caches = model.new_caches();
+    let quantized = to_vec_f32(&model.forward(&tokens, &mut caches, false).unwrap());
+    // The same values in float, in the plain gemma3_text layout.
+    let plain = load_model(&text, WeightTree::new(dense, Quantization::default(), None)).unwrap();
+    let mut caches = plain.new_caches();
+    let expected = to_vec_f32(&plain.forward(&tokens, &mut caches, false).unwrap());
+    let diff = max_abs_diff(&quantized, &expected);
+    assert!(diff < 1e-4, "nested quantized vs dequantized: {diff}");
+}

@@ -85,8 +85,22 @@ impl WeightTree {
 
     /// Renames every tensor under `from` to sit under `to` instead (a model
     /// nested in a larger checkpoint, e.g. Gemma 3's language model beside
-    /// its vision tower).
+    /// its vision tower), and the per-layer quantization settings with them.
     pub fn rename_prefix(&mut self, from: &str, to: &str) {
+        let layers: Vec<String> = self
+            .quantization
+            .per_layer
+            .keys()
+            .filter(|n| n.starts_with(from))
+            .cloned()
+            .collect();
+        for layer in layers {
+            if let Some(spec) = self.quantization.per_layer.remove(&layer) {
+                self.quantization
+                    .per_layer
+                    .insert(format!("{to}{}", &layer[from.len()..]), spec);
+            }
+        }
         let names: Vec<String> = self
             .tensors
             .keys()
