@@ -202,6 +202,28 @@ fn phi3_with_fused_projections_partial_rotary_and_longrope() {
     differs_without("phi3", |c| c["max_position_embeddings"] = 64.into());
 }
 
+/// Past the original context LongRoPE switches to `long_factor` (and a
+/// larger attention factor): with an original context of 8, all 12
+/// positions of one pass are "long", as in HF's reference.
+#[test]
+fn phi3_longrope_long_factors_past_the_original_context() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/phi3");
+    let reference: serde_json::Value = read_json(&dir, "reference.json").unwrap();
+    let original = reference["long_original_max_position_embeddings"].clone();
+    let f = fixture_with("phi3", |c| {
+        c["rope_parameters"]["original_max_position_embeddings"] = original.clone();
+        c["original_max_position_embeddings"] = original;
+    });
+    let expected: Vec<Vec<f32>> = serde_json::from_value(reference["long_logits"].clone()).unwrap();
+    let mut caches = f.model.new_caches();
+    let logits = f
+        .model
+        .forward(&tokens(&f.input_ids), &mut caches, false)
+        .unwrap();
+    let diff = max_abs_diff(&to_vec_f32(&logits), &expected.concat());
+    assert!(diff < ATOL, "long-factor logits differ by {diff}");
+}
+
 #[test]
 fn qwen3_moe_with_top2_of_4_experts_and_a_dense_layer() {
     check("qwen3_moe");
