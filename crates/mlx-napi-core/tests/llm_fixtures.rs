@@ -150,6 +150,52 @@ fn gemma3_with_sliding_and_global_layers() {
     differs_without("gemma3", |c| c["query_pre_attn_scalar"] = 32.into());
 }
 
+/// Configs as the Hub's Gemma 3 checkpoints carry them (written before
+/// transformers 5): `sliding_window_pattern` instead of `layer_types`,
+/// `rope_theta` / `rope_local_base_freq` / `rope_scaling` instead of
+/// `rope_parameters` — the same network.
+#[test]
+fn gemma3_older_config_fields_give_the_same_network() {
+    let f = fixture_with("gemma3", |c| {
+        let o = c.as_object_mut().unwrap();
+        o.remove("layer_types");
+        o.remove("_sliding_window_pattern");
+        o.remove("rope_parameters");
+        // Layers 0 and 2 local, layer 1 global: every 2nd layer is global.
+        o.insert("sliding_window_pattern".into(), 2.into());
+        o.insert("rope_theta".into(), 1_000_000.0.into());
+        o.insert("rope_local_base_freq".into(), 10_000.0.into());
+        o.insert(
+            "rope_scaling".into(),
+            serde_json::json!({"rope_type": "linear", "factor": 2.0}),
+        );
+    });
+    let mut caches = f.model.new_caches();
+    let logits = f
+        .model
+        .forward(&tokens(&f.input_ids), &mut caches, false)
+        .unwrap();
+    let diff = max_abs_diff(&to_vec_f32(&logits), &f.logits);
+    assert!(diff < ATOL, "{diff}");
+}
+
+/// `final_logit_softcapping` (Gemma 2's, null in Gemma 3 releases) bounds
+/// the logits by `cap · tanh(x / cap)`.
+#[test]
+fn gemma3_final_logit_softcapping_bounds_the_logits() {
+    let f = fixture_with("gemma3", |c| c["final_logit_softcapping"] = 2.0.into());
+    let mut caches = f.model.new_caches();
+    let logits = to_vec_f32(
+        &f.model
+            .forward(&tokens(&f.input_ids), &mut caches, false)
+            .unwrap(),
+    );
+    assert!(logits.iter().all(|x| x.abs() <= 2.0));
+    let expected: Vec<f32> = f.logits.iter().map(|x| 2.0 * (x / 2.0).tanh()).collect();
+    let diff = max_abs_diff(&logits, &expected);
+    assert!(diff < ATOL, "{diff}");
+}
+
 /// The multimodal `gemma3` layout: text config nested in `text_config`,
 /// weights under `language_model.model.` (HF ≤ 4, mlx-vlm) or
 /// `model.language_model.` (HF 5), a vision tower beside it.
