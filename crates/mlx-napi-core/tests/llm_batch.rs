@@ -1,9 +1,10 @@
 //! Batched decoding (continuous batching) and log-probs.
 //!
 //! * Model level, on the tiny random-weight fixtures (Llama with Llama-3 RoPE
-//!   scaling, Qwen2 with q/k/v biases, Qwen3 with q/k norms): rows at
-//!   different positions decoded in one batch step give the logits each row
-//!   gives alone, also after rows leave and a longer row joins.
+//!   scaling, Qwen2 with q/k/v biases, Qwen3 with q/k norms, Phi-3 with
+//!   LongRoPE, Qwen3-MoE): rows at different positions decoded in one batch
+//!   step give the logits each row gives alone, also after rows leave and a
+//!   longer row joins.
 //! * Engine level, on SmolLM2 (CPU, float32): at temperature 0 every batched
 //!   sequence's tokens and text equal its solo run — with all rows starting
 //!   together (prefilled as one right-padded batch), with rows joining alone

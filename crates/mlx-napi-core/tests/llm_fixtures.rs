@@ -1,5 +1,6 @@
-//! Tiny random-weight Llama / Qwen2 / Qwen3 / Mistral / Gemma 3 checkpoints against
-//! Hugging Face transformers (float32, eager attention), made by
+//! Tiny random-weight Llama / Qwen2 / Qwen3 / Mistral / Gemma 3 / Phi-3 /
+//! Qwen3-MoE checkpoints against Hugging Face transformers (float32, eager
+//! attention), made by
 //! `scripts/fixtures/make_llm_fixtures.py`: all-position logits of a
 //! 12-token sequence within 1e-4, the same through chunked prefill, and HF's
 //! 8-token greedy continuation through our KV-cached decode.
