@@ -25,8 +25,9 @@ use std::{
 
 use mlx_napi_core::{
     audio,
-    llm::models::llama::LlamaArgs,
-    loading::{npz, safetensors},
+    llm::models::{llama::LlamaArgs, load_model},
+    loading::{load_weights, npz, safetensors, weight_files, Quantization},
+    nn::WeightTree,
     tokenizer::{ChatMessage, Tokenizer},
     whisper::config::WhisperConfig,
 };
@@ -277,6 +278,22 @@ fn fuzz_configs() {
             }
         }
     }));
+    // The other architectures' configs, loaded against their fixture's
+    // weights (so that parsing, validation, RoPE set-up and the layer plan
+    // all run): an error is fine, a panic is a finding.
+    for arch in ["gemma3", "phi3", "qwen3_moe", "qwen2", "qwen3"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(arch);
+        let seed = std::fs::read(dir.join("config.json")).unwrap();
+        let weights = load_weights(&weight_files(&dir).unwrap(), |_, _| {}).unwrap();
+        assert_clean(fuzz(&format!("{arch}-config"), &[seed], |bytes| {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+                let quant = Quantization::from_config(&v).unwrap_or_default();
+                let _ = load_model(&v, WeightTree::new(weights.clone(), quant, None));
+            }
+        }));
+    }
 }
 
 #[test]

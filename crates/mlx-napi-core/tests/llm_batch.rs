@@ -1,9 +1,10 @@
 //! Batched decoding (continuous batching) and log-probs.
 //!
 //! * Model level, on the tiny random-weight fixtures (Llama with Llama-3 RoPE
-//!   scaling, Qwen2 with q/k/v biases, Qwen3 with q/k norms): rows at
-//!   different positions decoded in one batch step give the logits each row
-//!   gives alone, also after rows leave and a longer row joins.
+//!   scaling, Qwen2 with q/k/v biases, Qwen3 with q/k norms, Phi-3 with
+//!   LongRoPE, Qwen3-MoE): rows at different positions decoded in one batch
+//!   step give the logits each row gives alone, also after rows leave and a
+//!   longer row joins.
 //! * Engine level, on SmolLM2 (CPU, float32): at temperature 0 every batched
 //!   sequence's tokens and text equal its solo run — with all rows starting
 //!   together (prefilled as one right-padded batch), with rows joining alone
@@ -134,7 +135,19 @@ fn qwen3_rows_at_different_positions_decode_as_alone() {
 }
 
 #[test]
+fn phi3_longrope_rows_at_different_positions_decode_as_alone() {
+    batch_matches_solo("phi3");
+}
+
+#[test]
+fn qwen3_moe_rows_at_different_positions_decode_as_alone() {
+    batch_matches_solo("qwen3_moe");
+}
+
+#[test]
 fn sliding_window_models_do_not_batch() {
+    // Gemma 3 mixes sliding and global layers: no batching either.
+    assert!(!fixture("gemma3").supports_batching());
     let model = fixture("mistral");
     assert!(!model.supports_batching());
     let mut batch = BatchKvCache::new(model.num_layers());

@@ -174,3 +174,45 @@ fn bounded_kv_cache_option() {
         .unwrap_err();
     assert_eq!(err.code().as_str(), "ERR_INVALID_ARG");
 }
+
+/// The new architectures end to end through `Llm::load` (config, weights,
+/// tokenizer, EOS) and generation, also quantized at load.
+#[test]
+fn gemma3_phi3_and_qwen3_moe_load_and_generate() {
+    for arch in ["gemma3", "phi3", "qwen3_moe"] {
+        let Some(dir) = assemble(arch) else { return };
+        for quantize in [
+            None,
+            Some(QuantSpec {
+                group_size: 32,
+                bits: 4,
+            }),
+        ] {
+            let llm = Llm::load(
+                dir.path().to_str().unwrap(),
+                LoadOptions {
+                    quantize,
+                    ..Default::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{arch}: {e}"));
+            let expected_type = if arch == "gemma3" {
+                "gemma3_text"
+            } else {
+                arch
+            };
+            assert_eq!(llm.model_type(), expected_type);
+            let options = GenerateOptions {
+                max_tokens: 6,
+                ignore_eos: true,
+                ..Default::default()
+            };
+            let result = llm
+                .generate(Prompt::Tokens(&[10, 20, 30, 40]), &options, &mut |_| {
+                    ControlFlow::Continue(())
+                })
+                .unwrap();
+            assert_eq!(result.token_ids.len(), 6, "{arch}");
+        }
+    }
+}

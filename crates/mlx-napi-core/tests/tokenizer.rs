@@ -199,3 +199,59 @@ fn stream_decoder_keeps_inner_spaces_with_a_metaspace_decoder() {
     assert_eq!(pieces, vec!["Hello", " world", "!", " é", " world"]);
     assert_eq!(decoder.finish().unwrap(), "");
 }
+
+/// Gemma 3's chat template (as its checkpoints ship it; committed beside the
+/// gemma3 fixture): the system message folds into the first user turn,
+/// `assistant` becomes `model`, list contents are read item by item, roles
+/// must alternate. Expected output rendered with Python's jinja2 the way
+/// transformers does (trim/lstrip blocks).
+#[test]
+fn gemma3_chat_template_renders_as_transformers_does() {
+    use tokenizers::models::wordlevel::WordLevel;
+    let dir = tempfile::tempdir().unwrap();
+    let vocab = [("<bos>", 0u32), ("x", 1)]
+        .into_iter()
+        .map(|(t, i)| (t.to_string(), i))
+        .collect();
+    let model = WordLevel::builder()
+        .vocab(vocab)
+        .unk_token("x".into())
+        .build()
+        .unwrap();
+    tokenizers::Tokenizer::new(model)
+        .save(dir.path().join("tokenizer.json"), false)
+        .unwrap();
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        r#"{"bos_token": "<bos>", "eos_token": "<eos>"}"#,
+    )
+    .unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/gemma3/chat_template.jinja"),
+        dir.path().join("chat_template.jinja"),
+    )
+    .unwrap();
+    let tok = Tokenizer::load(dir.path()).unwrap();
+    let messages = serde_json::json!([
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": " Hi "},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": [{"type": "text", "text": "Bye"}]},
+    ]);
+    assert_eq!(
+        tok.apply_chat_template_json(&messages, true, None).unwrap(),
+        "<bos><start_of_turn>user\nYou are terse.\n\nHi<end_of_turn>\n<start_of_turn>model\n\
+         Hello!<end_of_turn>\n<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
+    );
+    let err = tok
+        .apply_chat_template(
+            &[
+                ChatMessage::new("assistant", "first"),
+                ChatMessage::new("user", "x"),
+            ],
+            true,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("must alternate"), "{err}");
+}

@@ -440,7 +440,12 @@ impl ChatSession {
 /// EOS ids from config.json, generation_config.json and the tokenizer's EOS
 /// token, deduplicated.
 fn eos_ids(dir: &Path, config: &serde_json::Value, tokenizer: &Tokenizer) -> Result<Vec<u32>> {
-    let mut ids = ids_from_value(config.get("eos_token_id"));
+    // Multimodal configs (Gemma 3) may keep it in their text model's config.
+    let mut ids = ids_from_value(config.get("eos_token_id").or_else(|| {
+        config
+            .get("text_config")
+            .and_then(|t| t.get("eos_token_id"))
+    }));
     let generation: Option<serde_json::Value> =
         loading::read_json_opt(dir, "generation_config.json")?;
     if let Some(generation) = generation {

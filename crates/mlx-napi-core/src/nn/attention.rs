@@ -51,3 +51,77 @@ pub fn causal_window_mask(q_len: i32, k_len: i32, window: Option<i32>) -> Result
     }
     Ok(visible)
 }
+
+/// The masks of one forward pass, shared by its layers: none for a single
+/// token (or a batch step's padding mask), MLX's implicit causal mask for a
+/// chunk, and an explicit one only for layers with a sliding `window`
+/// (built on first use, reused while the key length stays the same).
+///
+/// Models with both kinds of layers (Gemma 3) keep one plan per kind.
+pub struct MaskPlan {
+    window: Option<i32>,
+    /// A batch step's mask hiding each row's left padding.
+    decode: Option<Array>,
+    built: std::cell::RefCell<Option<(i32, Array)>>,
+}
+
+impl MaskPlan {
+    /// For a forward pass over one sequence (or same-position rows).
+    pub fn new(window: Option<i32>) -> Self {
+        Self {
+            window,
+            decode: None,
+            built: Default::default(),
+        }
+    }
+
+    /// For one decoding step of a [`crate::cache::BatchKvCache`], whose
+    /// `decode_mask` hides the rows' left padding (`None`: no padding).
+    pub fn batch_step(decode: Option<Array>) -> Self {
+        Self {
+            window: None,
+            decode,
+            built: Default::default(),
+        }
+    }
+
+    /// The mask for `queries` new positions against `keys` cached ones
+    /// (the queries being the last of the keys).
+    pub fn for_keys(&self, queries: i32, keys: i32) -> Result<AttentionMask> {
+        if queries == 1 {
+            // A single query may see every key the cache hands back: a
+            // sliding-window cache holds only the window already.
+            return Ok(match &self.decode {
+                Some(mask) => AttentionMask::Array(mask.clone()),
+                None => AttentionMask::None,
+            });
+        }
+        let Some(window) = self.window else {
+            return Ok(AttentionMask::Causal);
+        };
+        let mut built = self.built.borrow_mut();
+        if let Some((len, mask)) = built.as_ref() {
+            if *len == keys {
+                return Ok(AttentionMask::Array(mask.clone()));
+            }
+        }
+        let mask = causal_window_mask(queries, keys, Some(window))?;
+        *built = Some((keys, mask.clone()));
+        Ok(AttentionMask::Array(mask))
+    }
+}
+
+/// `[B, L, heads · head_dim]` → `[B, heads, L, head_dim]` (the layout
+/// attention and RoPE take).
+pub fn split_heads(x: &Array, heads: i32, head_dim: i32) -> Result<Array> {
+    let (b, l) = (x.dim(0), x.dim(1));
+    Ok(x.reshape(&[b, l, heads, head_dim])?
+        .transpose_axes(&[0, 2, 1, 3])?)
+}
+
+/// `[B, heads, L, head_dim]` → `[B, L, heads · head_dim]`.
+pub fn merge_heads(x: &Array) -> Result<Array> {
+    let (b, heads, l, head_dim) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
+    Ok(x.transpose_axes(&[0, 2, 1, 3])?
+        .reshape(&[b, l, heads * head_dim])?)
+}

@@ -27,6 +27,7 @@ type Binary = Box<dyn for<'a> FnMut((&'a Array, &'a Array)) -> MlxResult<Array>>
 thread_local! {
     static GELU: RefCell<Option<Unary>> = const { RefCell::new(None) };
     static SWIGLU: RefCell<Option<Binary>> = const { RefCell::new(None) };
+    static GEGLU_TANH: RefCell<Option<Binary>> = const { RefCell::new(None) };
 }
 
 /// Calls this thread's compiled function in `slot`, compiling it with `build`
@@ -70,4 +71,26 @@ pub fn swiglu(gate: &Array, up: &Array) -> Result<Array> {
         ))
     }
     with_compiled(&SWIGLU, build, |f| f((gate, up)))
+}
+
+/// `gelu_tanh(gate) · up` (Gemma's gated feed-forward), with the tanh
+/// approximation `x · (1 + tanh(√(2/π) · (x + 0.044715 x³))) / 2` that
+/// Gemma was trained with (HF's `gelu_pytorch_tanh`).
+pub fn geglu_tanh(gate: &Array, up: &Array) -> Result<Array> {
+    fn build() -> Binary {
+        Box::new(compile(
+            |(g, u): (&Array, &Array)| -> MlxResult<Array> {
+                let cube = g.multiply(g)?.multiply(g)?;
+                let inner = g
+                    .add(cube.multiply(scalar(0.044715, g)?)?)?
+                    .multiply(scalar((2.0 / std::f32::consts::PI).sqrt(), g)?)?;
+                let gelu = g
+                    .multiply(ops::tanh(&inner)?.add(scalar(1.0, g)?)?)?
+                    .multiply(scalar(0.5, g)?)?;
+                gelu.multiply(u)
+            },
+            true,
+        ))
+    }
+    with_compiled(&GEGLU_TANH, build, |f| f((gate, up)))
 }

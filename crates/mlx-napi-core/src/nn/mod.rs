@@ -11,12 +11,16 @@ pub mod linear;
 pub mod mlp;
 pub mod norm;
 pub mod rope;
+pub mod switch;
 pub mod weight_tree;
 
-pub use attention::{attention, causal_window_mask, AttentionMask};
+pub use attention::{
+    attention, causal_window_mask, merge_heads, split_heads, AttentionMask, MaskPlan,
+};
 pub use embedding::Embedding;
 pub use linear::Linear;
-pub use mlp::SwiGluMlp;
+pub use mlp::{GeGluMlp, SwiGluMlp};
 pub use norm::{LayerNorm, RmsNorm};
-pub use rope::{Rope, RopeOffset};
+pub use rope::{LongRope, Rope, RopeOffset};
+pub use switch::{top_k_routing, SwitchGlu};
 pub use weight_tree::WeightTree;

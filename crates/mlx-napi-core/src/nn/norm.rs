@@ -20,6 +20,17 @@ impl RmsNorm {
         })
     }
 
+    /// Gemma's variant: checkpoints store `w` and the scale is `1 + w`
+    /// (zero-initialized norms), added once here instead of at every call.
+    pub fn load_one_plus(tree: &mut WeightTree, prefix: &str, dim: i32, eps: f32) -> Result<Self> {
+        let stored = tree.take_float(&format!("{prefix}.weight"), &[dim])?;
+        let one = Array::from_f32(1.0).as_dtype(stored.dtype())?;
+        Ok(Self {
+            weight: stored.add(&one)?,
+            eps,
+        })
+    }
+
     pub fn forward(&self, x: &Array) -> Result<Array> {
         Ok(fast::rms_norm(x, Some(&self.weight), self.eps)?)
     }

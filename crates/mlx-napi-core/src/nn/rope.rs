@@ -112,6 +112,105 @@ impl Rope {
     }
 }
 
+impl Rope {
+    /// RoPE over the first `dims` features with explicit per-pair periods
+    /// (`dims / 2` of them) instead of a base.
+    pub fn with_periods(dims: i32, periods: &[f32]) -> Result<Self> {
+        if periods.len() as i32 * 2 != dims {
+            return Err(Error::format(format!(
+                "config.json: {} RoPE factors for {dims} rotated features (want {})",
+                periods.len(),
+                dims / 2
+            )));
+        }
+        Ok(Self {
+            dims,
+            traditional: false,
+            base: None,
+            scale: 1.0,
+            freqs: Some(Array::from_slice(periods, &[dims / 2])),
+        })
+    }
+}
+
+/// LongRoPE (Phi-3 "su" / "longrope" scaling): per-pair factors stretch
+/// the periods, `short_factor` while a sequence fits the original training
+/// context and `long_factor` beyond it, and the rotated features are scaled
+/// by `√(1 + ln(max / original) / ln(original))` (the attention factor).
+///
+/// The choice is made per forward pass from the length the sequence reaches
+/// (Hugging Face's rule). Hugging Face re-computes the whole cache when a
+/// generation crosses the boundary; we keep the keys already rotated with
+/// the short factors (mlx-lm sidesteps it by always using the long ones,
+/// which changes short prompts).
+#[derive(Clone)]
+pub struct LongRope {
+    short: Rope,
+    long: Rope,
+    original_max: i32,
+    /// Per-feature multiplier `[head_dim]`: the attention factor on the
+    /// rotated features, 1 on the rest (partial rotary).
+    mscale: Option<Array>,
+}
+
+impl LongRope {
+    /// `dims` rotated features of `head_dim`; `max` / `original_max`
+    /// positions (the ratio sets the attention factor unless the config
+    /// gives `attention_factor`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        dims: i32,
+        head_dim: i32,
+        base: f32,
+        short_factor: &[f32],
+        long_factor: &[f32],
+        max: f32,
+        original_max: i32,
+        attention_factor: Option<f32>,
+    ) -> Result<Self> {
+        let periods = |factors: &[f32]| -> Vec<f32> {
+            factors
+                .iter()
+                .enumerate()
+                .map(|(i, f)| f * base.powf(2.0 * i as f32 / dims as f32))
+                .collect()
+        };
+        let factor = max / original_max as f32;
+        let mscale = attention_factor.unwrap_or(if factor <= 1.0 {
+            1.0
+        } else {
+            (1.0 + factor.ln() / (original_max as f32).ln()).sqrt()
+        });
+        let mscale = (mscale != 1.0).then(|| {
+            let per_feature: Vec<f32> = (0..head_dim)
+                .map(|i| if i < dims { mscale } else { 1.0 })
+                .collect();
+            Array::from_slice(&per_feature, &[head_dim])
+        });
+        Ok(Self {
+            short: Rope::with_periods(dims, &periods(short_factor))?,
+            long: Rope::with_periods(dims, &periods(long_factor))?,
+            original_max,
+            mscale,
+        })
+    }
+
+    /// Rotates `x` `[B, heads, L, head_dim]` from `offset`, for a sequence
+    /// that reaches `length` positions with this pass.
+    pub fn forward_at(&self, x: &Array, offset: &RopeOffset, length: i32) -> Result<Array> {
+        let x = match &self.mscale {
+            Some(m) => x.multiply(m.as_dtype(x.dtype())?)?,
+            None => x.clone(),
+        };
+        let rope = if length > self.original_max {
+            &self.long
+        } else {
+            &self.short
+        };
+        rope.forward_at(&x, offset)
+    }
+}
+
 /// Llama-3.1 frequency rescaling: long wavelengths are slowed by `factor`,
 /// short ones kept, the band between interpolated smoothly.
 fn llama3_periods(

@@ -83,6 +83,38 @@ impl WeightTree {
         self.tensors.retain(|name, _| !unused(name));
     }
 
+    /// Renames every tensor under `from` to sit under `to` instead (a model
+    /// nested in a larger checkpoint, e.g. Gemma 3's language model beside
+    /// its vision tower), and the per-layer quantization settings with them.
+    pub fn rename_prefix(&mut self, from: &str, to: &str) {
+        let layers: Vec<String> = self
+            .quantization
+            .per_layer
+            .keys()
+            .filter(|n| n.starts_with(from))
+            .cloned()
+            .collect();
+        for layer in layers {
+            if let Some(spec) = self.quantization.per_layer.remove(&layer) {
+                self.quantization
+                    .per_layer
+                    .insert(format!("{to}{}", &layer[from.len()..]), spec);
+            }
+        }
+        let names: Vec<String> = self
+            .tensors
+            .keys()
+            .filter(|n| n.starts_with(from))
+            .cloned()
+            .collect();
+        for name in names {
+            if let Some(array) = self.tensors.remove(&name) {
+                self.tensors
+                    .insert(format!("{to}{}", &name[from.len()..]), array);
+            }
+        }
+    }
+
     /// Errors when tensors were left over: the checkpoint has weights this
     /// architecture does not know.
     pub fn finish(self) -> Result<()> {

@@ -2,21 +2,27 @@
 //! attention with RoPE and a SwiGLU MLP, RMSNorm everywhere, optionally tied
 //! embeddings and a sliding attention window (Mistral).
 //!
-//! Qwen2 and Qwen3 are this network with small switches (biases on q/k/v,
-//! per-head q/k RMSNorm), set by their own files through [`LlamaArgs`].
+//! Reads top to bottom: args → attention → block → model. Qwen2 and Qwen3
+//! have their own files; what they share with this one (masks, RoPE, norms,
+//! the MLP) lives in `crate::nn`.
 
-use mlx_rs::{ops::indexing::TryIndexOp, Array};
+use mlx_rs::Array;
 use serde::Deserialize;
 
-use super::{parse_config, LanguageModel};
+use super::{
+    check_batch_step, check_dims, check_forward, check_gqa, last_position, layer_caches,
+    parse_config, rope_parameters, LanguageModel,
+};
 use crate::{
     cache::{BatchKvCache, KvCache, LayerCache},
     nn::{
-        attention, causal_window_mask, AttentionMask, Embedding, Linear, RmsNorm, Rope, RopeOffset,
-        SwiGluMlp, WeightTree,
+        attention, merge_heads, split_heads, Embedding, Linear, MaskPlan, RmsNorm, Rope,
+        RopeOffset, SwiGluMlp, WeightTree,
     },
     Error, Result,
 };
+
+// ------------------------------------------------------------------ args
 
 /// The hyper-parameters, with Hugging Face's field names and defaults.
 #[derive(Debug, Clone, Deserialize)]
@@ -45,16 +51,12 @@ pub struct LlamaArgs {
     pub attention_bias: bool,
     #[serde(default)]
     pub mlp_bias: bool,
+    /// Mistral's window over every layer.
     #[serde(default)]
     pub sliding_window: Option<i32>,
     /// Positions the model was trained on; prompts must fit (absent: no limit).
     #[serde(default)]
     pub max_position_embeddings: Option<i64>,
-    /// Not HF fields: set by the Qwen files.
-    #[serde(skip)]
-    pub qkv_bias_only: bool,
-    #[serde(skip)]
-    pub qk_norm: bool,
 }
 
 fn default_eps() -> f32 {
@@ -68,16 +70,7 @@ fn default_theta() -> f32 {
 impl LlamaArgs {
     pub fn from_config(config: &serde_json::Value) -> Result<Self> {
         let mut args: Self = parse_config(config)?;
-        // transformers ≥ 5 writes `rope_parameters` (theta + scaling in one
-        // object) instead of `rope_theta` / `rope_scaling`.
-        if let Some(params) = config.get("rope_parameters").filter(|p| p.is_object()) {
-            if let Some(theta) = params.get("rope_theta").and_then(|t| t.as_f64()) {
-                args.rope_theta = theta as f32;
-            }
-            if args.rope_scaling.as_ref().is_none_or(|s| s.is_null()) {
-                args.rope_scaling = Some(params.clone());
-            }
-        }
+        rope_parameters(config, &mut args.rope_theta, &mut args.rope_scaling);
         args.validate()
     }
 
@@ -91,45 +84,25 @@ impl LlamaArgs {
     }
 
     pub fn validate(self) -> Result<Self> {
-        let positive = [
-            ("hidden_size", self.hidden_size),
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("intermediate_size", self.intermediate_size),
-            ("num_attention_heads", self.num_attention_heads),
-            ("num_key_value_heads", self.kv_heads()),
-            ("head_dim", self.head_dim()),
-            ("vocab_size", self.vocab_size),
-        ];
-        // Upper bounds far above any released model, checked before any
-        // allocation is sized from them (a forged config must not ask for TBs).
-        let limits = [
-            1 << 18, // hidden_size
-            1 << 12, // num_hidden_layers
-            1 << 20, // intermediate_size
-            1 << 12, // num_attention_heads
-            1 << 12, // num_key_value_heads
-            1 << 14, // head_dim
-            1 << 22, // vocab_size
-        ];
-        for ((name, value), max) in positive.into_iter().zip(limits) {
-            if value <= 0 || value > max {
-                return Err(Error::format(format!(
-                    "config.json: {name} must be in 1..={max}, got {value}"
-                )));
-            }
-        }
+        check_dims(&[
+            ("hidden_size", self.hidden_size.into(), 1 << 18),
+            ("num_hidden_layers", self.num_hidden_layers.into(), 1 << 12),
+            ("intermediate_size", self.intermediate_size.into(), 1 << 20),
+            (
+                "num_attention_heads",
+                self.num_attention_heads.into(),
+                1 << 12,
+            ),
+            ("num_key_value_heads", self.kv_heads().into(), 1 << 12),
+            ("head_dim", self.head_dim().into(), 1 << 14),
+            ("vocab_size", self.vocab_size.into(), 1 << 22),
+        ])?;
         if self.max_position_embeddings.is_some_and(|n| n <= 0) {
             return Err(Error::format(
                 "config.json: max_position_embeddings must be positive",
             ));
         }
-        if self.num_attention_heads % self.kv_heads() != 0 {
-            return Err(Error::format(format!(
-                "config.json: num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",
-                self.num_attention_heads,
-                self.kv_heads()
-            )));
-        }
+        check_gqa(self.num_attention_heads, self.kv_heads())?;
         if self.sliding_window.is_some_and(|w| w <= 0) {
             return Err(Error::format(
                 "config.json: sliding_window must be positive",
@@ -139,13 +112,13 @@ impl LlamaArgs {
     }
 }
 
+// ------------------------------------------------------------- attention
+
 struct Attention {
     q_proj: Linear,
     k_proj: Linear,
     v_proj: Linear,
     o_proj: Linear,
-    q_norm: Option<RmsNorm>,
-    k_norm: Option<RmsNorm>,
     heads: i32,
     kv_heads: i32,
     head_dim: i32,
@@ -160,51 +133,15 @@ impl Attention {
             args.kv_heads(),
             args.head_dim(),
         );
-        let qkv_bias = args.attention_bias || args.qkv_bias_only;
-        let o_bias = args.attention_bias && !args.qkv_bias_only;
-        let norm = |tree: &mut WeightTree, name: &str| -> Result<Option<RmsNorm>> {
-            args.qk_norm
-                .then(|| {
-                    RmsNorm::load(
-                        tree,
-                        &format!("{prefix}.{name}"),
-                        head_dim,
-                        args.rms_norm_eps,
-                    )
-                })
-                .transpose()
+        let bias = args.attention_bias;
+        let linear = |tree: &mut WeightTree, name: &str, input: i32, output: i32| {
+            Linear::load(tree, &format!("{prefix}.{name}"), input, output, bias)
         };
         Ok(Self {
-            q_proj: Linear::load(
-                tree,
-                &format!("{prefix}.q_proj"),
-                dim,
-                heads * head_dim,
-                qkv_bias,
-            )?,
-            k_proj: Linear::load(
-                tree,
-                &format!("{prefix}.k_proj"),
-                dim,
-                kv_heads * head_dim,
-                qkv_bias,
-            )?,
-            v_proj: Linear::load(
-                tree,
-                &format!("{prefix}.v_proj"),
-                dim,
-                kv_heads * head_dim,
-                qkv_bias,
-            )?,
-            o_proj: Linear::load(
-                tree,
-                &format!("{prefix}.o_proj"),
-                heads * head_dim,
-                dim,
-                o_bias,
-            )?,
-            q_norm: norm(tree, "q_norm")?,
-            k_norm: norm(tree, "k_norm")?,
+            q_proj: linear(tree, "q_proj", dim, heads * head_dim)?,
+            k_proj: linear(tree, "k_proj", dim, kv_heads * head_dim)?,
+            v_proj: linear(tree, "v_proj", dim, kv_heads * head_dim)?,
+            o_proj: linear(tree, "o_proj", heads * head_dim, dim)?,
             heads,
             kv_heads,
             head_dim,
@@ -222,63 +159,18 @@ impl Attention {
         cache: &mut dyn LayerCache,
         mask: &MaskPlan,
     ) -> Result<Array> {
-        let (b, l) = (x.dim(0), x.dim(1));
-        // [B, L, H, hd]; the optional norms act per head, then heads move to axis 1.
-        let split = |y: Array, heads: i32, norm: &Option<RmsNorm>| -> Result<Array> {
-            let y = y.reshape(&[b, l, heads, self.head_dim])?;
-            let y = match norm {
-                Some(n) => n.forward(&y)?,
-                None => y,
-            };
-            Ok(y.transpose_axes(&[0, 2, 1, 3])?)
-        };
-        let q = split(self.q_proj.forward(x)?, self.heads, &self.q_norm)?;
-        let k = split(self.k_proj.forward(x)?, self.kv_heads, &self.k_norm)?;
-        let v = split(self.v_proj.forward(x)?, self.kv_heads, &None)?;
+        let q = split_heads(&self.q_proj.forward(x)?, self.heads, self.head_dim)?;
+        let k = split_heads(&self.k_proj.forward(x)?, self.kv_heads, self.head_dim)?;
+        let v = split_heads(&self.v_proj.forward(x)?, self.kv_heads, self.head_dim)?;
         let q = rope.forward_at(&q, offset)?;
         let k = rope.forward_at(&k, offset)?;
         let (k, v) = cache.update_and_fetch(&k, &v)?;
-        let out = attention(&q, &k, &v, self.scale, &mask.for_keys(l, k.dim(2))?)?;
-        let out =
-            out.transpose_axes(&[0, 2, 1, 3])?
-                .reshape(&[b, l, self.heads * self.head_dim])?;
-        self.o_proj.forward(&out)
+        let out = attention(&q, &k, &v, self.scale, &mask.for_keys(x.dim(1), k.dim(2))?)?;
+        self.o_proj.forward(&merge_heads(&out)?)
     }
 }
 
-/// Which mask a forward pass needs: none for one token (or the batch's
-/// padding mask), MLX's implicit causal mask for a chunk, an explicit one
-/// only with a sliding window (built once per forward and shared by the
-/// layers).
-struct MaskPlan {
-    window: Option<i32>,
-    /// A batch step's mask hiding each row's left padding.
-    decode: Option<Array>,
-    built: std::cell::RefCell<Option<(i32, Array)>>,
-}
-
-impl MaskPlan {
-    fn for_keys(&self, queries: i32, keys: i32) -> Result<AttentionMask> {
-        if queries == 1 {
-            return Ok(match &self.decode {
-                Some(mask) => AttentionMask::Array(mask.clone()),
-                None => AttentionMask::None,
-            });
-        }
-        let Some(window) = self.window else {
-            return Ok(AttentionMask::Causal);
-        };
-        let mut built = self.built.borrow_mut();
-        if let Some((len, mask)) = built.as_ref() {
-            if *len == keys {
-                return Ok(AttentionMask::Array(mask.clone()));
-            }
-        }
-        let mask = causal_window_mask(queries, keys, Some(window))?;
-        *built = Some((keys, mask.clone()));
-        Ok(AttentionMask::Array(mask))
-    }
-}
+// ----------------------------------------------------------------- block
 
 struct Block {
     input_norm: RmsNorm,
@@ -289,25 +181,20 @@ struct Block {
 
 impl Block {
     fn load(tree: &mut WeightTree, prefix: &str, args: &LlamaArgs) -> Result<Self> {
-        let eps = args.rms_norm_eps;
+        let (dim, eps) = (args.hidden_size, args.rms_norm_eps);
         Ok(Self {
-            input_norm: RmsNorm::load(
-                tree,
-                &format!("{prefix}.input_layernorm"),
-                args.hidden_size,
-                eps,
-            )?,
+            input_norm: RmsNorm::load(tree, &format!("{prefix}.input_layernorm"), dim, eps)?,
             attention: Attention::load(tree, &format!("{prefix}.self_attn"), args)?,
             post_attention_norm: RmsNorm::load(
                 tree,
                 &format!("{prefix}.post_attention_layernorm"),
-                args.hidden_size,
+                dim,
                 eps,
             )?,
             mlp: SwiGluMlp::load(
                 tree,
                 &format!("{prefix}.mlp"),
-                args.hidden_size,
+                dim,
                 args.intermediate_size,
                 args.mlp_bias,
             )?,
@@ -328,6 +215,8 @@ impl Block {
     }
 }
 
+// ----------------------------------------------------------------- model
+
 pub struct Llama {
     args: LlamaArgs,
     embed_tokens: Embedding,
@@ -339,12 +228,8 @@ pub struct Llama {
 }
 
 impl Llama {
-    pub fn load(config: &serde_json::Value, weights: WeightTree) -> Result<Self> {
-        Self::from_args(LlamaArgs::from_config(config)?, weights)
-    }
-
-    pub fn from_args(args: LlamaArgs, mut tree: WeightTree) -> Result<Self> {
-        let args = args.validate()?;
+    pub fn load(config: &serde_json::Value, mut tree: WeightTree) -> Result<Self> {
+        let args = LlamaArgs::from_config(config)?;
         // Precomputed rotary tables some exports carry; we compute RoPE ourselves.
         tree.discard_where(|name| name.ends_with(".rotary_emb.inv_freq"));
         if args.tie_word_embeddings {
@@ -387,9 +272,7 @@ impl Llama {
             rope,
         })
     }
-}
 
-impl Llama {
     /// Final norm and LM head (tied embedding or its own).
     fn head(&self, h: &Array) -> Result<Array> {
         let h = self.norm.forward(h)?;
@@ -402,62 +285,31 @@ impl Llama {
 
 impl LanguageModel for Llama {
     fn forward(&self, tokens: &Array, caches: &mut [KvCache], last_only: bool) -> Result<Array> {
-        if tokens.ndim() != 2 {
-            return Err(Error::invalid(format!(
-                "tokens must be [B, L], got {:?}",
-                tokens.shape()
-            )));
-        }
-        if caches.len() != self.layers.len() {
-            return Err(Error::invalid(format!(
-                "{} caches for {} layers",
-                caches.len(),
-                self.layers.len()
-            )));
-        }
-        let mask = MaskPlan {
-            window: self.args.sliding_window,
-            decode: None,
-            built: Default::default(),
-        };
+        check_forward(tokens, caches.len(), self.layers.len())?;
+        let mask = MaskPlan::new(self.args.sliding_window);
         let mut h = self.embed_tokens.forward(tokens)?;
         for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
             let offset = RopeOffset::Same(cache.offset());
             h = layer.forward(&h, &self.rope, &offset, cache, &mask)?;
         }
-        if last_only && h.dim(1) > 1 {
-            let l = h.dim(1);
-            h = h.try_index((.., l - 1..l))?;
-        }
-        self.head(&h)
+        self.head(&last_position(h, last_only)?)
     }
 
     fn forward_batch(&self, tokens: &Array, cache: &mut BatchKvCache) -> Result<Array> {
-        if tokens.ndim() != 2 || tokens.dim(1) != 1 || tokens.dim(0) as usize != cache.rows() {
-            return Err(Error::invalid(format!(
-                "a batch step takes one token per row ([{}, 1]), got {:?}",
-                cache.rows(),
-                tokens.shape()
-            )));
-        }
-        if self.args.sliding_window.is_some() {
+        check_batch_step(tokens, cache)?;
+        if !self.supports_batching() {
             return Err(Error::invalid(
                 "sliding-window models do not decode in batches",
             ));
         }
-        let mask = MaskPlan {
-            window: None,
-            decode: cache.decode_mask()?,
-            built: Default::default(),
-        };
+        let mask = MaskPlan::batch_step(cache.decode_mask()?);
         let offset = cache.rope_offset();
         let mut h = self.embed_tokens.forward(tokens)?;
         for (i, layer) in self.layers.iter().enumerate() {
             h = layer.forward(&h, &self.rope, &offset, &mut cache.layer(i), &mask)?;
         }
         cache.advance(1);
-        let logits = self.head(&h)?;
-        Ok(logits.reshape(&[tokens.dim(0), -1])?)
+        Ok(self.head(&h)?.reshape(&[tokens.dim(0), -1])?)
     }
 
     fn supports_batching(&self) -> bool {
@@ -469,12 +321,7 @@ impl LanguageModel for Llama {
     }
 
     fn new_caches(&self) -> Vec<KvCache> {
-        (0..self.layers.len())
-            .map(|_| match self.args.sliding_window {
-                Some(window) => KvCache::with_max_size(window).unwrap_or_default(),
-                None => KvCache::new(),
-            })
-            .collect()
+        layer_caches(self.layers.iter().map(|_| self.args.sliding_window))
     }
 
     fn vocab_size(&self) -> usize {

@@ -3,11 +3,14 @@
 //! All of them implement [`LanguageModel`]; [`load_model`] picks the file from
 //! `config.json`'s `model_type`.
 
+pub mod gemma3;
 pub mod llama;
+pub mod phi3;
 pub mod qwen2;
 pub mod qwen3;
+pub mod qwen3_moe;
 
-use mlx_rs::Array;
+use mlx_rs::{ops::indexing::TryIndexOp, Array};
 
 use crate::{
     cache::{BatchKvCache, KvCache},
@@ -45,6 +48,18 @@ pub trait LanguageModel: Send {
     }
 }
 
+/// The `model_type`s [`load_model`] knows.
+pub const MODEL_TYPES: &[&str] = &[
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "qwen3_moe",
+    "gemma3_text",
+    "gemma3",
+    "phi3",
+];
+
 /// Builds the architecture named by `config["model_type"]` from `weights`.
 pub fn load_model(
     config: &serde_json::Value,
@@ -55,11 +70,16 @@ pub fn load_model(
         .and_then(|v| v.as_str())
         .ok_or_else(|| Error::format("config.json has no `model_type`"))?;
     match model_type {
+        // Mistral is the Llama network with a sliding window.
         "llama" | "mistral" => Ok(Box::new(llama::Llama::load(config, weights)?)),
-        "qwen2" => Ok(Box::new(qwen2::load(config, weights)?)),
-        "qwen3" => Ok(Box::new(qwen3::load(config, weights)?)),
+        "qwen2" => Ok(Box::new(qwen2::Qwen2::load(config, weights)?)),
+        "qwen3" => Ok(Box::new(qwen3::Qwen3::load(config, weights)?)),
+        "gemma3_text" | "gemma3" => Ok(Box::new(gemma3::Gemma3::load(config, weights)?)),
+        "phi3" => Ok(Box::new(phi3::Phi3::load(config, weights)?)),
+        "qwen3_moe" => Ok(Box::new(qwen3_moe::Qwen3Moe::load(config, weights)?)),
         other => Err(Error::UnsupportedModel(format!(
-            "model_type {other:?} is not supported (llama, mistral, qwen2, qwen3)"
+            "model_type {other:?} is not supported ({})",
+            MODEL_TYPES.join(", ")
         ))),
     }
 }
@@ -69,4 +89,126 @@ pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
     config: &serde_json::Value,
 ) -> Result<T> {
     serde_json::from_value(config.clone()).map_err(|e| Error::format(format!("config.json: {e}")))
+}
+
+/// Checks that each `(name, value, max)` is in `1..=max`: upper bounds far
+/// above any released model, checked before any allocation is sized from a
+/// config (a forged one must not ask for terabytes).
+pub(crate) fn check_dims(dims: &[(&str, i64, i64)]) -> Result<()> {
+    for &(name, value, max) in dims {
+        if value <= 0 || value > max {
+            return Err(Error::format(format!(
+                "config.json: {name} must be in 1..={max}, got {value}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `num_attention_heads` must be a multiple of `num_key_value_heads`
+/// (grouped-query attention shares each k/v head among a whole group).
+pub(crate) fn check_gqa(heads: i32, kv_heads: i32) -> Result<()> {
+    if heads % kv_heads != 0 {
+        return Err(Error::format(format!(
+            "config.json: num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv_heads})"
+        )));
+    }
+    Ok(())
+}
+
+/// RoPE settings from a config: transformers ≥ 5 writes `rope_parameters`
+/// (theta and scaling in one object) instead of `rope_theta` /
+/// `rope_scaling`; either overrides what the struct parsed.
+pub(crate) fn rope_parameters(
+    config: &serde_json::Value,
+    theta: &mut f32,
+    scaling: &mut Option<serde_json::Value>,
+) {
+    if let Some(params) = config.get("rope_parameters").filter(|p| p.is_object()) {
+        if let Some(t) = params.get("rope_theta").and_then(|t| t.as_f64()) {
+            *theta = t as f32;
+        }
+        if scaling.as_ref().is_none_or(|s| s.is_null()) {
+            *scaling = Some(params.clone());
+        }
+    }
+}
+
+/// Which layers attend through a sliding window: the config's `layer_types`
+/// (`"sliding_attention"` / `"full_attention"`, transformers ≥ 4.53) when it
+/// lists every layer, else `fallback(layer)`.
+pub(crate) fn sliding_layers(
+    config: &serde_json::Value,
+    layers: i32,
+    fallback: impl Fn(i32) -> bool,
+) -> Result<Vec<bool>> {
+    match config.get("layer_types").and_then(|t| t.as_array()) {
+        Some(types) => {
+            if types.len() != layers as usize {
+                return Err(Error::format(format!(
+                    "config.json: layer_types lists {} layers, num_hidden_layers is {layers}",
+                    types.len()
+                )));
+            }
+            types
+                .iter()
+                .map(|t| match t.as_str() {
+                    Some("sliding_attention") => Ok(true),
+                    Some("full_attention") => Ok(false),
+                    other => Err(Error::UnsupportedModel(format!(
+                        "layer type {other:?} is not supported (sliding_attention, full_attention)"
+                    ))),
+                })
+                .collect()
+        }
+        None => Ok((0..layers).map(fallback).collect()),
+    }
+}
+
+/// `forward`'s argument checks: `tokens [B, L]`, one cache per layer.
+pub(crate) fn check_forward(tokens: &Array, caches: usize, layers: usize) -> Result<()> {
+    if tokens.ndim() != 2 {
+        return Err(Error::invalid(format!(
+            "tokens must be [B, L], got {:?}",
+            tokens.shape()
+        )));
+    }
+    if caches != layers {
+        return Err(Error::invalid(format!(
+            "{caches} caches for {layers} layers"
+        )));
+    }
+    Ok(())
+}
+
+/// `forward_batch`'s argument check: one token per row of `cache`.
+pub(crate) fn check_batch_step(tokens: &Array, cache: &BatchKvCache) -> Result<()> {
+    if tokens.ndim() != 2 || tokens.dim(1) != 1 || tokens.dim(0) as usize != cache.rows() {
+        return Err(Error::invalid(format!(
+            "a batch step takes one token per row ([{}, 1]), got {:?}",
+            cache.rows(),
+            tokens.shape()
+        )));
+    }
+    Ok(())
+}
+
+/// The last position of `h [B, L, D]` when only the next token's logits are
+/// wanted (the LM head is the largest matmul of a prefill).
+pub(crate) fn last_position(h: Array, last_only: bool) -> Result<Array> {
+    let l = h.dim(1);
+    if last_only && l > 1 {
+        return Ok(h.try_index((.., l - 1..l))?);
+    }
+    Ok(h)
+}
+
+/// One cache per layer: bounded to the window for sliding layers.
+pub(crate) fn layer_caches(windows: impl Iterator<Item = Option<i32>>) -> Vec<KvCache> {
+    windows
+        .map(|w| match w {
+            Some(window) => KvCache::with_max_size(window).unwrap_or_default(),
+            None => KvCache::new(),
+        })
+        .collect()
 }

@@ -1,19 +1,375 @@
-//! Qwen3 (dense): the Llama network with an RMSNorm over each head of q and
-//! k (`self_attn.q_norm` / `k_norm`, before RoPE) and explicit `head_dim`.
-//! Projections carry biases only when `attention_bias` is set.
+//! Qwen3 (dense): pre-norm decoder blocks of grouped-query attention with an
+//! RMSNorm over each head of q and k (`self_attn.q_norm` / `k_norm`, before
+//! RoPE), an explicit `head_dim` (not always hidden / heads), no projection
+//! biases unless `attention_bias`, a SwiGLU MLP; small models tie the LM head.
+//!
+//! `sliding_window` only applies with `use_sliding_window`, and then only to
+//! layers from `max_window_layers` on (or as `layer_types` lists them);
+//! released checkpoints leave it off.
+//!
+//! Reads top to bottom: args → attention → block → model.
 
-use super::llama::{Llama, LlamaArgs};
-use crate::{nn::WeightTree, Result};
+use mlx_rs::Array;
+use serde::Deserialize;
 
-pub fn load(config: &serde_json::Value, weights: WeightTree) -> Result<Llama> {
-    let mut args = LlamaArgs::from_config(config)?;
-    args.qk_norm = true;
-    let sliding = config
-        .get("use_sliding_window")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
-    if !sliding {
-        args.sliding_window = None;
+use super::{
+    check_batch_step, check_dims, check_forward, check_gqa, last_position, layer_caches,
+    parse_config, rope_parameters, sliding_layers, LanguageModel,
+};
+use crate::{
+    cache::{BatchKvCache, KvCache, LayerCache},
+    nn::{
+        attention, merge_heads, split_heads, Embedding, Linear, MaskPlan, RmsNorm, Rope,
+        RopeOffset, SwiGluMlp, WeightTree,
+    },
+    Error, Result,
+};
+
+// ------------------------------------------------------------------ args
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Qwen3Args {
+    pub hidden_size: i32,
+    pub num_hidden_layers: i32,
+    pub intermediate_size: i32,
+    pub num_attention_heads: i32,
+    #[serde(default)]
+    pub num_key_value_heads: Option<i32>,
+    pub vocab_size: i32,
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f32,
+    #[serde(default = "default_theta")]
+    pub rope_theta: f32,
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub use_sliding_window: bool,
+    #[serde(default)]
+    pub sliding_window: Option<i32>,
+    #[serde(default)]
+    pub max_window_layers: i32,
+    #[serde(default)]
+    pub max_position_embeddings: Option<i64>,
+    #[serde(default)]
+    pub head_dim: Option<i32>,
+    /// Bias on all four projections (off in released checkpoints).
+    #[serde(default)]
+    pub attention_bias: bool,
+}
+
+fn default_eps() -> f32 {
+    1e-6
+}
+
+fn default_theta() -> f32 {
+    10000.0
+}
+
+impl Qwen3Args {
+    pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        let mut args: Self = parse_config(config)?;
+        rope_parameters(config, &mut args.rope_theta, &mut args.rope_scaling);
+        check_dims(&[
+            ("hidden_size", args.hidden_size.into(), 1 << 18),
+            ("num_hidden_layers", args.num_hidden_layers.into(), 1 << 12),
+            ("intermediate_size", args.intermediate_size.into(), 1 << 20),
+            (
+                "num_attention_heads",
+                args.num_attention_heads.into(),
+                1 << 12,
+            ),
+            ("num_key_value_heads", args.kv_heads().into(), 1 << 12),
+            ("head_dim", args.head_dim().into(), 1 << 14),
+            ("vocab_size", args.vocab_size.into(), 1 << 22),
+        ])?;
+        check_gqa(args.num_attention_heads, args.kv_heads())?;
+        if args.max_position_embeddings.is_some_and(|n| n <= 0) {
+            return Err(Error::format(
+                "config.json: max_position_embeddings must be positive",
+            ));
+        }
+        if args.use_sliding_window && args.sliding_window.is_none_or(|w| w <= 0) {
+            return Err(Error::format(
+                "config.json: use_sliding_window needs a positive sliding_window",
+            ));
+        }
+        Ok(args)
     }
-    Llama::from_args(args, weights)
+
+    fn kv_heads(&self) -> i32 {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    pub(crate) fn head_dim(&self) -> i32 {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// Each layer's attention window (`None`: the whole context).
+    pub(crate) fn windows(&self, config: &serde_json::Value) -> Result<Vec<Option<i32>>> {
+        let sliding = sliding_layers(config, self.num_hidden_layers, |i| {
+            self.use_sliding_window && i >= self.max_window_layers
+        })?;
+        Ok(sliding
+            .into_iter()
+            .map(|s| {
+                if s && self.use_sliding_window {
+                    self.sliding_window
+                } else {
+                    None
+                }
+            })
+            .collect())
+    }
+}
+
+// ------------------------------------------------------------- attention
+
+/// Also Qwen3-MoE's attention (`qwen3_moe.rs`).
+pub(crate) struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    q_norm: RmsNorm,
+    k_norm: RmsNorm,
+    heads: i32,
+    kv_heads: i32,
+    head_dim: i32,
+    scale: f32,
+}
+
+impl Attention {
+    pub(crate) fn load(tree: &mut WeightTree, prefix: &str, args: &Qwen3Args) -> Result<Self> {
+        let (dim, heads, kv_heads, head_dim) = (
+            args.hidden_size,
+            args.num_attention_heads,
+            args.kv_heads(),
+            args.head_dim(),
+        );
+        let bias = args.attention_bias;
+        let linear = |tree: &mut WeightTree, name: &str, input: i32, output: i32| {
+            Linear::load(tree, &format!("{prefix}.{name}"), input, output, bias)
+        };
+        let norm = |tree: &mut WeightTree, name: &str| {
+            RmsNorm::load(
+                tree,
+                &format!("{prefix}.{name}"),
+                head_dim,
+                args.rms_norm_eps,
+            )
+        };
+        Ok(Self {
+            q_proj: linear(tree, "q_proj", dim, heads * head_dim)?,
+            k_proj: linear(tree, "k_proj", dim, kv_heads * head_dim)?,
+            v_proj: linear(tree, "v_proj", dim, kv_heads * head_dim)?,
+            o_proj: linear(tree, "o_proj", heads * head_dim, dim)?,
+            q_norm: norm(tree, "q_norm")?,
+            k_norm: norm(tree, "k_norm")?,
+            heads,
+            kv_heads,
+            head_dim,
+            scale: (head_dim as f32).powf(-0.5),
+        })
+    }
+
+    pub(crate) fn forward(
+        &self,
+        x: &Array,
+        rope: &Rope,
+        offset: &RopeOffset,
+        cache: &mut dyn LayerCache,
+        mask: &MaskPlan,
+    ) -> Result<Array> {
+        // The norms act on each head's vector (the last axis), before RoPE.
+        let q = split_heads(&self.q_proj.forward(x)?, self.heads, self.head_dim)?;
+        let q = self.q_norm.forward(&q)?;
+        let k = split_heads(&self.k_proj.forward(x)?, self.kv_heads, self.head_dim)?;
+        let k = self.k_norm.forward(&k)?;
+        let v = split_heads(&self.v_proj.forward(x)?, self.kv_heads, self.head_dim)?;
+        let q = rope.forward_at(&q, offset)?;
+        let k = rope.forward_at(&k, offset)?;
+        let (k, v) = cache.update_and_fetch(&k, &v)?;
+        let out = attention(&q, &k, &v, self.scale, &mask.for_keys(x.dim(1), k.dim(2))?)?;
+        self.o_proj.forward(&merge_heads(&out)?)
+    }
+}
+
+// ----------------------------------------------------------------- block
+
+struct Block {
+    input_norm: RmsNorm,
+    attention: Attention,
+    post_attention_norm: RmsNorm,
+    mlp: SwiGluMlp,
+    window: Option<i32>,
+}
+
+impl Block {
+    fn load(
+        tree: &mut WeightTree,
+        prefix: &str,
+        args: &Qwen3Args,
+        window: Option<i32>,
+    ) -> Result<Self> {
+        let (dim, eps) = (args.hidden_size, args.rms_norm_eps);
+        Ok(Self {
+            input_norm: RmsNorm::load(tree, &format!("{prefix}.input_layernorm"), dim, eps)?,
+            attention: Attention::load(tree, &format!("{prefix}.self_attn"), args)?,
+            post_attention_norm: RmsNorm::load(
+                tree,
+                &format!("{prefix}.post_attention_layernorm"),
+                dim,
+                eps,
+            )?,
+            mlp: SwiGluMlp::load(
+                tree,
+                &format!("{prefix}.mlp"),
+                dim,
+                args.intermediate_size,
+                false,
+            )?,
+            window,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Array,
+        rope: &Rope,
+        offset: &RopeOffset,
+        cache: &mut dyn LayerCache,
+        mask: &MaskPlan,
+    ) -> Result<Array> {
+        let normed = self.input_norm.forward(x)?;
+        let h = x.add(self.attention.forward(&normed, rope, offset, cache, mask)?)?;
+        Ok(h.add(self.mlp.forward(&self.post_attention_norm.forward(&h)?)?)?)
+    }
+}
+
+// ----------------------------------------------------------------- model
+
+pub struct Qwen3 {
+    args: Qwen3Args,
+    embed_tokens: Embedding,
+    layers: Vec<Block>,
+    norm: RmsNorm,
+    /// `None` when the embedding doubles as the LM head.
+    lm_head: Option<Linear>,
+    rope: Rope,
+}
+
+impl Qwen3 {
+    pub fn load(config: &serde_json::Value, mut tree: WeightTree) -> Result<Self> {
+        let args = Qwen3Args::from_config(config)?;
+        tree.discard_where(|name| name.ends_with(".rotary_emb.inv_freq"));
+        if args.tie_word_embeddings {
+            tree.discard_where(|name| name.starts_with("lm_head."));
+        }
+        let embed_tokens = Embedding::load(
+            &mut tree,
+            "model.embed_tokens",
+            args.vocab_size,
+            args.hidden_size,
+        )?;
+        let layers = args
+            .windows(config)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, window)| Block::load(&mut tree, &format!("model.layers.{i}"), &args, window))
+            .collect::<Result<Vec<_>>>()?;
+        let norm = RmsNorm::load(&mut tree, "model.norm", args.hidden_size, args.rms_norm_eps)?;
+        let lm_head = if args.tie_word_embeddings {
+            None
+        } else {
+            Some(Linear::load(
+                &mut tree,
+                "lm_head",
+                args.hidden_size,
+                args.vocab_size,
+                false,
+            )?)
+        };
+        let rope = Rope::new(
+            args.head_dim(),
+            args.rope_theta,
+            false,
+            args.rope_scaling.as_ref(),
+        )?;
+        tree.finish()?;
+        Ok(Self {
+            args,
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            rope,
+        })
+    }
+
+    fn head(&self, h: &Array) -> Result<Array> {
+        let h = self.norm.forward(h)?;
+        match &self.lm_head {
+            Some(head) => head.forward(&h),
+            None => self.embed_tokens.as_linear(&h),
+        }
+    }
+}
+
+impl LanguageModel for Qwen3 {
+    fn forward(&self, tokens: &Array, caches: &mut [KvCache], last_only: bool) -> Result<Array> {
+        check_forward(tokens, caches.len(), self.layers.len())?;
+        let full = MaskPlan::new(None);
+        let sliding = MaskPlan::new(self.args.sliding_window);
+        let mut h = self.embed_tokens.forward(tokens)?;
+        for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
+            let offset = RopeOffset::Same(cache.offset());
+            let mask = if layer.window.is_some() {
+                &sliding
+            } else {
+                &full
+            };
+            h = layer.forward(&h, &self.rope, &offset, cache, mask)?;
+        }
+        self.head(&last_position(h, last_only)?)
+    }
+
+    fn forward_batch(&self, tokens: &Array, cache: &mut BatchKvCache) -> Result<Array> {
+        check_batch_step(tokens, cache)?;
+        if !self.supports_batching() {
+            return Err(Error::invalid(
+                "sliding-window models do not decode in batches",
+            ));
+        }
+        let mask = MaskPlan::batch_step(cache.decode_mask()?);
+        let offset = cache.rope_offset();
+        let mut h = self.embed_tokens.forward(tokens)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h, &self.rope, &offset, &mut cache.layer(i), &mask)?;
+        }
+        cache.advance(1);
+        Ok(self.head(&h)?.reshape(&[tokens.dim(0), -1])?)
+    }
+
+    fn supports_batching(&self) -> bool {
+        self.layers.iter().all(|l| l.window.is_none())
+    }
+
+    fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    fn new_caches(&self) -> Vec<KvCache> {
+        layer_caches(self.layers.iter().map(|l| l.window))
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.args.vocab_size as usize
+    }
+
+    fn context_length(&self) -> Option<usize> {
+        self.args.max_position_embeddings.map(|n| n as usize)
+    }
 }

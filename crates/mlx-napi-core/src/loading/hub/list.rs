@@ -65,7 +65,7 @@ pub fn model_kind(dir: &Path) -> (ModelKind, Option<String>) {
     // mlx-community Whisper exports carry the OpenAI dimensions, no model_type.
     let kind = match model_type.as_deref() {
         Some("whisper") => ModelKind::Whisper,
-        Some("llama" | "mistral" | "qwen2" | "qwen3") => ModelKind::Llm,
+        Some(t) if crate::llm::models::MODEL_TYPES.contains(&t) => ModelKind::Llm,
         None if config.get("n_audio_ctx").is_some() => ModelKind::Whisper,
         _ => ModelKind::Unknown,
     };
