@@ -49,8 +49,51 @@ pub fn init() {
             // registered after them and therefore runs before their destructor.
             let _ = ops::add(Array::from_f32(1.0), Array::from_f32(1.0)).and_then(|a| a.eval());
             exit_guard::install();
+        } else if cfg!(target_os = "linux") {
+            cpu_fusion::check();
         }
     });
+}
+
+/// Why MLX's CPU kernel fusion was turned off in this process, if it was.
+pub fn cpu_fusion_disabled() -> Option<&'static str> {
+    cpu_fusion::DISABLED.get().map(String::as_str)
+}
+
+/// MLX's CPU backend fuses compiled element-wise chains by generating C++ and
+/// building it with the system's `g++` at run time. The preamble it generates
+/// comes from the wheel's build machine, and a newer GCC refuses it
+/// (GCC ≥ 13: "redeclaration of C++ built-in type '_Float128'", seen on the
+/// H200 machine's Ubuntu), which fails every fused op of every model. MLX only
+/// falls back to unfused ops when there is no compiler at all, so we try one
+/// fused kernel once per process and turn fusion off when it fails: slower,
+/// never broken.
+mod cpu_fusion {
+    use std::sync::OnceLock;
+
+    use mlx_rs::{error::Exception, ops, transforms::compile, Array};
+
+    pub static DISABLED: OnceLock<String> = OnceLock::new();
+
+    pub fn check() {
+        let mut fused = compile::compile(
+            |x: &Array| -> Result<Array, Exception> { ops::erf(x)?.multiply(x)?.add(x) },
+            true,
+        );
+        let probe = Array::from_slice(&[0.5f32, -1.0, 2.0], &[3]);
+        if let Err(e) = fused(&probe).and_then(|y| y.eval().map(|_| y)) {
+            compile::disable_compile();
+            let first_line = e.what().lines().next().unwrap_or_default().to_owned();
+            eprintln!(
+                "mlx-napi: MLX's CPU kernel fusion is off (the system C++ compiler \
+                 failed on MLX's generated code); models run unfused, somewhat slower. \
+                 Cause: {}",
+                first_line.chars().take(300).collect::<String>()
+            );
+            let _ = DISABLED.set(first_line);
+        }
+        compile::clear_cache();
+    }
 }
 
 /// Where MLX's CUDA backend caches compiled kernels in this process: an
