@@ -297,3 +297,30 @@ test('createServer checks its options', { timeout: 30_000 }, () => {
   assert.throws(() => createServer({ llms: [{ id: '', model: llm }] }), TypeError)
   assert.throws(() => createServer({ llms: [{ id: 'a', model: llm }], maxQueue: -1 }), RangeError)
 })
+
+test('an LLM queue admits maxBatchSize requests at once (they decode in one batch); the rest wait in order', async () => {
+  const { ModelQueue } = require('../lib/server/queue.js')
+  const queue = new ModelQueue('m', 1, 3)
+  const started = []
+  const releases = []
+  const task = (i) => () => {
+    started.push(i)
+    return new Promise((r) => releases.push(() => r(i)))
+  }
+  const signal = new AbortController().signal
+  const runs = [0, 1, 2, 3].map((i) => queue.run(task(i), signal))
+  await new Promise((r) => setImmediate(r))
+  assert.deepEqual(started, [0, 1, 2], 'three run at once, the fourth waits')
+  assert.equal(queue.queued, 1)
+  assert.equal(queue.busy, true)
+  const full = await queue.run(task(9), signal).catch((e) => e)
+  assert.equal(full.status, 429, 'one waiting is the limit')
+  releases[1]()
+  await runs[1]
+  await new Promise((r) => setImmediate(r))
+  assert.deepEqual(started, [0, 1, 2, 3], 'a finished request hands its slot to the waiting one')
+  for (const release of [releases[0], releases[2], releases[3]]) release()
+  assert.deepEqual(await Promise.all(runs), [0, 1, 2, 3])
+  assert.equal(queue.busy, false)
+  assert.equal(queue.queued, 0)
+})

@@ -26,8 +26,9 @@ export interface ServerOptions {
   /** Largest JSON request body in bytes; larger is a 413. Default 8 MiB. */
   maxBodyBytes?: number
   /**
-   * Requests that may wait for a model while it works on another; one more
-   * is a 429. Per model. Default 32.
+   * Requests that may wait for a model while it is full (an LLM takes up to
+   * its `maxBatchSize` requests at once into its batch, a Whisper model one);
+   * one more is a 429. Per model. Default 32.
    */
   maxQueue?: number
   /** `max_tokens` of chat requests that give none. Default 4096. */

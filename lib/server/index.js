@@ -61,7 +61,9 @@ class MlxServer extends EventEmitter {
         checkId(id, kind)
         if (this.models.has(id)) throw new RangeError(`two models have the id ${JSON.stringify(id)}`)
         if (!model) throw new TypeError(`model ${JSON.stringify(id)} has no \`model\``)
-        const entry = { id, kind, model, queue: new ModelQueue(id, this.options.maxQueue), created }
+        // An LLM decodes up to its maxBatchSize requests together (continuous batching).
+        const running = kind === 'llm' && Number.isInteger(model.maxBatchSize) ? Math.max(1, model.maxBatchSize) : 1
+        const entry = { id, kind, model, queue: new ModelQueue(id, this.options.maxQueue, running), created }
         if (kind === 'llm') entry.chat = hasChatTemplate(model)
         this.models.set(id, entry)
       }

@@ -1,25 +1,34 @@
 'use strict'
-// One queue per loaded model. A model runs its calls one at a time on its own
-// thread anyway; queueing them here as well lets the server bound how many
-// wait (429 beyond that), drop a waiting request whose client has left before
-// it ever reaches the model, and report how busy each model is.
+// One queue per loaded model. Up to `maxRunning` requests reach the model at
+// once: for an LLM its `maxBatchSize`, so that concurrent requests decode
+// together in the model's continuous batch; for Whisper 1 (its calls run one at
+// a time on the model's thread anyway). Queueing the rest here lets the server
+// bound how many wait (429 beyond that), drop a waiting request whose client
+// has left before it ever reaches the model, and report how busy each model is.
 const { ApiError } = require('./errors.js')
 
 class ModelQueue {
   /**
    * @param {string} modelId named in the 429 message
-   * @param {number} maxWaiting requests allowed to wait while one runs
+   * @param {number} maxWaiting requests allowed to wait while `maxRunning` run
+   * @param {number} [maxRunning=1] requests given to the model at once
    */
-  constructor(modelId, maxWaiting) {
+  constructor(modelId, maxWaiting, maxRunning = 1) {
     this.modelId = modelId
     this.maxWaiting = maxWaiting
-    /** Whether a task holds the model. */
-    this.busy = false
+    this.maxRunning = maxRunning
+    /** Tasks holding the model now. */
+    this.running = 0
     /** @type {Array<() => void>} starters of the waiting tasks, oldest first */
     this.waiting = []
   }
 
-  /** Requests waiting for the model (not counting the running one). */
+  /** Whether any task holds the model. */
+  get busy() {
+    return this.running > 0
+  }
+
+  /** Requests waiting for the model (not counting the running ones). */
   get queued() {
     return this.waiting.length
   }
@@ -32,12 +41,12 @@ class ModelQueue {
    * @param {(signal: AbortSignal) => Promise<T>} task
    * @param {AbortSignal} signal
    * @param {(ahead: number) => void} [onWait] called when the task has to wait,
-   *   with the number of requests ahead of it (the running one included)
+   *   with the number of requests waiting ahead of it, itself included
    * @returns {Promise<T>}
    */
   async run(task, signal, onWait) {
     signal.throwIfAborted()
-    if (this.busy) {
+    if (this.running >= this.maxRunning) {
       if (this.waiting.length >= this.maxWaiting) {
         throw new ApiError(
           429,
@@ -62,14 +71,14 @@ class ModelQueue {
         onWait?.(this.waiting.length)
       })
     } else {
-      this.busy = true
+      this.running++
     }
     try {
       return await task(signal)
     } finally {
       const next = this.waiting.shift()
-      if (next) next()
-      else this.busy = false
+      if (next) next() // the slot passes on: `running` stays
+      else this.running--
     }
   }
 }

@@ -37,7 +37,7 @@ async function loadAll(opts, progress, signal) {
     for (const spec of specs) {
       const model = await resolveModel({ model: spec.source, offline: opts.offline }, progress, signal)
       expectKind(model, spec.kind, `--${spec.kind}`)
-      const instance = spec.kind === 'llm' ? await loadLLM(model.path, { signal }) : await loadWhisper(model.path, { signal })
+      const instance = spec.kind === 'llm' ? await loadLLM(model.path, { signal, ...(opts.maxBatchSize ? { maxBatchSize: opts.maxBatchSize } : {}) }) : await loadWhisper(model.path, { signal })
       ;(spec.kind === 'llm' ? loaded.llms : loaded.whispers).push({ id: spec.id, model: instance })
       progress.note(`loaded ${spec.kind === 'llm' ? 'LLM' : 'Whisper model'} ${spec.id} (${model.path})`)
       if (opts.warmup) {
@@ -68,6 +68,7 @@ function register(program, cli) {
     .addOption(new Option('--api-key <key>', 'require `Authorization: Bearer <key>` (all routes but /health)').env('MLX_NAPI_API_KEY'))
     .option('--max-audio-mb <n>', 'largest audio upload, MiB', cli.number({ min: 0.001, max: 4096 }), 25)
     .option('--max-body-mb <n>', 'largest JSON request body, MiB', cli.number({ min: 0.001, max: 4096 }), 8)
+    .option('--max-batch-size <n>', 'LLM requests decoded together per model (default: 32 on a GPU, 8 on the CPU)', cli.number({ int: true, min: 1, max: 1024 }))
     .option('--max-queue <n>', 'requests that may wait per model (more: 429)', cli.number({ int: true, min: 0, max: 100000 }), 32)
     .option('--default-max-tokens <n>', 'chat max_tokens when a request gives none', cli.number({ int: true, min: 1, max: 1e7 }), 4096)
     .option('--offline', 'use the local Hub cache only (like HF_HUB_OFFLINE=1)')
@@ -77,7 +78,8 @@ function register(program, cli) {
       `
 Routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions,
 POST /v1/audio/transcriptions, POST /v1/audio/translations, GET /health.
-Requests to one model run one at a time, in order (batched decoding is not done yet).
+Concurrent requests to one LLM decode together (up to --max-batch-size); Whisper
+requests run one at a time, in order.
 
 Examples:
   mlx-napi serve --llm mlx-community/SmolLM2-135M-Instruct-4bit --whisper openai/whisper-tiny.en
