@@ -271,13 +271,26 @@ test('two worker_threads each load and use their own models', { skip }, async ()
   assert.deepEqual(b, expected)
 })
 
-test('process.exit() during a running call exits with the caller\'s code', { skip }, () => {
-  const script = `
+test('process.exit() during a running call exits with the caller\'s code', { skip, timeout: 300_000 }, () => {
+  // Exits at several points of a generation: while it prefills, and after its
+  // first token (decoding, one batch step in flight). MLX's allocator used to be
+  // destroyed under the model thread here (a segfault in about a third of exits).
+  const script = (afterFirstTokenMs) => `
     const { loadLLM } = require(${JSON.stringify(addon)})
-    loadLLM(${JSON.stringify(llmDir)}).then((m) => {
-      m.generate('Count to a thousand:', { maxTokens: 2000, ignoreEos: true })
-      setTimeout(() => process.exit(7), 300)
+    loadLLM(${JSON.stringify(llmDir)}).then(async (m) => {
+      const exit = () => process.exit(7)
+      if (${afterFirstTokenMs} < 0) {
+        m.generate('Count to a thousand:', { maxTokens: 2000, ignoreEos: true })
+        return setImmediate(exit)
+      }
+      let first = true // keep reading: leaving the loop would abort the generation
+      for await (const chunk of m.stream('Count to a thousand:', { maxTokens: 2000, ignoreEos: true })) {
+        if (first) setTimeout(exit, ${afterFirstTokenMs})
+        first = false
+      }
     })`
-  const r = spawnSync(process.execPath, ['-e', script], { timeout: 120_000 })
-  assert.equal(r.status, 7, r.stderr.toString())
+  for (const ms of [-1, 0, 5, 15, 30, 60, 120, 250]) {
+    const r = spawnSync(process.execPath, ['-e', script(ms)], { timeout: 120_000 })
+    assert.equal(r.status, 7, `exit ${ms < 0 ? 'during prefill' : `${ms} ms after the first token`}: status ${r.status}, signal ${r.signal}\n${r.stderr}`)
+  }
 })

@@ -3,13 +3,18 @@
 //! Two things must happen before we touch MLX in earnest:
 //! * mlx-rs's error handler must be installed before any raw mlx-c call, or a
 //!   failing call would `exit()` the process (mlx-c's default handler does).
-//! * On CUDA, MLX 0.32.2 keeps its command encoders in a function-local static
-//!   whose destructor synchronizes a CUDA stream. That destructor runs after the
-//!   CUDA runtime has shut down, so every process that used the GPU aborts on exit
-//!   ("cudaStreamSynchronize failed: driver shutting down"; fixed upstream after
-//!   0.32.2 by leaking the encoders). We register an exit handler *after* those
-//!   encoders exist — handlers run in reverse order — that ends the process with
-//!   its real exit status before the faulty destructor can run.
+//! * MLX's statics must not be destroyed at exit. On CUDA, MLX 0.32.2 keeps its
+//!   command encoders in a function-local static whose destructor synchronizes a
+//!   CUDA stream after the CUDA runtime has shut down, so every process that used
+//!   the GPU aborts on exit ("cudaStreamSynchronize failed: driver shutting down";
+//!   fixed upstream after 0.32.2 by leaking the encoders). On every backend,
+//!   `process.exit()` while a model thread is working destroyed MLX's allocator
+//!   under it (`CommonAllocator::~CommonAllocator` on the main thread, `malloc`
+//!   on the model thread: a segfault in about a third of exits mid-generation).
+//!   We register an exit handler *after* those statics exist — handlers run in
+//!   reverse order — that ends the process with its real exit status before any
+//!   of their destructors can run, and register it again after each model's
+//!   load and first call ([`guard_exit_again`]).
 //!
 //! And one thing must happen before MLX compiles its first GPU kernel: its
 //! CUDA backend caches the kernels it compiles (NVRTC, tens of seconds on a
@@ -48,11 +53,26 @@ pub fn init() {
             // Create the GPU command encoders now, so the guard below is
             // registered after them and therefore runs before their destructor.
             let _ = ops::add(Array::from_f32(1.0), Array::from_f32(1.0)).and_then(|a| a.eval());
-            exit_guard::install();
         } else if cfg!(target_os = "linux") {
             cpu_fusion::check();
+            let _ = ops::add(Array::from_f32(1.0), Array::from_f32(1.0)).and_then(|a| a.eval());
         }
+        // After MLX's allocator, scheduler and (CUDA) encoders exist, so that
+        // the guard runs before their destructors.
+        exit_guard::install();
     });
+}
+
+/// Registers the exit guard once more, so that it also runs before the
+/// destructors of MLX statics created since (a kernel cache a model's first
+/// forward pass filled, say). Engines call it after a model's load and after
+/// its first completed call; bounded, as each registration stays until exit.
+pub fn guard_exit_again() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static REGISTERED: AtomicUsize = AtomicUsize::new(0);
+    if REGISTERED.fetch_add(1, Ordering::Relaxed) < 64 {
+        exit_guard::install();
+    }
 }
 
 /// Why MLX's CPU kernel fusion was turned off in this process, if it was.
@@ -187,7 +207,8 @@ mod exit_guard {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 mod exit_guard {
-    /// MLX's CUDA backend only exists on Linux with glibc.
+    /// `on_exit` is glibc's. On macOS (Metal) the same exit-time race is not
+    /// handled yet: not built or run here.
     pub fn install() {}
 }
 

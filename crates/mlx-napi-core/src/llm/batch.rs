@@ -331,6 +331,8 @@ impl Llm {
                 }
             }
             if batch.rows.is_empty() {
+                // Statics MLX created for these steps: see the runtime module.
+                crate::runtime::guard_exit_again();
                 return;
             }
             if let Err(e) = self.batch_step(&mut batch) {

@@ -192,6 +192,7 @@ impl Llm {
         let tokenizer = Tokenizer::load(&dir)?;
         report("tokenizer", 1, 1);
         let eos_ids = eos_ids(&dir, &config, &tokenizer)?;
+        crate::runtime::guard_exit_again();
         Ok(Self {
             id: NEXT_MODEL_ID.fetch_add(1, Ordering::Relaxed),
             model,
@@ -262,7 +263,9 @@ impl Llm {
         options: &GenerateOptions,
         on_chunk: &mut dyn FnMut(&Chunk) -> ControlFlow<()>,
     ) -> Result<GenerationResult> {
-        self.generate_timed(prompt, options, Instant::now(), 0.0, on_chunk)
+        let result = self.generate_timed(prompt, options, Instant::now(), 0.0, on_chunk);
+        crate::runtime::guard_exit_again();
+        result
     }
 
     /// [`Self::generate`] for a request that started at `start` after

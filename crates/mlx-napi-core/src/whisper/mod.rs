@@ -129,6 +129,7 @@ impl WhisperEngine {
         }
         let log_mel = LogMel::new(checkpoint.config.n_mels)?;
         let model = Whisper::from_weights(checkpoint.config, checkpoint.tree, checkpoint.dtype)?;
+        crate::runtime::guard_exit_again();
         Ok(WhisperEngine {
             model,
             tokenizer,
@@ -187,7 +188,9 @@ impl WhisperEngine {
             return Err(Error::AudioDecode("the audio has no samples".into()));
         }
         // VAD (when options.vad is set) wraps the usual transcription.
-        let mut result = self.transcribe_speech(&samples, options, hooks)?;
+        let result = self.transcribe_speech(&samples, options, hooks);
+        crate::runtime::guard_exit_again();
+        let mut result = result?;
         let timings = &mut result.timings;
         timings.decode_audio_ms = decode_audio_ms;
         timings.total_ms += decode_audio_ms;
