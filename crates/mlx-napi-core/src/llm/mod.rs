@@ -26,6 +26,7 @@
 //! rows start as one and move into a shared batch cache after their first token.
 
 pub mod batch;
+mod constraint;
 pub mod models;
 mod options;
 mod text;
@@ -46,6 +47,7 @@ use mlx_rs::Dtype;
 pub use batch::{
     default_max_batch_size, GenerationRequest, GenerationSink, RequestQueue, ServeOptions,
 };
+pub use constraint::ConstraintSpec;
 pub use models::LanguageModel;
 pub use options::{Chunk, FinishReason, GenerateOptions, GenerationResult, Timings, Usage};
 pub use token_stream::host_reads;
@@ -125,6 +127,8 @@ pub struct Llm {
     model: Box<dyn LanguageModel>,
     tokenizer: Tokenizer,
     eos_ids: Vec<u32>,
+    /// Compiles `GenerateOptions::constraint` (its token trie built on first use).
+    constraints: constraint::ConstraintCompiler,
     model_type: String,
     dtype: Dtype,
     dir: PathBuf,
@@ -197,6 +201,7 @@ impl Llm {
             model,
             tokenizer,
             eos_ids,
+            constraints: constraint::ConstraintCompiler::new(),
             model_type,
             dtype,
             dir,
@@ -275,6 +280,8 @@ impl Llm {
         queue_ms: f64,
         on_chunk: &mut dyn FnMut(&Chunk) -> ControlFlow<()>,
     ) -> Result<GenerationResult> {
+        options.validate(self.model.vocab_size())?;
+        let constraint = self.compile_constraint(options)?;
         let ids = self.encode_prompt(prompt)?;
         let mut caches = self.model.new_caches();
         if let Some(limit) = options.max_kv_size {
@@ -292,10 +299,31 @@ impl Llm {
             &ids,
             0,
             options,
+            constraint,
             start,
             queue_ms,
             on_chunk,
         )
+    }
+
+    /// `options.constraint` compiled for this model (coded errors for an
+    /// invalid schema or grammar, before any decoding).
+    fn compile_constraint(
+        &self,
+        options: &GenerateOptions,
+    ) -> Result<Option<constraint::Constraint>> {
+        options
+            .constraint
+            .as_ref()
+            .map(|spec| {
+                self.constraints.compile(
+                    spec,
+                    &self.tokenizer,
+                    self.model.vocab_size(),
+                    &self.eos_ids,
+                )
+            })
+            .transpose()
     }
 
     /// A token stream over `caches` (holding `prompt[..cached]`) under a
@@ -308,12 +336,20 @@ impl Llm {
         prompt: &[u32],
         cached: usize,
         options: &GenerateOptions,
+        constraint: Option<constraint::Constraint>,
         start: Instant,
         queue_ms: f64,
         on_chunk: &mut dyn FnMut(&Chunk) -> ControlFlow<()>,
     ) -> Result<GenerationResult> {
-        let mut stream =
-            TokenStream::start(self.model.as_ref(), caches, fed, prompt, cached, options)?;
+        let mut stream = TokenStream::start(
+            self.model.as_ref(),
+            caches,
+            fed,
+            prompt,
+            cached,
+            options,
+            constraint,
+        )?;
         let mut text = TextLayer::new(&self.tokenizer, &self.eos_ids, options, start);
         let reason = loop {
             let Some(token) = stream.next()? else {
@@ -325,6 +361,9 @@ impl Llm {
             };
             if let Some(reason) = text.push(token.id, token.logprob, on_chunk)? {
                 break reason;
+            }
+            if stream.complete() {
+                break FinishReason::Stop;
             }
         };
         let counts = Counts {
@@ -363,6 +402,10 @@ impl Llm {
         if new_messages.is_empty() {
             return Err(Error::invalid("chat needs at least one new message"));
         }
+        // Checked before the session's cache is touched: a bad schema leaves
+        // the conversation as it was.
+        options.validate(self.model.vocab_size())?;
+        let constraint = self.compile_constraint(options)?;
         let mut messages = session.messages.clone();
         messages.extend_from_slice(new_messages);
         let ids = self.encode_prompt(Prompt::Messages(&messages))?;
@@ -392,6 +435,7 @@ impl Llm {
             &ids,
             cached,
             options,
+            constraint,
             Instant::now(),
             0.0,
             on_chunk,

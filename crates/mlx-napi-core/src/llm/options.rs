@@ -3,6 +3,7 @@
 
 use std::sync::{atomic::AtomicBool, Arc};
 
+use super::constraint::ConstraintSpec;
 use crate::{
     sampling::{SamplerConfig, TokenLogprob, MAX_TOP_LOGPROBS},
     Error, Result,
@@ -35,6 +36,10 @@ pub struct GenerateOptions {
     /// likely alternatives (`Some(0)`: the token's alone); `None`: off.
     /// Computed on the device and read back with the token.
     pub logprobs: Option<usize>,
+    /// What the output must match (JSON schema, any JSON object, Lark
+    /// grammar, regex); compiled before decoding (`ERR_INVALID_SCHEMA` /
+    /// `ERR_INVALID_GRAMMAR`) and enforced with a token mask at every step.
+    pub constraint: Option<ConstraintSpec>,
 }
 
 impl Default for GenerateOptions {
@@ -50,6 +55,7 @@ impl Default for GenerateOptions {
             abort: None,
             max_kv_size: None,
             logprobs: None,
+            constraint: None,
         }
     }
 }
@@ -87,6 +93,18 @@ impl GenerateOptions {
             return Err(Error::invalid(format!(
                 "eos id {id} is outside the vocabulary ({vocab_size})"
             )));
+        }
+        if self.constraint.is_some() && self.ignore_eos {
+            // The constraint ends the output where the grammar ends; going
+            // on past EOS would leave it.
+            return Err(Error::invalid(
+                "ignoreEos cannot be combined with responseFormat or grammar",
+            ));
+        }
+        if let Some(ConstraintSpec::Lark(g) | ConstraintSpec::Regex(g)) = &self.constraint {
+            if g.trim().is_empty() {
+                return Err(Error::InvalidGrammar("the grammar is empty".into()));
+            }
         }
         self.sampler.validate(vocab_size)
     }
