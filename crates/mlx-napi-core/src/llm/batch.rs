@@ -458,7 +458,7 @@ impl Llm {
             sink.finish(result);
             return None;
         }
-        let checked = self.encode_prompt(prompt.as_prompt()).and_then(|ids| {
+        let checked = self.encode_request(prompt.as_prompt(), &options).and_then(|ids| {
             let max_tokens = check_prompt(self.model.as_ref(), &ids, &options)?;
             let constraint = self.compile_constraint(&options)?;
             Ok((ids, max_tokens, constraint))

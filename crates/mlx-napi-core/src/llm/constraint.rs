@@ -40,6 +40,53 @@ pub enum ConstraintSpec {
 }
 
 impl ConstraintSpec {
+    /// The `responseFormat` and `grammar` options as the bindings receive
+    /// them: `response_format` is `(type, schema)` (`'text'` = none,
+    /// `'json_object'`, `'json_schema'` with a schema); `grammar` is
+    /// `(kind, source)` with kind `'lark'` (default) or `'regex'`. At most
+    /// one of the two.
+    pub fn from_options(
+        response_format: Option<(&str, Option<Value>)>,
+        grammar: Option<(Option<&str>, String)>,
+    ) -> Result<Option<Self>> {
+        let format = match response_format {
+            None | Some(("text", None)) => None,
+            Some(("json_object", None)) => Some(ConstraintSpec::JsonObject),
+            Some(("json_schema", Some(schema))) => Some(ConstraintSpec::JsonSchema(schema)),
+            Some(("json_schema", None)) => {
+                return Err(Error::InvalidSchema(
+                    "responseFormat { type: 'json_schema' } needs a schema".into(),
+                ))
+            }
+            Some(("text" | "json_object", Some(_))) => {
+                return Err(Error::invalid(
+                    "responseFormat.schema goes with type 'json_schema' only",
+                ))
+            }
+            Some((other, _)) => {
+                return Err(Error::invalid(format!(
+                    "responseFormat.type must be 'text', 'json_object' or 'json_schema', got '{other}'"
+                )))
+            }
+        };
+        let grammar = match grammar {
+            None => None,
+            Some((None | Some("lark"), source)) => Some(ConstraintSpec::Lark(source)),
+            Some((Some("regex"), source)) => Some(ConstraintSpec::Regex(source)),
+            Some((Some(other), _)) => {
+                return Err(Error::invalid(format!(
+                    "grammar.type must be 'lark' or 'regex', got '{other}'"
+                )))
+            }
+        };
+        match (format, grammar) {
+            (Some(_), Some(_)) => Err(Error::invalid(
+                "give responseFormat or grammar, not both",
+            )),
+            (f, g) => Ok(f.or(g)),
+        }
+    }
+
     /// The option's name in messages.
     fn what(&self) -> &'static str {
         match self {

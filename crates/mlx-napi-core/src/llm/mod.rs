@@ -31,6 +31,7 @@ pub mod models;
 mod options;
 mod text;
 mod token_stream;
+mod tools;
 
 use std::{
     ops::ControlFlow,
@@ -49,7 +50,10 @@ pub use batch::{
 };
 pub use constraint::ConstraintSpec;
 pub use models::LanguageModel;
-pub use options::{Chunk, FinishReason, GenerateOptions, GenerationResult, Timings, Usage};
+pub use options::{
+    Chunk, FinishReason, GenerateOptions, GenerationResult, Timings, ToolReply, Usage,
+};
+pub use tools::{parse_tool_calls, Tool, ToolCall, ToolChoice};
 pub use token_stream::host_reads;
 
 use crate::{
@@ -259,6 +263,53 @@ impl Llm {
         Ok(ids)
     }
 
+    /// [`Self::encode_prompt`] for a request: chat messages are rendered
+    /// with the request's tools (when it offers any).
+    pub(crate) fn encode_request(&self, prompt: Prompt, options: &GenerateOptions) -> Result<Vec<u32>> {
+        let Prompt::Messages(messages) = prompt else {
+            return self.encode_prompt(prompt);
+        };
+        if !options.offers_tools() {
+            return self.encode_prompt(prompt);
+        }
+        let tools: Vec<serde_json::Value> = options.tools.iter().map(|t| t.to_openai()).collect();
+        let mut rendered: Vec<serde_json::Value> =
+            messages.iter().map(ChatMessage::to_template_value).collect();
+        let mut extra = serde_json::Map::new();
+        if self.tokenizer.template_knows_tools() {
+            extra.insert("tools".into(), tools.into());
+        } else {
+            // A template without tool support: describe the tools in a system
+            // message, asking for the generic call format `parse_tool_calls` reads.
+            let text = format!(
+                "You can call these functions:\n{}\nTo call one, reply with only \
+                 <tool_call>{{\"name\": <function name>, \"arguments\": <arguments object>}}</tool_call>.",
+                tools
+                    .iter()
+                    .map(|t| t["function"].to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            match rendered.first_mut() {
+                Some(first) if first["role"] == "system" => {
+                    let content = format!("{}\n\n{text}", first["content"].as_str().unwrap_or(""));
+                    first["content"] = content.into();
+                }
+                _ => rendered.insert(0, serde_json::json!({ "role": "system", "content": text })),
+            }
+        }
+        let text = self.tokenizer.apply_chat_template_json(
+            &serde_json::Value::Array(rendered),
+            true,
+            Some(&extra),
+        )?;
+        let ids = self.tokenizer.encode(&text, false)?;
+        if ids.is_empty() {
+            return Err(Error::invalid("the prompt is empty"));
+        }
+        Ok(ids)
+    }
+
     /// Generates from a fresh cache, alone, streaming chunks to `on_chunk`
     /// (concurrent requests batch through [`Llm::serve`] instead).
     pub fn generate(
@@ -282,7 +333,7 @@ impl Llm {
     ) -> Result<GenerationResult> {
         options.validate(self.model.vocab_size())?;
         let constraint = self.compile_constraint(options)?;
-        let ids = self.encode_prompt(prompt)?;
+        let ids = self.encode_request(prompt, options)?;
         let mut caches = self.model.new_caches();
         if let Some(limit) = options.max_kv_size {
             for cache in &mut caches {
@@ -313,7 +364,7 @@ impl Llm {
         options: &GenerateOptions,
     ) -> Result<Option<constraint::Constraint>> {
         options
-            .constraint
+            .constraint_spec()?
             .as_ref()
             .map(|spec| {
                 self.constraints.compile(
@@ -408,7 +459,7 @@ impl Llm {
         let constraint = self.compile_constraint(options)?;
         let mut messages = session.messages.clone();
         messages.extend_from_slice(new_messages);
-        let ids = self.encode_prompt(Prompt::Messages(&messages))?;
+        let ids = self.encode_request(Prompt::Messages(&messages), options)?;
         // Reuse the longest common prefix, but always run the last prompt
         // token so there are logits to sample from.
         let common = session
@@ -442,7 +493,14 @@ impl Llm {
         );
         match &result {
             Ok(reply) => {
-                messages.push(ChatMessage::new("assistant", reply.text.clone()));
+                let mut answer = ChatMessage::new("assistant", reply.text.clone());
+                if let Some(tools) = reply.tools.as_ref().filter(|t| !t.calls.is_empty()) {
+                    // Kept as calls, so that the template renders them its way
+                    // and the tool results that follow make sense.
+                    answer.content = tools.content.clone();
+                    answer.tool_calls = Some(tools.calls.iter().map(ToolCall::to_openai).collect());
+                }
+                messages.push(answer);
                 session.messages = messages;
             }
             // The cache may hold a partial prefill: start over next time.
