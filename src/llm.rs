@@ -192,7 +192,9 @@ pub struct GenerateOptionsJs {
     /// `{ type: 'function', function: { name } }` (a call of that tool). With
     /// `'required'` or a named function the call is constrained by the tool's
     /// parameter schema, so `arguments` always parse.
-    #[napi(ts_type = "'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } }")]
+    #[napi(
+        ts_type = "'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } }"
+    )]
     pub tool_choice: Option<serde_json::Value>,
 }
 

@@ -192,7 +192,10 @@ impl Tokenizer {
         add_generation_prompt: bool,
     ) -> Result<String> {
         let messages = serde_json::Value::Array(
-            messages.iter().map(ChatMessage::to_template_value).collect(),
+            messages
+                .iter()
+                .map(ChatMessage::to_template_value)
+                .collect(),
         );
         self.apply_chat_template_json(&messages, add_generation_prompt, None)
     }

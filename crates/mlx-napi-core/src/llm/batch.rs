@@ -458,11 +458,13 @@ impl Llm {
             sink.finish(result);
             return None;
         }
-        let checked = self.encode_request(prompt.as_prompt(), &options).and_then(|ids| {
-            let max_tokens = check_prompt(self.model.as_ref(), &ids, &options)?;
-            let constraint = self.compile_constraint(&options)?;
-            Ok((ids, max_tokens, constraint))
-        });
+        let checked = self
+            .encode_request(prompt.as_prompt(), &options)
+            .and_then(|ids| {
+                let max_tokens = check_prompt(self.model.as_ref(), &ids, &options)?;
+                let constraint = self.compile_constraint(&options)?;
+                Ok((ids, max_tokens, constraint))
+            });
         match checked {
             Ok((ids, max_tokens, constraint)) => Some(Admitted {
                 sink,

@@ -63,11 +63,9 @@ impl ConstraintSpec {
                     "responseFormat.schema goes with type 'json_schema' only",
                 ))
             }
-            Some((other, _)) => {
-                return Err(Error::invalid(format!(
-                    "responseFormat.type must be 'text', 'json_object' or 'json_schema', got '{other}'"
-                )))
-            }
+            Some((other, _)) => return Err(Error::invalid(format!(
+                "responseFormat.type must be 'text', 'json_object' or 'json_schema', got '{other}'"
+            ))),
         };
         let grammar = match grammar {
             None => None,
@@ -80,9 +78,7 @@ impl ConstraintSpec {
             }
         };
         match (format, grammar) {
-            (Some(_), Some(_)) => Err(Error::invalid(
-                "give responseFormat or grammar, not both",
-            )),
+            (Some(_), Some(_)) => Err(Error::invalid("give responseFormat or grammar, not both")),
             (f, g) => Ok(f.or(g)),
         }
     }

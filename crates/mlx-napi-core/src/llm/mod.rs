@@ -53,8 +53,8 @@ pub use models::LanguageModel;
 pub use options::{
     Chunk, FinishReason, GenerateOptions, GenerationResult, Timings, ToolReply, Usage,
 };
-pub use tools::{parse_tool_calls, Tool, ToolCall, ToolChoice};
 pub use token_stream::host_reads;
+pub use tools::{parse_tool_calls, Tool, ToolCall, ToolChoice};
 
 use crate::{
     cache::KvCache,
@@ -265,7 +265,11 @@ impl Llm {
 
     /// [`Self::encode_prompt`] for a request: chat messages are rendered
     /// with the request's tools (when it offers any).
-    pub(crate) fn encode_request(&self, prompt: Prompt, options: &GenerateOptions) -> Result<Vec<u32>> {
+    pub(crate) fn encode_request(
+        &self,
+        prompt: Prompt,
+        options: &GenerateOptions,
+    ) -> Result<Vec<u32>> {
         let Prompt::Messages(messages) = prompt else {
             return self.encode_prompt(prompt);
         };
@@ -273,8 +277,10 @@ impl Llm {
             return self.encode_prompt(prompt);
         }
         let tools: Vec<serde_json::Value> = options.tools.iter().map(|t| t.to_openai()).collect();
-        let mut rendered: Vec<serde_json::Value> =
-            messages.iter().map(ChatMessage::to_template_value).collect();
+        let mut rendered: Vec<serde_json::Value> = messages
+            .iter()
+            .map(ChatMessage::to_template_value)
+            .collect();
         let mut extra = serde_json::Map::new();
         if self.tokenizer.template_knows_tools() {
             extra.insert("tools".into(), tools.into());

@@ -35,7 +35,10 @@ impl Tool {
     /// description?, parameters? } }`.
     pub fn from_openai(value: &Value, index: usize) -> Result<Self> {
         let bad = |why: &str| Error::invalid(format!("tools[{index}]: {why}"));
-        let kind = value.get("type").and_then(Value::as_str).unwrap_or("function");
+        let kind = value
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("function");
         if kind != "function" {
             return Err(bad(&format!("type must be 'function', got '{kind}'")));
         }
@@ -52,7 +55,9 @@ impl Tool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
         {
-            return Err(bad("function.name may hold only letters, digits, '_', '-' and '.'"));
+            return Err(bad(
+                "function.name may hold only letters, digits, '_', '-' and '.'",
+            ));
         }
         let parameters = match function.get("parameters") {
             None | Some(Value::Null) => json!({ "type": "object", "properties": {} }),
@@ -121,20 +126,32 @@ impl ToolChoice {
 /// Checks `tools` and `choice` together; for a forced call, the constraint
 /// that makes the reply one call object `{"name": …, "arguments": {…}}`
 /// whose arguments follow the tool's parameter schema.
-pub fn forced_call_constraint(tools: &[Tool], choice: &ToolChoice) -> Result<Option<ConstraintSpec>> {
+pub fn forced_call_constraint(
+    tools: &[Tool],
+    choice: &ToolChoice,
+) -> Result<Option<ConstraintSpec>> {
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = tools.iter().find(|t| !seen.insert(t.name.as_str())) {
-        return Err(Error::invalid(format!("two tools are named '{}'", dup.name)));
+        return Err(Error::invalid(format!(
+            "two tools are named '{}'",
+            dup.name
+        )));
     }
     let offered: Vec<&Tool> = match choice {
         ToolChoice::Auto | ToolChoice::None => return Ok(None),
         ToolChoice::Required if tools.is_empty() => {
-            return Err(Error::invalid("toolChoice 'required' needs at least one tool"))
+            return Err(Error::invalid(
+                "toolChoice 'required' needs at least one tool",
+            ))
         }
         ToolChoice::Required => tools.iter().collect(),
-        ToolChoice::Function(name) => vec![tools.iter().find(|t| &t.name == name).ok_or_else(
-            || Error::invalid(format!("toolChoice names '{name}', which is not among the tools")),
-        )?],
+        ToolChoice::Function(name) => {
+            vec![tools.iter().find(|t| &t.name == name).ok_or_else(|| {
+                Error::invalid(format!(
+                    "toolChoice names '{name}', which is not among the tools"
+                ))
+            })?]
+        }
     };
     let one = |t: &Tool| {
         json!({
@@ -215,9 +232,8 @@ pub fn parse_tool_calls(text: &str, tools: &[Tool]) -> (String, Vec<ToolCall>) {
             Ok(one @ Value::Object(_)) => push(&one),
             _ => body.split("[TOOL_CALLS]").all(|part| {
                 part.split_once("[ARGS]").is_some_and(|(name, args)| {
-                    serde_json::from_str::<Value>(args.trim()).is_ok_and(|a| {
-                        push(&json!({ "name": name.trim(), "arguments": a }))
-                    })
+                    serde_json::from_str::<Value>(args.trim())
+                        .is_ok_and(|a| push(&json!({ "name": name.trim(), "arguments": a })))
                 })
             }),
         };
@@ -243,7 +259,12 @@ pub fn parse_tool_calls(text: &str, tools: &[Tool]) -> (String, Vec<ToolCall>) {
                 .collect(),
         };
         match whole {
-            Some(items) if !items.is_empty() && items.iter().all(|v| call_parts(v).is_some_and(|(n, _)| known(n))) => {
+            Some(items)
+                if !items.is_empty()
+                    && items
+                        .iter()
+                        .all(|v| call_parts(v).is_some_and(|(n, _)| known(n))) =>
+            {
                 items.iter().for_each(|v| {
                     push(v);
                 });
@@ -275,7 +296,10 @@ fn fenced_json(text: &str) -> Option<&str> {
 /// → the name and the arguments object serialized. Arguments given as a
 /// string must hold a JSON object.
 fn call_parts(value: &Value) -> Option<(&str, String)> {
-    let value = value.get("function").filter(|f| f.is_object()).unwrap_or(value);
+    let value = value
+        .get("function")
+        .filter(|f| f.is_object())
+        .unwrap_or(value);
     let name = value.get("name")?.as_str()?;
     let args = value.get("arguments").or_else(|| value.get("parameters"));
     let args = match args {
@@ -330,10 +354,14 @@ mod tests {
         assert_eq!(calls[0].id, "call_0");
         assert_eq!(calls[1].id, "call_1");
         // An unterminated block at the end (generation stopped at </tool_call>).
-        let (_, calls) = parse_tool_calls("<tool_call>{\"name\": \"add\", \"arguments\": {}}", &tools());
+        let (_, calls) = parse_tool_calls(
+            "<tool_call>{\"name\": \"add\", \"arguments\": {}}",
+            &tools(),
+        );
         assert_eq!(calls.len(), 1);
         // A broken block stays content.
-        let (content, calls) = parse_tool_calls("<tool_call>{\"name\": \"add\", </tool_call>", &tools());
+        let (content, calls) =
+            parse_tool_calls("<tool_call>{\"name\": \"add\", </tool_call>", &tools());
         assert!(calls.is_empty());
         assert_eq!(content, "<tool_call>{\"name\": \"add\", </tool_call>");
     }
@@ -345,7 +373,10 @@ mod tests {
             &tools(),
         );
         assert_eq!(content, "");
-        assert_eq!(names_args(&calls), vec![("get_weather".into(), json!({"city": "Oslo"}))]);
+        assert_eq!(
+            names_args(&calls),
+            vec![("get_weather".into(), json!({"city": "Oslo"}))]
+        );
         let (_, calls) = parse_tool_calls(
             "<|python_tag|>{\"name\": \"add\", \"parameters\": {\"a\": 2}}; {\"name\": \"get_weather\", \"parameters\": {}}",
             &tools(),
@@ -363,7 +394,10 @@ mod tests {
         assert_eq!(content, "");
         assert_eq!(
             names_args(&calls),
-            vec![("add".into(), json!({"a": 1})), ("get_weather".into(), json!({"city": "Rome"}))]
+            vec![
+                ("add".into(), json!({"a": 1})),
+                ("get_weather".into(), json!({"city": "Rome"}))
+            ]
         );
         let (_, calls) = parse_tool_calls("[TOOL_CALLS]add[ARGS]{\"a\": 5}", &tools());
         assert_eq!(names_args(&calls), vec![("add".into(), json!({"a": 5}))]);
@@ -392,17 +426,27 @@ mod tests {
     #[test]
     fn tools_and_choices_are_checked() {
         assert!(Tool::from_openai(&json!({"type": "function"}), 0).is_err());
-        assert!(Tool::from_openai(&json!({"type": "retrieval", "function": {"name": "x"}}), 0).is_err());
+        assert!(
+            Tool::from_openai(&json!({"type": "retrieval", "function": {"name": "x"}}), 0).is_err()
+        );
         assert!(Tool::from_openai(&json!({"function": {"name": "a b"}}), 0).is_err());
-        assert!(Tool::from_openai(&json!({"function": {"name": "x", "parameters": 3}}), 0).is_err());
-        assert_eq!(ToolChoice::from_openai(&json!("required")).unwrap(), ToolChoice::Required);
+        assert!(
+            Tool::from_openai(&json!({"function": {"name": "x", "parameters": 3}}), 0).is_err()
+        );
         assert_eq!(
-            ToolChoice::from_openai(&json!({"type": "function", "function": {"name": "add"}})).unwrap(),
+            ToolChoice::from_openai(&json!("required")).unwrap(),
+            ToolChoice::Required
+        );
+        assert_eq!(
+            ToolChoice::from_openai(&json!({"type": "function", "function": {"name": "add"}}))
+                .unwrap(),
             ToolChoice::Function("add".into())
         );
         assert!(ToolChoice::from_openai(&json!("always")).is_err());
         let t = tools();
-        assert!(forced_call_constraint(&t, &ToolChoice::Auto).unwrap().is_none());
+        assert!(forced_call_constraint(&t, &ToolChoice::Auto)
+            .unwrap()
+            .is_none());
         assert!(forced_call_constraint(&[], &ToolChoice::Required).is_err());
         assert!(forced_call_constraint(&t, &ToolChoice::Function("nope".into())).is_err());
         let mut twice = t.clone();
@@ -414,7 +458,9 @@ mod tests {
             panic!("no schema")
         };
         assert_eq!(s["properties"]["name"]["const"], "add");
-        let Some(ConstraintSpec::JsonSchema(s)) = forced_call_constraint(&t, &ToolChoice::Required).unwrap() else {
+        let Some(ConstraintSpec::JsonSchema(s)) =
+            forced_call_constraint(&t, &ToolChoice::Required).unwrap()
+        else {
             panic!("no schema")
         };
         assert_eq!(s["anyOf"].as_array().unwrap().len(), 2);
