@@ -56,10 +56,10 @@ function assertValid(text, why) {
 test('json_schema: sampled outputs always validate, batched with free generations', { skip }, async () => {
   const responseFormat = { type: 'json_schema', schema }
   // Concurrent calls decode in one batch: constrained rows beside free ones.
-  const constrained = Array.from({ length: 10 }, (_, seed) =>
+  const constrained = Array.from({ length: 6 }, (_, seed) =>
     llm.generate(ask, { temperature: 1, seed, maxTokens: 160, responseFormat }),
   )
-  const free = llm.generate('Once upon a time', { temperature: 1, seed: 1, maxTokens: 40 })
+  const free = llm.generate('Once upon a time', { temperature: 1, seed: 1, maxTokens: 40, ignoreEos: true })
   for (const [i, r] of (await Promise.all(constrained)).entries()) {
     assert.equal(r.finishReason, 'stop', r.text)
     assertValid(r.text, `seed ${i}`)
@@ -81,8 +81,9 @@ test('json_object in generateBatch, stream and a chat session', { skip }, async 
 
   let streamed = ''
   const s = llm.stream(ask, { temperature: 1, seed: 5, maxTokens: 160, responseFormat: { type: 'json_schema', schema } })
-  for await (const chunk of s) streamed += chunk.text
-  const r = await s.result
+  let step = await s.next()
+  for (; !step.done; step = await s.next()) streamed += step.value.text
+  const r = step.value
   assert.equal(streamed, r.text)
   assertValid(r.text, 'stream')
 
@@ -136,4 +137,93 @@ test('invalid schemas and grammars are coded errors; the model stays usable', { 
   const ok = await llm.generate('Hi', { maxTokens: 5, grammar: { type: 'regex', source: '[a-z]{5}' } })
   assert.match(ok.text, /^[a-z]{5}$/)
   assert.equal((await llm.generate('Hi', { maxTokens: 3 })).usage.completionTokens, 3)
+})
+
+const tools = [
+  {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      description: 'Current weather in a city',
+      parameters: {
+        type: 'object',
+        properties: { city: { type: 'string', maxLength: 20 }, unit: { enum: ['C', 'F'] } },
+        required: ['city', 'unit'],
+        additionalProperties: false,
+      },
+    },
+  },
+  {
+    type: 'function',
+    function: {
+      name: 'add',
+      parameters: {
+        type: 'object',
+        properties: { a: { type: 'integer', minimum: -100, maximum: 100 }, b: { type: 'integer', minimum: -100, maximum: 100 } },
+        required: ['a', 'b'],
+        additionalProperties: false,
+      },
+    },
+  },
+]
+const argsValid = Object.fromEntries(tools.map((t) => [t.function.name, new Ajv().compile(t.function.parameters)]))
+
+test('tools: forced calls always parse and follow the parameter schema', { skip }, async () => {
+  const messages = [{ role: 'user', content: 'What is the weather in Paris?' }]
+  const forced = await Promise.all(
+    Array.from({ length: 6 }, (_, seed) => llm.generate(messages, { tools, toolChoice: 'required', temperature: 1, seed, maxTokens: 80 })),
+  )
+  for (const r of forced) {
+    assert.equal(r.toolCalls.length, 1, r.text)
+    const [call] = r.toolCalls
+    assert.equal(call.type, 'function')
+    assert.equal(call.id, 'call_0')
+    assert.ok(argsValid[call.function.name](JSON.parse(call.function.arguments)), `${r.text}: ${JSON.stringify(argsValid[call.function.name].errors)}`)
+  }
+  const named = await llm.generate(messages, { tools, toolChoice: { type: 'function', function: { name: 'add' } }, temperature: 1, seed: 1, maxTokens: 40 })
+  assert.equal(named.toolCalls[0].function.name, 'add', named.text)
+  assert.ok(argsValid.add(JSON.parse(named.toolCalls[0].function.arguments)))
+  // 'none': the tools are hidden and nothing is parsed.
+  const none = await llm.generate(messages, { tools, toolChoice: 'none', maxTokens: 8 })
+  assert.equal(none.toolCalls, undefined)
+})
+
+test('tools: the template sees the tools; a tool result goes back in a chat session', { skip }, async () => {
+  const chat = llm.chatSession()
+  const first = await chat.send('Weather in Oslo?', { tools, toolChoice: { type: 'function', function: { name: 'get_weather' } }, maxTokens: 60 })
+  const [call] = first.toolCalls
+  assert.equal(call.function.name, 'get_weather')
+  const history = await chat.history()
+  assert.deepEqual(history.at(-1).tool_calls, first.toolCalls)
+  const reply = await chat.send([{ role: 'tool', tool_call_id: call.id, content: '{"celsius": 21}' }], { tools, maxTokens: 16 })
+  assert.equal(reply.usage.completionTokens > 0, true)
+  // The earlier turns came from the session's cache.
+  assert.ok(reply.usage.prefilledTokens < reply.usage.promptTokens, JSON.stringify(reply.usage))
+  const all = await chat.history()
+  assert.equal(all.at(-2).role, 'tool')
+  assert.equal(all.at(-2).tool_call_id, call.id)
+})
+
+test('tools: bad tools and choices are coded errors', { skip }, async () => {
+  const messages = [{ role: 'user', content: 'Hi' }]
+  const cases = [
+    [{ tools: [{ type: 'function' }] }, RangeError, 'ERR_INVALID_ARG'],
+    [{ tools: [{ type: 'function', function: { name: 'a b' } }] }, RangeError, 'ERR_INVALID_ARG'],
+    [{ tools: [tools[0], tools[0]] }, RangeError, 'ERR_INVALID_ARG'],
+    [{ tools, toolChoice: 'always' }, RangeError, 'ERR_INVALID_ARG'],
+    [{ tools, toolChoice: { type: 'function', function: { name: 'nope' } } }, RangeError, 'ERR_INVALID_ARG'],
+    [{ toolChoice: 'required' }, RangeError, 'ERR_INVALID_ARG'],
+    [{ tools, toolChoice: 'required', responseFormat: { type: 'json_object' } }, RangeError, 'ERR_INVALID_ARG'],
+    [{ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'wat' } } }], toolChoice: 'required' }, Error, 'ERR_INVALID_SCHEMA'],
+    [{ tools: 'get_weather' }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ]
+  for (const [options, cls, code] of cases) {
+    const what = JSON.stringify(options)
+    await assert.rejects(llm.generate(messages, { maxTokens: 4, ...options }), (e) => {
+      assert.ok(e instanceof cls, `${what}: ${e}`)
+      assert.equal(e.code, code, `${what}: ${e.message}`)
+      return true
+    })
+  }
+  assert.equal((await llm.generate(messages, { maxTokens: 2 })).usage.completionTokens, 2)
 })

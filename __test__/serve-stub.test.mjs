@@ -144,7 +144,7 @@ test('OpenAI fields are mapped by name to documented options, nothing else passe
 test('unsupported request features are 400s that name the parameter', { timeout: 30_000 }, async () => {
   const cases = [
     [{ n: 2 }, 'n'],
-    [{ tools: [{ type: 'function' }] }, 'tools[0]'],
+    [{ tools: [{ type: 'function' }] }, 'tools[0].function'],
     [{ response_format: { type: 'xml' } }, 'response_format.type'],
     [{ response_format: { type: 'json_schema', json_schema: { name: 'x' } } }, 'response_format'],
     [{ logprobs: true }, 'logprobs'],
