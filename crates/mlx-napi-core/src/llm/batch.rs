@@ -760,7 +760,7 @@ impl Llm {
                     logits
                 } else {
                     let index: Vec<i32> = keep.iter().map(|&k| k as i32).collect();
-                    logits.take_axis(&Array::from_slice(&index, &[index.len() as i32]), 0)?
+                    logits.take_axis(Array::from_slice(&index, &[index.len() as i32]), 0)?
                 };
                 Some(self.batch_sample(batch, &logits)?)
             }

@@ -63,9 +63,11 @@ impl ConstraintSpec {
                     "responseFormat.schema goes with type 'json_schema' only",
                 ))
             }
-            Some((other, _)) => return Err(Error::invalid(format!(
+            Some((other, _)) => {
+                return Err(Error::invalid(format!(
                 "responseFormat.type must be 'text', 'json_object' or 'json_schema', got '{other}'"
-            ))),
+            )))
+            }
         };
         let grammar = match grammar {
             None => None,
