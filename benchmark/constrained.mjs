@@ -4,7 +4,8 @@
 // constrained run uses a regex that stays open for the whole run (letters and
 // spaces, far more characters than the tokens can hold), so every step pays
 // for a host mask (llguidance) and the split step (forward queued before the
-// read, sampling after the mask); the JSON run adds a realistic schema.
+// read, sampling after the mask); the JSON run does the same with a JSON
+// schema's grammar (an array of objects too long to finish).
 //
 //   node benchmark/constrained.mjs --model DIR [--runs 5] [--tokens 128]
 import { createRequire } from 'node:module'
@@ -29,6 +30,8 @@ const prompt = 'Write a long story about the sea:'
 const kinds = {
   free: { ignoreEos: true },
   regex: { grammar: { type: 'regex', source: `[a-z ]{${tokens * 40}}` } },
+  // An array too long to finish: the JSON grammar's mask at every step.
+  json: { responseFormat: { type: 'json_schema', schema: { type: 'array', items: { type: 'object', properties: { id: { type: 'integer' }, name: { type: 'string' } }, required: ['id', 'name'] }, minItems: 100000 } } },
 }
 await llm.generate(prompt, { maxTokens: 8 })
 const rates = Object.fromEntries(Object.keys(kinds).map((k) => [k, []]))

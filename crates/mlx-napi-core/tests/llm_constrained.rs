@@ -190,7 +190,7 @@ fn json_object_regex_and_lark() {
 }
 
 #[test]
-fn constrained_rows_in_a_batch_with_free_rows() {
+fn constrained_rows_decode_in_one_batch() {
     let Some(llm) = load() else { return };
     let messages = [ChatMessage::new(
         "user",

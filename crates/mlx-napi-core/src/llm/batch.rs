@@ -707,6 +707,7 @@ impl Llm {
         };
         let mut keep = Vec::with_capacity(batch.rows.len());
         let mut kept = Vec::with_capacity(batch.rows.len());
+        let mut masks = Vec::with_capacity(batch.rows.len());
         for (i, (mut row, token)) in batch.rows.drain(..).zip(tokens).enumerate() {
             let end = if row.aborted() {
                 Some(FinishReason::Abort)
@@ -745,6 +746,19 @@ impl Llm {
             match end {
                 Some(reason) => row.finish(reason),
                 None => {
+                    // The next mask, now that this token is known; a row whose
+                    // constraint fails ends alone, the others go on.
+                    let mask = match (&logits, row.constraint.as_mut()) {
+                        (Some(_), Some(c)) => match c.mask() {
+                            Ok(m) => Some(m),
+                            Err(e) => {
+                                row.sink.finish(Err(e));
+                                continue;
+                            }
+                        },
+                        _ => None,
+                    };
+                    masks.push(mask);
                     keep.push(i);
                     kept.push(row);
                 }
@@ -762,7 +776,7 @@ impl Llm {
                     let index: Vec<i32> = keep.iter().map(|&k| k as i32).collect();
                     logits.take_axis(Array::from_slice(&index, &[index.len() as i32]), 0)?
                 };
-                Some(self.batch_sample(batch, &logits)?)
+                Some(self.batch_sample(batch, &logits, masks)?)
             }
             (None, None) => None,
         };
@@ -772,7 +786,8 @@ impl Llm {
     /// Forward pass of every row's pending token and sampling, queued.
     fn batch_forward(&self, batch: &mut Batch, pending: &Pending) -> Result<Pending> {
         let logits = self.batch_logits(batch, pending)?;
-        self.batch_sample(batch, &logits)
+        let masks = batch.rows.iter().map(|_| None).collect();
+        self.batch_sample(batch, &logits, masks)
     }
 
     /// Forward pass of every row's pending token → `[B, V]` logits (lazy).
@@ -782,13 +797,20 @@ impl Llm {
         self.model.forward_batch(&input, &mut batch.cache)
     }
 
-    /// Every row's sampling of its `logits` row (constrained rows masked), queued.
-    fn batch_sample(&self, batch: &mut Batch, logits: &Array) -> Result<Pending> {
+    /// Every row's sampling of its `logits` row (`masks[i]`: row i's
+    /// constraint mask), queued.
+    fn batch_sample(
+        &self,
+        batch: &mut Batch,
+        logits: &Array,
+        masks: Vec<Option<Array>>,
+    ) -> Result<Pending> {
         let top = batch.rows.iter().filter_map(|r| r.top_logprobs).max();
         if batch
             .rows
             .iter()
             .all(|r| r.sampler.is_plain_greedy() && r.constraint.is_none())
+            && masks.iter().all(Option::is_none)
         {
             let tokens = ops::indexing::argmax_axis(logits, -1, false)?.as_dtype(Dtype::Int32)?;
             let packed = top
@@ -798,9 +820,8 @@ impl Llm {
         }
         let mut tokens = Vec::with_capacity(batch.rows.len());
         let mut packed = Vec::new();
-        for (i, row) in batch.rows.iter_mut().enumerate() {
+        for (i, (row, mask)) in batch.rows.iter_mut().zip(masks).enumerate() {
             let i = i as i32;
-            let mask = row.constraint.as_mut().map(Constraint::mask).transpose()?;
             let (t, p) = row.sampler.sample_masked(
                 &logits.try_index((i..i + 1, ..))?,
                 mask.as_ref(),
