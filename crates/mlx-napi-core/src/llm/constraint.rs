@@ -185,12 +185,9 @@ impl ConstraintCompiler {
         };
         // The first mask now: a grammar that no token of this vocabulary can
         // start is an error before decoding, not an empty output.
-        let mask = constraint.allowed().map_err(|e| {
-            spec.error(format!(
-                "the {} cannot be matched: {e}",
-                spec.what().trim_start_matches("response")
-            ))
-        })?;
+        let mask = constraint
+            .allowed()
+            .map_err(|e| spec.error(format!("{} cannot be matched: {e}", spec.what())))?;
         constraint.first_mask = Some(mask);
         Ok(constraint)
     }
