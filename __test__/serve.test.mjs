@@ -225,14 +225,14 @@ test('structured output and tool calls through the openai client (JSON and strea
     function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 20 } }, required: ['city'], additionalProperties: false } },
   }]
   const ask = [{ role: 'user', content: 'Weather in Rome?' }]
-  const called = await client.chat.completions.create({ model: LLM_ID, messages: ask, tools, tool_choice: 'required', max_tokens: 40 })
+  const called = await client.chat.completions.create({ model: LLM_ID, messages: ask, tools, tool_choice: 'required', temperature: 0, max_tokens: 40 })
   const choice = called.choices[0]
   assert.equal(choice.finish_reason, 'tool_calls')
   const [call] = choice.message.tool_calls
   assert.equal(call.function.name, 'get_weather')
   assert.equal(typeof JSON.parse(call.function.arguments).city, 'string')
 
-  const stream = await client.chat.completions.create({ model: LLM_ID, messages: ask, tools, tool_choice: 'required', max_tokens: 40, stream: true })
+  const stream = await client.chat.completions.create({ model: LLM_ID, messages: ask, tools, tool_choice: 'required', temperature: 0, max_tokens: 40, stream: true })
   const deltas = []
   let reason
   for await (const chunk of stream) {
