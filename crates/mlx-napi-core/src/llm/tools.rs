@@ -192,18 +192,19 @@ impl ToolCall {
 /// The model's reply split into text content and tool calls. Calls of
 /// tools that were not offered are left in the content.
 pub fn parse_tool_calls(text: &str, tools: &[Tool]) -> (String, Vec<ToolCall>) {
-    let known = |name: &str| tools.iter().any(|t| t.name == name);
-    let mut calls = Vec::new();
-    let mut push = |value: &Value| -> bool {
-        let Some((name, args)) = call_parts(value) else {
-            return false;
-        };
-        if !known(name) {
-            return false;
-        }
-        calls.push((name.to_string(), args));
-        true
+    // A value that is a call of an offered tool → (name, arguments).
+    let call = |value: &Value| -> Option<(String, String)> {
+        call_parts(value)
+            .filter(|(name, _)| tools.iter().any(|t| t.name == *name))
+            .map(|(name, args)| (name.to_string(), args))
     };
+    // All of them calls, or none taken: a reply is not half parsed.
+    let all = |items: &[Value]| -> Option<Vec<(String, String)>> {
+        (!items.is_empty())
+            .then(|| items.iter().map(call).collect())
+            .flatten()
+    };
+    let mut calls = Vec::new();
 
     let content = if text.contains("<tool_call>") {
         // Qwen / Hermes: each block holds one call; text around them is content.
@@ -216,9 +217,13 @@ pub fn parse_tool_calls(text: &str, tools: &[Tool]) -> (String, Vec<ToolCall>) {
                 Some(end) => (&after[..end], &after[end + "</tool_call>".len()..]),
                 None => (after, ""),
             };
-            let parsed = serde_json::from_str::<Value>(body.trim()).ok();
-            if !parsed.as_ref().is_some_and(&mut push) {
-                content.push_str(&rest[start..rest.len() - next.len()]);
+            match serde_json::from_str::<Value>(body.trim())
+                .ok()
+                .as_ref()
+                .and_then(call)
+            {
+                Some(c) => calls.push(c),
+                None => content.push_str(&rest[start..rest.len() - next.len()]),
             }
             rest = next;
         }
@@ -227,20 +232,25 @@ pub fn parse_tool_calls(text: &str, tools: &[Tool]) -> (String, Vec<ToolCall>) {
     } else if let Some(pos) = text.find("[TOOL_CALLS]") {
         // Mistral: a JSON array of calls, or `name[ARGS]{…}` repeated.
         let body = &text[pos + "[TOOL_CALLS]".len()..];
-        let ok = match serde_json::from_str::<Value>(body.trim()) {
-            Ok(Value::Array(items)) => items.iter().all(&mut push),
-            Ok(one @ Value::Object(_)) => push(&one),
-            _ => body.split("[TOOL_CALLS]").all(|part| {
-                part.split_once("[ARGS]").is_some_and(|(name, args)| {
-                    serde_json::from_str::<Value>(args.trim())
-                        .is_ok_and(|a| push(&json!({ "name": name.trim(), "arguments": a })))
+        let parsed = match serde_json::from_str::<Value>(body.trim()) {
+            Ok(Value::Array(items)) => all(&items),
+            Ok(one @ Value::Object(_)) => all(&[one]),
+            _ => body
+                .split("[TOOL_CALLS]")
+                .map(|part| {
+                    let (name, args) = part.split_once("[ARGS]")?;
+                    let args = serde_json::from_str::<Value>(args.trim()).ok()?;
+                    Some(json!({ "name": name.trim(), "arguments": args }))
                 })
-            }),
+                .collect::<Option<Vec<Value>>>()
+                .and_then(|items| all(&items)),
         };
-        if ok {
-            text[..pos].to_string()
-        } else {
-            text.to_string()
+        match parsed {
+            Some(found) => {
+                calls = found;
+                text[..pos].to_string()
+            }
+            None => text.to_string(),
         }
     } else {
         // Llama 3.1+ (`<|python_tag|>` or the bare object, `;`-separated)
@@ -250,7 +260,7 @@ pub fn parse_tool_calls(text: &str, tools: &[Tool]) -> (String, Vec<ToolCall>) {
             .strip_prefix("<|python_tag|>")
             .unwrap_or(text.trim());
         let body = fenced_json(body).unwrap_or(body);
-        let whole: Option<Vec<Value>> = match serde_json::from_str::<Value>(body) {
+        let items: Option<Vec<Value>> = match serde_json::from_str::<Value>(body) {
             Ok(Value::Array(items)) => Some(items),
             Ok(one @ Value::Object(_)) => Some(vec![one]),
             _ => body
@@ -258,19 +268,12 @@ pub fn parse_tool_calls(text: &str, tools: &[Tool]) -> (String, Vec<ToolCall>) {
                 .map(|part| serde_json::from_str::<Value>(part.trim()).ok())
                 .collect(),
         };
-        match whole {
-            Some(items)
-                if !items.is_empty()
-                    && items
-                        .iter()
-                        .all(|v| call_parts(v).is_some_and(|(n, _)| known(n))) =>
-            {
-                items.iter().for_each(|v| {
-                    push(v);
-                });
+        match items.as_deref().and_then(all) {
+            Some(found) => {
+                calls = found;
                 String::new()
             }
-            _ => text.to_string(),
+            None => text.to_string(),
         }
     };
     let calls = calls
@@ -399,6 +402,11 @@ mod tests {
                 ("get_weather".into(), json!({"city": "Rome"}))
             ]
         );
+        // One unknown tool in the array: nothing is taken, all stays text.
+        let partial = "[TOOL_CALLS][{\"name\": \"add\", \"arguments\": {}}, {\"name\": \"nope\", \"arguments\": {}}]";
+        let (content, calls) = parse_tool_calls(partial, &tools());
+        assert!(calls.is_empty());
+        assert_eq!(content, partial);
         let (_, calls) = parse_tool_calls("[TOOL_CALLS]add[ARGS]{\"a\": 5}", &tools());
         assert_eq!(names_args(&calls), vec![("add".into(), json!({"a": 5}))]);
     }
