@@ -31,6 +31,17 @@ export interface BackendInfo {
   addon: AddonInfo
 }
 
+/** A function the model may call (`GenerateOptions.tools`; OpenAI's format). */
+export interface ToolDefinition {
+  type: 'function'
+  function: {
+    name: string
+    description?: string
+    /** JSON schema of the arguments object (default: any object). */
+    parameters?: Record<string, unknown>
+  }
+}
+
 /** A conversation with one model; see `LLM.chatSession()`. */
 export declare class ChatSession {
   /** Sends a user message (a string) or messages, resolves with the reply. */
@@ -208,9 +219,14 @@ export interface CachedRef {
 }
 
 export interface ChatMessage {
-  /** "system", "user", "assistant" (or any role the chat template knows). */
+  /** "system", "user", "assistant", "tool" (or any role the chat template knows). */
   role: string
+  /** The text (may be empty, e.g. an assistant message with only tool calls). */
   content: string
+  /** An assistant message's tool calls (as in `GenerationResult.toolCalls`). */
+  tool_calls?: Array<ToolCallJs>
+  /** A `tool` message: the id of the call it answers. */
+  tool_call_id?: string
 }
 
 export interface ChatSessionOptions {
@@ -306,6 +322,40 @@ export interface GenerateOptions {
    * A call still waiting for its turn rejects with an `AbortError` instead.
    */
   signal?: AbortSignal
+  /**
+   * Structured output (default `{ type: 'text' }`: unconstrained). With
+   * `{ type: 'json_object' }` the text is always a JSON object, with
+   * `{ type: 'json_schema', schema }` always JSON valid under `schema`:
+   * a token mask computed at every step lets the sampler draw only tokens
+   * that keep the output valid, at any temperature. Output cut by
+   * `maxTokens` (`finishReason: 'length'`) is a valid prefix, not whole
+   * JSON. An invalid schema rejects with `ERR_INVALID_SCHEMA` before any
+   * decoding.
+   */
+  responseFormat?: ResponseFormat
+  /**
+   * A grammar the output must match (not with `responseFormat`): a string
+   * is a Lark grammar (llguidance's dialect, rule `start`), or
+   * `{ type: 'regex', source }` / `{ type: 'lark', source }`. An invalid
+   * or unmatchable grammar rejects with `ERR_INVALID_GRAMMAR`.
+   */
+  grammar?: string | GrammarSpec
+  /**
+   * Functions the model may call, in OpenAI's format
+   * (`{ type: 'function', function: { name, description?, parameters? } }`),
+   * for chat-message prompts: given to the model's chat template (or, when
+   * the template has no tool support, described in a system message), and
+   * the reply parsed into `result.toolCalls`. Default: none.
+   */
+  tools?: ToolDefinition[]
+  /**
+   * `'auto'` (default: the model decides), `'none'` (tools hidden),
+   * `'required'` (the reply is one call of one of the tools) or
+   * `{ type: 'function', function: { name } }` (a call of that tool). With
+   * `'required'` or a named function the call is constrained by the tool's
+   * parameter schema, so `arguments` always parse.
+   */
+  toolChoice?: 'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } }
 }
 
 export interface GenerationResult {
@@ -321,6 +371,18 @@ export interface GenerationResult {
   hostReads: number
   /** One entry per generated token, with `logprobs: true`. */
   logprobs?: Array<TokenLogprob>
+  /** With `tools`: the calls parsed from the reply (empty when it made none). */
+  toolCalls?: Array<ToolCall>
+  /** With `tools`: the reply's text without the tool-call markup. */
+  content?: string
+}
+
+/** `GenerateOptions.grammar` in object form. */
+export interface GrammarSpec {
+  /** `'lark'` (default) or `'regex'` (Rust `regex` syntax; the whole output matches). */
+  type?: 'lark' | 'regex'
+  /** The grammar or the regular expression. */
+  source: string
 }
 
 /**
@@ -495,6 +557,14 @@ export interface QuantizeOptions {
 /** Restarts `memoryStats().peak` from the current usage. */
 export declare function resetPeakMemory(): void
 
+/** `GenerateOptions.responseFormat`. */
+export interface ResponseFormat {
+  /** `'text'` (no constraint), `'json_object'` or `'json_schema'`. */
+  type: 'text' | 'json_object' | 'json_schema'
+  /** The JSON schema, with `type: 'json_schema'`. */
+  schema?: Record<string, unknown> | boolean
+}
+
 export interface Segment {
   /** 0-based position in `segments`. */
   id: number
@@ -624,6 +694,20 @@ export interface TokenLogprob {
   logprob: number
   /** The `topLogprobs` most likely tokens at this step (empty without `topLogprobs`). */
   topLogprobs: Array<TopLogprob>
+}
+
+/** A tool call the model made (OpenAI's format). */
+export interface ToolCall {
+  /** `call_<n>`, unique within the reply; a `tool` message's `tool_call_id` answers it. */
+  id: string
+  type: 'function'
+  function: ToolCallFunction
+}
+
+export interface ToolCallFunction {
+  name: string
+  /** The arguments: a JSON object, serialized. */
+  arguments: string
 }
 
 /** One of the most likely tokens at a step. */

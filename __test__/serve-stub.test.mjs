@@ -16,7 +16,7 @@ const KEY = 'stub-key'
 /** Options GenerateOptions documents (index.d.ts); nothing else may reach the model. */
 const GENERATE_KEYS = new Set(['maxTokens', 'temperature', 'topP', 'topK', 'minP', 'repetitionPenalty',
   'repetitionContextSize', 'presencePenalty', 'frequencyPenalty', 'logitBias', 'seed', 'stop', 'ignoreEos',
-  'prefillChunkSize', 'skipSpecialTokens', 'signal'])
+  'prefillChunkSize', 'skipSpecialTokens', 'signal', 'responseFormat', 'grammar', 'tools', 'toolChoice'])
 const TRANSCRIBE_KEYS = new Set(['language', 'task', 'temperature', 'initialPrompt', 'wordTimestamps', 'signal'])
 
 const coded = (code, message) => Object.assign(new Error(message), { code })
@@ -144,10 +144,12 @@ test('OpenAI fields are mapped by name to documented options, nothing else passe
 test('unsupported request features are 400s that name the parameter', { timeout: 30_000 }, async () => {
   const cases = [
     [{ n: 2 }, 'n'],
-    [{ tools: [{ type: 'function', function: { name: 'f', parameters: {} } }] }, 'tools'],
-    [{ response_format: { type: 'json_object' } }, 'response_format'],
+    [{ tools: [{ type: 'function' }] }, 'tools[0].function'],
+    [{ response_format: { type: 'xml' } }, 'response_format.type'],
+    [{ response_format: { type: 'json_schema', json_schema: { name: 'x' } } }, 'response_format'],
     [{ logprobs: true }, 'logprobs'],
-    [{ messages: [{ role: 'tool', content: 'x', tool_call_id: 'a' }] }, 'messages[0].role'],
+    [{ messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].tool_call_id'],
+    [{ messages: [{ role: 'function', content: 'x', name: 'f' }] }, 'messages[0].role'],
     [{ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, 'messages[0].content[0]'],
     [{ temperature: 2.5 }, 'temperature'],
     [{ top_p: 0 }, 'top_p'],
@@ -167,11 +169,66 @@ test('unsupported request features are 400s that name the parameter', { timeout:
   assert.equal(many.param, 'prompt')
 })
 
+test('response_format, tools and tool messages reach the addon; tool calls come back (JSON and SSE)', { timeout: 30_000 }, async () => {
+  const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }]
+  const schema = { type: 'object', properties: { a: { type: 'integer' } } }
+  await client.chat.completions.create({
+    model: 'stub-llm',
+    messages: [{ role: 'user', content: 'x' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'thing', schema, strict: true } },
+  })
+  assert.deepEqual(llm.calls.at(-1).options.responseFormat, { type: 'json_schema', schema })
+  await client.chat.completions.create({ model: 'stub-llm', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_object' } })
+  assert.deepEqual(llm.calls.at(-1).options.responseFormat, { type: 'json_object' })
+
+  const call = { id: 'call_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }
+  llm.behaviour = () => ({ text: '<tool_call>…</tool_call>', content: '', toolCalls: [call], finishReason: 'stop', usage: { promptTokens: 3, prefilledTokens: 3, completionTokens: 9 } })
+  const messages = [
+    { role: 'user', content: 'Weather in Paris?' },
+    { role: 'assistant', content: null, tool_calls: [call] },
+    { role: 'tool', tool_call_id: 'call_0', content: '{"temp":21}' },
+  ]
+  const r = await client.chat.completions.create({ model: 'stub-llm', messages, tools, tool_choice: 'required' })
+  const { input, options } = llm.calls.at(-1)
+  assert.deepEqual(options.tools, tools)
+  assert.equal(options.toolChoice, 'required')
+  assert.deepEqual(input, [
+    { role: 'user', content: 'Weather in Paris?' },
+    { role: 'assistant', content: '', tool_calls: [call] },
+    { role: 'tool', content: '{"temp":21}', tool_call_id: 'call_0' },
+  ])
+  assert.equal(r.choices[0].finish_reason, 'tool_calls')
+  assert.equal(r.choices[0].message.content, null)
+  assert.deepEqual(r.choices[0].message.tool_calls, [call])
+  llm.behaviour = null
+
+  // Streamed: the reply is held back and its calls sent as tool_calls deltas.
+  const pieces = ['<tool', '_call>', '…']
+  llm.behaviour = (i) =>
+    i < pieces.length
+      ? { done: false, value: { text: pieces[i], tokenId: i, index: i } }
+      : { done: true, value: { text: pieces.join(''), content: '', toolCalls: [call], finishReason: 'stop', usage: { promptTokens: 3, prefilledTokens: 3, completionTokens: 3 } } }
+  const stream = await client.chat.completions.create({ model: 'stub-llm', messages, tools, stream: true })
+  const deltas = []
+  const reasons = []
+  for await (const chunk of stream) {
+    deltas.push(chunk.choices[0]?.delta)
+    reasons.push(chunk.choices[0]?.finish_reason)
+  }
+  llm.behaviour = null
+  assert.ok(!deltas.some((d) => d?.content?.includes('tool')), JSON.stringify(deltas))
+  const calls = deltas.flatMap((d) => d?.tool_calls ?? [])
+  assert.deepEqual(calls, [{ index: 0, ...call }])
+  assert.equal(reasons.at(-1), 'tool_calls')
+})
+
 test('addon error codes map to HTTP statuses through one table', { timeout: 30_000 }, async () => {
   const cases = [
     [coded('ERR_INVALID_ARG', 'topK out of range'), 400, 'invalid_request_error'],
     [coded('ERR_INVALID_ARG_TYPE', 'options.maxTokens must be a number'), 400, 'invalid_request_error'],
     [coded('ERR_PROMPT_TOO_LONG', 'prompt of 9000 tokens'), 400, 'invalid_request_error', 'context_length_exceeded'],
+    [coded('ERR_INVALID_SCHEMA', 'invalid responseFormat'), 400, 'invalid_request_error'],
+    [coded('ERR_INVALID_GRAMMAR', 'invalid grammar'), 400, 'invalid_request_error'],
     [coded('ERR_TOKENIZER', 'template error'), 400, 'invalid_request_error'],
     [coded('ERR_DISPOSED', 'disposed'), 503, 'server_error'],
     [coded('ERR_MLX', 'out of memory'), 500, 'server_error'],

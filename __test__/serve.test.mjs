@@ -200,6 +200,57 @@ test('16 concurrent chat requests each get their own answer, as when alone', { s
   assert.ok(mostWaiting >= 8, `the requests did not overlap (at most ${mostWaiting} in line)`)
 })
 
+test('structured output and tool calls through the openai client (JSON and streamed)', { skip, ...T }, async () => {
+  const messages = [{ role: 'user', content: 'Describe a cat as JSON.' }]
+  const schema = {
+    type: 'object',
+    properties: { name: { type: 'string', maxLength: 10 }, legs: { type: 'integer', minimum: 0, maximum: 4 } },
+    required: ['name', 'legs'],
+    additionalProperties: false,
+  }
+  const r = await client.chat.completions.create({
+    model: LLM_ID, messages, temperature: 1, seed: 3, max_tokens: 60,
+    response_format: { type: 'json_schema', json_schema: { name: 'cat', schema, strict: true } },
+  })
+  const cat = JSON.parse(r.choices[0].message.content)
+  assert.deepEqual(Object.keys(cat).sort(), ['legs', 'name'])
+  assert.ok(Number.isInteger(cat.legs) && cat.legs >= 0 && cat.legs <= 4, r.choices[0].message.content)
+  const bad = await failure(client.chat.completions.create({
+    model: LLM_ID, messages, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'wat' } } },
+  }))
+  assert.equal(bad.status, 400)
+
+  const tools = [{
+    type: 'function',
+    function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 20 } }, required: ['city'], additionalProperties: false } },
+  }]
+  const ask = [{ role: 'user', content: 'Weather in Rome?' }]
+  const called = await client.chat.completions.create({ model: LLM_ID, messages: ask, tools, tool_choice: 'required', temperature: 0, max_tokens: 40 })
+  const choice = called.choices[0]
+  assert.equal(choice.finish_reason, 'tool_calls')
+  const [call] = choice.message.tool_calls
+  assert.equal(call.function.name, 'get_weather')
+  assert.equal(typeof JSON.parse(call.function.arguments).city, 'string')
+
+  const stream = await client.chat.completions.create({ model: LLM_ID, messages: ask, tools, tool_choice: 'required', temperature: 0, max_tokens: 40, stream: true })
+  const deltas = []
+  let reason
+  for await (const chunk of stream) {
+    if (chunk.choices[0]?.delta?.tool_calls) deltas.push(...chunk.choices[0].delta.tool_calls)
+    reason = chunk.choices[0]?.finish_reason ?? reason
+  }
+  assert.equal(reason, 'tool_calls')
+  assert.deepEqual(deltas.map((d) => [d.index, d.id, d.function.name, d.function.arguments]), [[0, call.id, call.function.name, call.function.arguments]])
+
+  // The tool's answer goes back as a `tool` message.
+  const answer = await client.chat.completions.create({
+    model: LLM_ID,
+    messages: [...ask, choice.message, { role: 'tool', tool_call_id: call.id, content: '{"celsius": 24}' }],
+    tools, tool_choice: 'none', max_tokens: 8,
+  })
+  assert.equal(typeof answer.choices[0].message.content, 'string')
+})
+
 test('transcription in all five formats, and word timestamps', { skip, ...T }, async () => {
   const file = () => OpenAI.toFile(readFileSync(jfk), 'jfk.wav')
   const create = async (params) => client.audio.transcriptions.create({ model: WHISPER_ID, file: await file(), ...params })

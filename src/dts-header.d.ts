@@ -30,3 +30,14 @@ export interface AddonInfo {
 export interface BackendInfo {
   addon: AddonInfo
 }
+
+/** A function the model may call (`GenerateOptions.tools`; OpenAI's format). */
+export interface ToolDefinition {
+  type: 'function'
+  function: {
+    name: string
+    description?: string
+    /** JSON schema of the arguments object (default: any object). */
+    parameters?: Record<string, unknown>
+  }
+}

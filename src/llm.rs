@@ -43,9 +43,56 @@ use crate::{
 #[napi(object)]
 #[derive(Clone)]
 pub struct ChatMessage {
-    /// "system", "user", "assistant" (or any role the chat template knows).
+    /// "system", "user", "assistant", "tool" (or any role the chat template knows).
     pub role: String,
+    /// The text (may be empty, e.g. an assistant message with only tool calls).
     pub content: String,
+    /// An assistant message's tool calls (as in `GenerationResult.toolCalls`).
+    #[napi(js_name = "tool_calls")]
+    pub tool_calls: Option<Vec<ToolCallJs>>,
+    /// A `tool` message: the id of the call it answers.
+    #[napi(js_name = "tool_call_id")]
+    pub tool_call_id: Option<String>,
+}
+
+/// A tool call the model made (OpenAI's format).
+#[napi(object, js_name = "ToolCall")]
+#[derive(Clone)]
+pub struct ToolCallJs {
+    /// `call_<n>`, unique within the reply; a `tool` message's `tool_call_id` answers it.
+    pub id: String,
+    #[napi(js_name = "type", ts_type = "'function'")]
+    pub kind: String,
+    pub function: ToolCallFunction,
+}
+
+#[napi(object)]
+#[derive(Clone)]
+pub struct ToolCallFunction {
+    pub name: String,
+    /// The arguments: a JSON object, serialized.
+    pub arguments: String,
+}
+
+impl ToolCallJs {
+    fn from_core(c: &llm::ToolCall) -> Self {
+        ToolCallJs {
+            id: c.id.clone(),
+            kind: "function".into(),
+            function: ToolCallFunction {
+                name: c.name.clone(),
+                arguments: c.arguments.clone(),
+            },
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "type": self.kind,
+            "function": { "name": self.function.name, "arguments": self.function.arguments }
+        })
+    }
 }
 
 #[napi(object, object_to_js = false)]
@@ -118,6 +165,58 @@ pub struct GenerateOptionsJs {
     #[napi(ts_type = "AbortSignal")]
     #[allow(dead_code)] // read from the raw object, see `read_options`
     pub signal: Option<Unknown<'static>>,
+    /// Structured output (default `{ type: 'text' }`: unconstrained). With
+    /// `{ type: 'json_object' }` the text is always a JSON object, with
+    /// `{ type: 'json_schema', schema }` always JSON valid under `schema`:
+    /// a token mask computed at every step lets the sampler draw only tokens
+    /// that keep the output valid, at any temperature. Output cut by
+    /// `maxTokens` (`finishReason: 'length'`) is a valid prefix, not whole
+    /// JSON. An invalid schema rejects with `ERR_INVALID_SCHEMA` before any
+    /// decoding.
+    pub response_format: Option<ResponseFormat>,
+    /// A grammar the output must match (not with `responseFormat`): a string
+    /// is a Lark grammar (llguidance's dialect, rule `start`), or
+    /// `{ type: 'regex', source }` / `{ type: 'lark', source }`. An invalid
+    /// or unmatchable grammar rejects with `ERR_INVALID_GRAMMAR`.
+    #[napi(ts_type = "string | GrammarSpec")]
+    pub grammar: Option<napi::Either<String, GrammarSpec>>,
+    /// Functions the model may call, in OpenAI's format
+    /// (`{ type: 'function', function: { name, description?, parameters? } }`),
+    /// for chat-message prompts: given to the model's chat template (or, when
+    /// the template has no tool support, described in a system message), and
+    /// the reply parsed into `result.toolCalls`. Default: none.
+    #[napi(ts_type = "ToolDefinition[]")]
+    pub tools: Option<Vec<serde_json::Value>>,
+    /// `'auto'` (default: the model decides), `'none'` (tools hidden),
+    /// `'required'` (the reply is one call of one of the tools) or
+    /// `{ type: 'function', function: { name } }` (a call of that tool). With
+    /// `'required'` or a named function the call is constrained by the tool's
+    /// parameter schema, so `arguments` always parse.
+    #[napi(
+        ts_type = "'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } }"
+    )]
+    pub tool_choice: Option<serde_json::Value>,
+}
+
+/// `GenerateOptions.responseFormat`.
+#[napi(object, object_to_js = false)]
+pub struct ResponseFormat {
+    /// `'text'` (no constraint), `'json_object'` or `'json_schema'`.
+    #[napi(js_name = "type", ts_type = "'text' | 'json_object' | 'json_schema'")]
+    pub kind: String,
+    /// The JSON schema, with `type: 'json_schema'`.
+    #[napi(ts_type = "Record<string, unknown> | boolean")]
+    pub schema: Option<serde_json::Value>,
+}
+
+/// `GenerateOptions.grammar` in object form.
+#[napi(object, object_to_js = false)]
+pub struct GrammarSpec {
+    /// `'lark'` (default) or `'regex'` (Rust `regex` syntax; the whole output matches).
+    #[napi(js_name = "type", ts_type = "'lark' | 'regex'")]
+    pub kind: Option<String>,
+    /// The grammar or the regular expression.
+    pub source: String,
 }
 
 #[napi(object)]
@@ -189,6 +288,10 @@ pub struct GenerationResultJs {
     pub host_reads: f64,
     /// One entry per generated token, with `logprobs: true`.
     pub logprobs: Option<Vec<TokenLogprobJs>>,
+    /// With `tools`: the calls parsed from the reply (empty when it made none).
+    pub tool_calls: Option<Vec<ToolCallJs>>,
+    /// With `tools`: the reply's text without the tool-call markup.
+    pub content: Option<String>,
 }
 
 #[napi(object)]
@@ -245,6 +348,11 @@ fn result_to_js(r: GenerationResult) -> GenerationResultJs {
         logprobs: r
             .logprobs
             .map(|all| all.iter().map(logprob_to_js).collect()),
+        tool_calls: r
+            .tools
+            .as_ref()
+            .map(|t| t.calls.iter().map(ToolCallJs::from_core).collect()),
+        content: r.tools.map(|t| t.content),
     }
 }
 
@@ -302,6 +410,26 @@ fn generate_options(o: Option<GenerateOptionsJs>) -> Result<GenerateOptions, Cor
         (None, Some(k)) if k > 0 => Some(k),
         _ => None,
     };
+    let grammar = o.grammar.map(|g| match g {
+        napi::Either::A(lark) => (None, lark),
+        napi::Either::B(spec) => (spec.kind, spec.source),
+    });
+    out.tools = o
+        .tools
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| llm::Tool::from_openai(t, i))
+        .collect::<Result<_, _>>()?;
+    if let Some(choice) = &o.tool_choice {
+        out.tool_choice = llm::ToolChoice::from_openai(choice)?;
+    }
+    out.constraint = llm::ConstraintSpec::from_options(
+        o.response_format
+            .as_ref()
+            .map(|f| (f.kind.as_str(), f.schema.clone())),
+        grammar.as_ref().map(|(k, s)| (k.as_deref(), s.clone())),
+    )?;
     Ok(out)
 }
 
@@ -325,6 +453,10 @@ const GENERATE_FIELDS: &[(&str, Kind)] = &[
     ("logprobs", Kind::Boolean),
     ("topLogprobs", Kind::Number),
     ("signal", Kind::Signal),
+    ("responseFormat", Kind::Object),
+    ("grammar", Kind::StringOrObject),
+    ("tools", Kind::Objects),
+    ("toolChoice", Kind::StringOrObject),
 ];
 
 impl KindLoadOptions for LoadLlmOptions {
@@ -407,7 +539,14 @@ fn prompts_from_js(env: &Env, value: &Unknown) -> Result<Vec<PromptSource>, Core
 fn to_core_messages(messages: Vec<ChatMessage>) -> Vec<CoreMessage> {
     messages
         .into_iter()
-        .map(|m| CoreMessage::new(m.role, m.content))
+        .map(|m| {
+            let mut core = CoreMessage::new(m.role, m.content);
+            core.tool_calls = m
+                .tool_calls
+                .map(|calls| calls.iter().map(ToolCallJs::to_json).collect());
+            core.tool_call_id = m.tool_call_id;
+            core
+        })
         .collect()
 }
 
@@ -751,7 +890,7 @@ impl ChatSession {
         }
         match message {
             Either3::A(text) => messages.push(CoreMessage::new("user", text.clone())),
-            Either3::B(m) => messages.push(CoreMessage::new(m.role.clone(), m.content.clone())),
+            Either3::B(m) => messages.extend(to_core_messages(vec![m.clone()])),
             Either3::C(many) => messages.extend(to_core_messages(many.clone())),
         }
         messages
@@ -856,6 +995,22 @@ impl ChatSession {
         let (settler, promise) = Settler::new(env, |_env, m: Vec<CoreMessage>| {
             Ok(m.into_iter()
                 .map(|m| ChatMessage {
+                    tool_calls: m.tool_calls.map(|calls| {
+                        calls
+                            .iter()
+                            .filter_map(|c| {
+                                Some(ToolCallJs {
+                                    id: c["id"].as_str()?.to_string(),
+                                    kind: "function".into(),
+                                    function: ToolCallFunction {
+                                        name: c["function"]["name"].as_str()?.to_string(),
+                                        arguments: c["function"]["arguments"].as_str()?.to_string(),
+                                    },
+                                })
+                            })
+                            .collect()
+                    }),
+                    tool_call_id: m.tool_call_id,
                     role: m.role,
                     content: m.content,
                 })

@@ -66,6 +66,10 @@ pub enum Kind {
     NumberOrNull,
     NumberOrNumbers,
     StringOrStrings,
+    /// A string or a plain object (`grammar`, `toolChoice`).
+    StringOrObject,
+    /// An array of plain objects (`tools`).
+    Objects,
     Numbers,
 }
 
@@ -82,6 +86,8 @@ impl Kind {
             Kind::NumberOrNull => "a number or null",
             Kind::NumberOrNumbers => "a number or an array of numbers",
             Kind::StringOrStrings => "a string or an array of strings",
+            Kind::StringOrObject => "a string or an object",
+            Kind::Objects => "an array of objects",
             Kind::Numbers => "an array of numbers",
         }
     }
@@ -146,6 +152,10 @@ fn has_type(value: &Unknown, kind: Kind) -> napi::Result<bool> {
         Kind::NumberOrNull => ty == ValueType::Number,
         Kind::NumberOrNumbers => ty == ValueType::Number || array_of(ValueType::Number)?,
         Kind::StringOrStrings => ty == ValueType::String || array_of(ValueType::String)?,
+        Kind::StringOrObject => {
+            ty == ValueType::String || (ty == ValueType::Object && !value.is_array()?)
+        }
+        Kind::Objects => array_of(ValueType::Object)?,
         Kind::Numbers => array_of(ValueType::Number)?,
     })
 }

@@ -40,6 +40,36 @@ const MESSAGE_SCHEMA = {
     role: { type: 'string' },
     content: { anyOf: [{ type: 'string' }, { type: 'array' }, { type: 'null' }] },
     name: { type: 'string' },
+    tool_call_id: { type: 'string' },
+    tool_calls: nullable({
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['id', 'function'],
+        properties: {
+          id: { type: 'string' },
+          type: { const: 'function' },
+          function: {
+            type: 'object',
+            required: ['name', 'arguments'],
+            properties: { name: { type: 'string' }, arguments: { type: 'string' } },
+          },
+        },
+      },
+    }),
+  },
+}
+
+const TOOL_SCHEMA = {
+  type: 'object',
+  required: ['type', 'function'],
+  properties: {
+    type: { const: 'function' },
+    function: {
+      type: 'object',
+      required: ['name'],
+      properties: { name: { type: 'string' }, description: { type: 'string' }, parameters: { type: 'object' } },
+    },
   },
 }
 
@@ -50,6 +80,22 @@ const CHAT_SCHEMA = {
     ...SAMPLING_PROPERTIES,
     max_completion_tokens: SAMPLING_PROPERTIES.max_tokens,
     messages: { type: 'array', minItems: 1, items: MESSAGE_SCHEMA },
+    response_format: nullable({
+      type: 'object',
+      required: ['type'],
+      properties: {
+        type: { enum: ['text', 'json_object', 'json_schema'] },
+        json_schema: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, schema: { type: ['object', 'boolean'] } } },
+      },
+    }),
+    tools: nullable({ type: 'array', maxItems: 128, items: TOOL_SCHEMA }),
+    tool_choice: {
+      anyOf: [
+        { enum: ['auto', 'none', 'required'] },
+        { type: 'object', required: ['type', 'function'], properties: { type: { const: 'function' }, function: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } } },
+        { type: 'null' },
+      ],
+    },
   },
 }
 
@@ -87,7 +133,7 @@ function rejectUnsupported(body, fields) {
   }
 }
 
-const CHAT_UNSUPPORTED = ['n', 'tools', 'functions', 'tool_choice', 'function_call', 'response_format', 'logprobs',
+const CHAT_UNSUPPORTED = ['n', 'functions', 'function_call', 'logprobs',
   'top_logprobs', 'audio', 'prediction', 'web_search_options']
 const COMPLETION_UNSUPPORTED = ['n', 'best_of', 'logprobs', 'suffix']
 
@@ -125,7 +171,26 @@ function generateOptions(body, defaultMaxTokens, signal) {
   return options
 }
 
-const ROLES = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant' }
+/**
+ * The chat-only fields: `response_format` → `responseFormat` (OpenAI's
+ * `json_schema.schema` → `schema`), `tools`, `tool_choice` → `toolChoice`.
+ * The addon checks the schema and the tools (coded errors → 400).
+ * @param {Record<string, any>} body
+ * @param {import('../../index').GenerateOptions} options completed in place
+ */
+function chatOptions(body, options) {
+  const format = body.response_format
+  if (format?.type === 'json_object') options.responseFormat = { type: 'json_object' }
+  if (format?.type === 'json_schema') {
+    if (format.json_schema?.schema === undefined) throw invalid('`response_format.json_schema.schema` is required', 'response_format')
+    options.responseFormat = { type: 'json_schema', schema: format.json_schema.schema }
+  }
+  if (body.tools?.length) options.tools = body.tools
+  if (body.tool_choice !== undefined && body.tool_choice !== null) options.toolChoice = body.tool_choice
+  return options
+}
+
+const ROLES = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant', tool: 'tool' }
 
 /**
  * OpenAI chat messages → the addon's `{ role, content }` (text only): content
@@ -137,11 +202,13 @@ function chatMessages(messages) {
     const param = `messages[${i}]`
     const role = ROLES[m.role]
     if (!role) {
-      if (m.role === 'tool' || m.role === 'function') throw unsupported(`${param}.role`, `role "${m.role}" (tool calling)`)
-      throw invalid(`${param}.role must be system, developer, user or assistant; got ${JSON.stringify(m.role)}`, `${param}.role`)
+      if (m.role === 'function') throw unsupported(`${param}.role`, 'role "function" (use "tool")')
+      throw invalid(`${param}.role must be system, developer, user, assistant or tool; got ${JSON.stringify(m.role)}`, `${param}.role`)
     }
-    if (m.tool_calls?.length || m.function_call) throw unsupported(`${param}.tool_calls`, 'tool calling')
-    let content = m.content
+    if (m.function_call) throw unsupported(`${param}.function_call`, 'function_call (use tool_calls)')
+    if (role === 'tool' && typeof m.tool_call_id !== 'string') throw invalid(`${param}.tool_call_id is required for role "tool"`, `${param}.tool_call_id`)
+    const toolCalls = role === 'assistant' && m.tool_calls?.length ? m.tool_calls : undefined
+    let content = m.content ?? (toolCalls ? '' : m.content)
     if (Array.isArray(content)) {
       content = content
         .map((part, j) => {
@@ -152,7 +219,12 @@ function chatMessages(messages) {
         .join('')
     }
     if (typeof content !== 'string') throw invalid(`${param}.content must be a string or text parts`, `${param}.content`)
-    return { role, content }
+    const message = { role, content }
+    if (toolCalls) {
+      message.tool_calls = toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.function.name, arguments: c.function.arguments } }))
+    }
+    if (role === 'tool') message.tool_call_id = m.tool_call_id
+    return message
   })
 }
 
@@ -163,5 +235,6 @@ module.exports = {
   COMPLETION_UNSUPPORTED,
   rejectUnsupported,
   generateOptions,
+  chatOptions,
   chatMessages,
 }

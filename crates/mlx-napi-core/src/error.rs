@@ -47,6 +47,10 @@ pub enum ErrorCode {
     InvalidArgType,
     /// The prompt (plus the tokens to generate) does not fit the model's context.
     PromptTooLong,
+    /// A `responseFormat` JSON schema that does not compile or cannot be satisfied.
+    InvalidSchema,
+    /// A `grammar` (Lark or regex) that does not compile or cannot be matched.
+    InvalidGrammar,
     /// The backend self-test computed a result outside its tolerance.
     SelfTestFailed,
     /// A bug: the core panicked. The call fails; the model keeps serving.
@@ -74,6 +78,8 @@ impl ErrorCode {
             ErrorCode::DiskFull => "ERR_DISK_FULL",
             ErrorCode::InvalidArgType => "ERR_INVALID_ARG_TYPE",
             ErrorCode::PromptTooLong => "ERR_PROMPT_TOO_LONG",
+            ErrorCode::InvalidSchema => "ERR_INVALID_SCHEMA",
+            ErrorCode::InvalidGrammar => "ERR_INVALID_GRAMMAR",
             ErrorCode::SelfTestFailed => "ERR_SELF_TEST_FAILED",
             ErrorCode::Internal => "ERR_INTERNAL",
         }
@@ -128,6 +134,13 @@ pub enum Error {
     InvalidArgType(String),
     #[error("{0}")]
     PromptTooLong(String),
+    /// A `responseFormat` schema that llguidance cannot compile, or that no
+    /// output can satisfy.
+    #[error("{0}")]
+    InvalidSchema(String),
+    /// A `grammar` (Lark or regex) that does not compile or cannot be matched.
+    #[error("{0}")]
+    InvalidGrammar(String),
     #[error("{0}")]
     SelfTestFailed(String),
     #[error("internal error (please report it): {0}")]
@@ -155,6 +168,8 @@ impl Error {
             Error::DiskFull(_) => ErrorCode::DiskFull,
             Error::InvalidArgType(_) => ErrorCode::InvalidArgType,
             Error::PromptTooLong(_) => ErrorCode::PromptTooLong,
+            Error::InvalidSchema(_) => ErrorCode::InvalidSchema,
+            Error::InvalidGrammar(_) => ErrorCode::InvalidGrammar,
             Error::SelfTestFailed(_) => ErrorCode::SelfTestFailed,
             Error::Internal(_) => ErrorCode::Internal,
         }
@@ -209,6 +224,8 @@ impl Error {
             Error::DiskFull(m) => Error::DiskFull(m.clone()),
             Error::InvalidArgType(m) => Error::InvalidArgType(m.clone()),
             Error::PromptTooLong(m) => Error::PromptTooLong(m.clone()),
+            Error::InvalidSchema(m) => Error::InvalidSchema(m.clone()),
+            Error::InvalidGrammar(m) => Error::InvalidGrammar(m.clone()),
             Error::SelfTestFailed(m) => Error::SelfTestFailed(m.clone()),
             Error::Internal(m) => Error::Internal(m.clone()),
         }

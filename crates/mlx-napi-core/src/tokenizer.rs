@@ -13,6 +13,14 @@ use crate::{loading::read_json_opt, Error, Result};
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    /// An assistant message's tool calls, OpenAI-shaped
+    /// (`{ id, type: 'function', function: { name, arguments } }`); the
+    /// template sees `arguments` as an object (what HF templates expect).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<serde_json::Value>>,
+    /// A `tool` message's answer to this call id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
@@ -20,7 +28,28 @@ impl ChatMessage {
         Self {
             role: role.into(),
             content: content.into(),
+            tool_calls: None,
+            tool_call_id: None,
         }
+    }
+
+    /// The message as a chat template sees it: tool-call arguments given as
+    /// JSON text become objects.
+    pub fn to_template_value(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(calls) = value.get_mut("tool_calls").and_then(|c| c.as_array_mut()) {
+            for call in calls {
+                if let Some(args) = call.pointer_mut("/function/arguments") {
+                    if let Some(parsed) = args
+                        .as_str()
+                        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+                    {
+                        *args = parsed;
+                    }
+                }
+            }
+        }
+        value
     }
 }
 
@@ -130,6 +159,14 @@ impl Tokenizer {
         self.eos_token.as_deref()
     }
 
+    /// Whether the chat template renders a `tools` variable (else tools are
+    /// described to the model in a system message).
+    pub fn template_knows_tools(&self) -> bool {
+        self.chat_template
+            .as_deref()
+            .is_some_and(|t| t.contains("tools"))
+    }
+
     pub fn has_chat_template(&self) -> bool {
         self.chat_template.is_some()
     }
@@ -154,7 +191,12 @@ impl Tokenizer {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String> {
-        let messages = serde_json::to_value(messages).map_err(|e| Error::invalid(e.to_string()))?;
+        let messages = serde_json::Value::Array(
+            messages
+                .iter()
+                .map(ChatMessage::to_template_value)
+                .collect(),
+        );
         self.apply_chat_template_json(&messages, add_generation_prompt, None)
     }
 

@@ -242,3 +242,57 @@ fn invalid_options_are_rejected() {
         "ERR_INVALID_ARG"
     );
 }
+
+#[test]
+fn a_constraint_mask_is_never_crossed() {
+    // The mask allows only the two least likely tokens: every mode (greedy,
+    // temperature, top-k, top-p, min-p, penalties) must draw among them, and
+    // log-probabilities are those of the masked distribution.
+    let probs = [0.5, 0.3, 0.1, 0.06, 0.04];
+    let mask = Array::from_slice(
+        &[
+            f32::NEG_INFINITY,
+            f32::NEG_INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            0.0,
+        ],
+        &[1, 5],
+    );
+    let configs = [
+        cfg(0.0, 1),
+        cfg(1.5, 2),
+        SamplerConfig {
+            top_k: Some(2),
+            ..cfg(1.0, 3)
+        },
+        SamplerConfig {
+            top_p: Some(0.5),
+            ..cfg(1.0, 4)
+        },
+        SamplerConfig {
+            min_p: Some(0.9),
+            ..cfg(1.0, 5)
+        },
+        SamplerConfig {
+            repetition_penalty: Some(1.5),
+            presence_penalty: 1.0,
+            ..cfg(1.0, 6)
+        },
+    ];
+    for config in configs {
+        let shown = format!("{config:?}");
+        let mut sampler = Sampler::new(config, 5, 1, &[]).unwrap();
+        let mut seen = [0usize; 5];
+        for _ in 0..100 {
+            let (t, packed) = sampler
+                .sample_masked(&logits_of(&probs), Some(&mask), Some(0))
+                .unwrap();
+            let t = to_vec_i32(&t)[0] as usize;
+            seen[t] += 1;
+            let lp = to_vec_f32(&packed.unwrap())[1];
+            assert!(lp.is_finite() && lp <= 0.0, "{shown}: logprob {lp}");
+        }
+        assert_eq!(seen[..3].iter().sum::<usize>(), 0, "{shown}: {seen:?}");
+    }
+}

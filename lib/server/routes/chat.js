@@ -2,18 +2,43 @@
 // POST /v1/chat/completions
 const { answerGeneration } = require('./generation.js')
 const { invalid } = require('../errors.js')
-const { CHAT_SCHEMA, CHAT_UNSUPPORTED, rejectUnsupported, generateOptions, chatMessages } = require('../llm-request.js')
+const { CHAT_SCHEMA, CHAT_UNSUPPORTED, rejectUnsupported, generateOptions, chatOptions, chatMessages } = require('../llm-request.js')
+
+/** A result's tool calls in OpenAI's message form (`index` added for stream deltas). */
+const toolCallsOf = (result, withIndex) =>
+  result.toolCalls.map((c, index) => ({
+    ...(withIndex ? { index } : {}),
+    id: c.id,
+    type: 'function',
+    function: { name: c.function.name, arguments: c.function.arguments },
+  }))
 
 const CHAT_SHAPE = {
   idPrefix: 'chatcmpl',
   object: 'chat.completion',
   chunkObject: 'chat.completion.chunk',
-  choice: (text, finishReason) => ({
-    index: 0,
-    message: { role: 'assistant', content: text, refusal: null },
-    logprobs: null,
-    finish_reason: finishReason,
-  }),
+  choice: (text, finishReason, result) =>
+    result.toolCalls?.length
+      ? {
+          index: 0,
+          message: { role: 'assistant', content: result.content || null, tool_calls: toolCallsOf(result, false), refusal: null },
+          logprobs: null,
+          finish_reason: 'tool_calls',
+        }
+      : {
+          index: 0,
+          message: { role: 'assistant', content: result.content ?? text, refusal: null },
+          logprobs: null,
+          finish_reason: finishReason,
+        },
+  // With tools the reply is parsed once it is whole: content and tool calls
+  // go out as deltas at the end (a call's markup is never streamed as text).
+  endDeltas: (result) => {
+    const deltas = []
+    if (result.content) deltas.push({ index: 0, delta: { content: result.content }, logprobs: null, finish_reason: null })
+    if (result.toolCalls?.length) deltas.push({ index: 0, delta: { tool_calls: toolCallsOf(result, true) }, logprobs: null, finish_reason: null })
+    return deltas
+  },
   firstDelta: () => ({ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }),
   delta: (text) => ({ index: 0, delta: { content: text }, logprobs: null, finish_reason: null }),
   finalDelta: (finishReason) => ({ index: 0, delta: {}, logprobs: null, finish_reason: finishReason }),
@@ -36,7 +61,7 @@ function register(app, ctx) {
       reply,
       signal,
       input: messages,
-      options: generateOptions(body, ctx.options.defaultMaxTokens, signal),
+      options: chatOptions(body, generateOptions(body, ctx.options.defaultMaxTokens, signal)),
       stream: body.stream === true,
       includeUsage: body.stream_options?.include_usage === true,
       shape: CHAT_SHAPE,

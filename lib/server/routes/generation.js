@@ -40,7 +40,7 @@ async function answerGeneration({ ctx, entry, route, reply, signal, input, optio
     if (result.finishReason === 'abort') throw signal.reason ?? clientGone()
     return {
       ...envelope,
-      choices: [shape.choice(result.text, FINISH_REASON[result.finishReason] ?? 'stop')],
+      choices: [shape.choice(result.text, FINISH_REASON[result.finishReason] ?? 'stop', result)],
       usage: usageOf(result),
     }
   }
@@ -65,8 +65,10 @@ async function answerGeneration({ ctx, entry, route, reply, signal, input, optio
       events = openEventStream(reply)
       const first = shape.firstDelta()
       if (first) events.send(chunk([first]))
+      // With tools the text is held back until the reply can be parsed.
+      const held = Boolean(options.tools?.length) && shape.endDeltas
       while (!step.done) {
-        if (step.value.text) events.send(chunk([shape.delta(step.value.text)]))
+        if (step.value.text && !held) events.send(chunk([shape.delta(step.value.text)]))
         step = await iterator.next()
       }
       const result = step.value
@@ -74,7 +76,9 @@ async function answerGeneration({ ctx, entry, route, reply, signal, input, optio
         events.end()
         return result
       }
-      events.send(chunk([shape.finalDelta(FINISH_REASON[result.finishReason] ?? 'stop')]))
+      if (held) for (const delta of shape.endDeltas(result)) events.send(chunk([delta]))
+      const reason = result.toolCalls?.length ? 'tool_calls' : (FINISH_REASON[result.finishReason] ?? 'stop')
+      events.send(chunk([shape.finalDelta(reason)]))
       if (includeUsage) events.send(chunk([], { usage: usageOf(result) }))
       events.done()
       return result

@@ -18,6 +18,12 @@
 //! takes one argmax; otherwise each row runs its own sampler on its logits
 //! row (still one graph, one read).
 //!
+//! Constrained rows (`GenerateOptions::constraint`): while any row of the
+//! batch has a constraint, a step's forward pass is still queued before the
+//! previous tokens are read, but the sampling of every row is built after
+//! the read — a constrained row's mask depends on the token just read, and
+//! is computed on the host while the device runs the forward pass.
+//!
 //! Generations that cannot share a batch cache run alone when their turn
 //! comes (the batch waits meanwhile): sliding-window models, and requests
 //! with `max_kv_size`.
@@ -38,6 +44,7 @@ use mlx_rs::{
 };
 
 use super::{
+    constraint::Constraint,
     options::{Chunk, FinishReason, GenerateOptions, GenerationResult},
     text::{Counts, TextLayer},
     token_stream::{check_prompt, Chunking, Pending, StreamToken, TokenStream},
@@ -215,6 +222,7 @@ struct Row<'t> {
     warming: bool,
     prompt_tokens: usize,
     queue_ms: f64,
+    constraint: Option<Constraint>,
 }
 
 impl Row<'_> {
@@ -271,6 +279,7 @@ struct Admitted {
     max_tokens: usize,
     start: Instant,
     queue_ms: f64,
+    constraint: Option<Constraint>,
 }
 
 impl Admitted {
@@ -451,18 +460,22 @@ impl Llm {
             sink.finish(result);
             return None;
         }
-        let checked = self.encode_prompt(prompt.as_prompt()).and_then(|ids| {
-            let max_tokens = check_prompt(self.model.as_ref(), &ids, &options)?;
-            Ok((ids, max_tokens))
-        });
+        let checked = self
+            .encode_request(prompt.as_prompt(), &options)
+            .and_then(|ids| {
+                let max_tokens = check_prompt(self.model.as_ref(), &ids, &options)?;
+                let constraint = self.compile_constraint(&options)?;
+                Ok((ids, max_tokens, constraint))
+            });
         match checked {
-            Ok((ids, max_tokens)) => Some(Admitted {
+            Ok((ids, max_tokens, constraint)) => Some(Admitted {
                 sink,
                 options,
                 ids,
                 max_tokens,
                 start,
                 queue_ms,
+                constraint,
             }),
             Err(e) => {
                 sink.finish(Err(e));
@@ -499,6 +512,7 @@ impl Llm {
         sampler: Sampler,
         max_tokens: usize,
         warming: bool,
+        constraint: Option<Constraint>,
     ) -> Row<'t> {
         Row {
             text: TextLayer::new(&self.tokenizer, &self.eos_ids, &a.options, a.start),
@@ -512,6 +526,7 @@ impl Llm {
             warming,
             prompt_tokens: a.ids.len(),
             queue_ms: a.queue_ms,
+            constraint,
         }
     }
 
@@ -527,6 +542,7 @@ impl Llm {
                 &a.ids,
                 0,
                 &a.options,
+                a.constraint.take(),
             )?
             .into_first_step();
             Ok((caches, first))
@@ -538,7 +554,7 @@ impl Llm {
                 return Ok(());
             }
         };
-        let row = self.row(a, first.sampler, first.max_tokens, false);
+        let row = self.row(a, first.sampler, first.max_tokens, false, first.constraint);
         let Some(pending) = first.pending else {
             // Aborted during prefill.
             row.finish(FinishReason::Abort);
@@ -622,7 +638,7 @@ impl Llm {
         let mut kv_rows = Vec::new();
         let mut last_ids = Vec::new();
         for (i, slot) in rows.into_iter().enumerate() {
-            let Some(a) = slot else { continue };
+            let Some(mut a) = slot else { continue };
             if a.aborted() {
                 self.finish_aborted(a);
                 continue;
@@ -647,7 +663,8 @@ impl Llm {
             )?;
             last_ids.push(*a.ids.last().unwrap() as i32);
             let max = a.max_tokens;
-            joining.push(self.row(a, sampler, max, true));
+            let constraint = a.constraint.take();
+            joining.push(self.row(a, sampler, max, true, constraint));
         }
         if joining.is_empty() {
             return Ok(());
@@ -666,14 +683,21 @@ impl Llm {
             .pending
             .take()
             .ok_or_else(|| Error::Internal("a batch without a queued step".into()))?;
-        let following = if batch
+        let more = batch
             .rows
             .iter()
-            .any(|r| r.warming || r.produced + 1 < r.max_tokens)
-        {
-            Some(self.batch_forward(batch, &pending)?)
-        } else {
-            None
+            .any(|r| r.warming || r.produced + 1 < r.max_tokens);
+        // With a constrained row, only the forward pass is queued now; the
+        // sampling waits for the masks that this step's tokens decide.
+        let constrained = batch.rows.iter().any(|r| r.constraint.is_some());
+        let (following, logits) = match (more, constrained) {
+            (false, _) => (None, None),
+            (true, false) => (Some(self.batch_forward(batch, &pending)?), None),
+            (true, true) => {
+                let logits = self.batch_logits(batch, &pending)?;
+                transforms::async_eval([&logits])?;
+                (None, Some(logits))
+            }
         };
         // Rows that joined with their last prompt token queued have nothing
         // to read yet; when all rows are such, the step needs no read.
@@ -685,6 +709,7 @@ impl Llm {
         };
         let mut keep = Vec::with_capacity(batch.rows.len());
         let mut kept = Vec::with_capacity(batch.rows.len());
+        let mut masks = Vec::with_capacity(batch.rows.len());
         for (i, (mut row, token)) in batch.rows.drain(..).zip(tokens).enumerate() {
             let end = if row.aborted() {
                 Some(FinishReason::Abort)
@@ -698,10 +723,18 @@ impl Llm {
                 let pushed = row
                     .text
                     .push(token.id, token.logprob, &mut |c| row.sink.chunk(c));
-                match pushed {
-                    Ok(Some(reason)) => Some(reason),
-                    Ok(None) if row.produced >= row.max_tokens => Some(FinishReason::Length),
-                    Ok(None) => None,
+                let complete = match row.constraint.as_mut() {
+                    Some(c) => c.consume(token.id),
+                    None => Ok(false),
+                };
+                match pushed.and_then(|end| Ok((end, complete?))) {
+                    Ok((Some(reason), _)) => Some(reason),
+                    // The constraint admits nothing more: the output is whole.
+                    Ok((None, true)) => Some(FinishReason::Stop),
+                    Ok((None, false)) if row.produced >= row.max_tokens => {
+                        Some(FinishReason::Length)
+                    }
+                    Ok((None, false)) => None,
                     Err(e) => {
                         row.sink.finish(Err(e));
                         continue;
@@ -715,6 +748,19 @@ impl Llm {
             match end {
                 Some(reason) => row.finish(reason),
                 None => {
+                    // The next mask, now that this token is known; a row whose
+                    // constraint fails ends alone, the others go on.
+                    let mask = match (&logits, row.constraint.as_mut()) {
+                        (Some(_), Some(c)) => match c.mask() {
+                            Ok(m) => Some(m),
+                            Err(e) => {
+                                row.sink.finish(Err(e));
+                                continue;
+                            }
+                        },
+                        _ => None,
+                    };
+                    masks.push(mask);
                     keep.push(i);
                     kept.push(row);
                 }
@@ -722,21 +768,53 @@ impl Llm {
         }
         batch.rows = kept;
         batch.cache.retain_rows(&keep)?;
-        batch.pending = match following {
-            Some(f) if !batch.rows.is_empty() => Some(f.select(&keep)?),
-            _ => None,
+        batch.pending = match (following, logits) {
+            _ if batch.rows.is_empty() => None,
+            (Some(f), _) => Some(f.select(&keep)?),
+            (None, Some(logits)) => {
+                let logits = if keep.len() == logits.dim(0) as usize {
+                    logits
+                } else {
+                    let index: Vec<i32> = keep.iter().map(|&k| k as i32).collect();
+                    logits.take_axis(Array::from_slice(&index, &[index.len() as i32]), 0)?
+                };
+                Some(self.batch_sample(batch, &logits, masks)?)
+            }
+            (None, None) => None,
         };
         Ok(())
     }
 
     /// Forward pass of every row's pending token and sampling, queued.
     fn batch_forward(&self, batch: &mut Batch, pending: &Pending) -> Result<Pending> {
+        let logits = self.batch_logits(batch, pending)?;
+        let masks = batch.rows.iter().map(|_| None).collect();
+        self.batch_sample(batch, &logits, masks)
+    }
+
+    /// Forward pass of every row's pending token → `[B, V]` logits (lazy).
+    fn batch_logits(&self, batch: &mut Batch, pending: &Pending) -> Result<Array> {
         let rows = batch.rows.len() as i32;
         let input = pending.tokens.reshape(&[rows, 1])?;
-        let logits = self.model.forward_batch(&input, &mut batch.cache)?;
+        self.model.forward_batch(&input, &mut batch.cache)
+    }
+
+    /// Every row's sampling of its `logits` row (`masks[i]`: row i's
+    /// constraint mask), queued.
+    fn batch_sample(
+        &self,
+        batch: &mut Batch,
+        logits: &Array,
+        masks: Vec<Option<Array>>,
+    ) -> Result<Pending> {
         let top = batch.rows.iter().filter_map(|r| r.top_logprobs).max();
-        if batch.rows.iter().all(|r| r.sampler.is_plain_greedy()) {
-            let tokens = ops::indexing::argmax_axis(&logits, -1, false)?.as_dtype(Dtype::Int32)?;
+        if batch
+            .rows
+            .iter()
+            .all(|r| r.sampler.is_plain_greedy() && r.constraint.is_none())
+            && masks.iter().all(Option::is_none)
+        {
+            let tokens = ops::indexing::argmax_axis(logits, -1, false)?.as_dtype(Dtype::Int32)?;
             let packed = top
                 .map(|k| logprobs::pack(&logits.as_dtype(Dtype::Float32)?, &tokens, k))
                 .transpose()?;
@@ -744,11 +822,13 @@ impl Llm {
         }
         let mut tokens = Vec::with_capacity(batch.rows.len());
         let mut packed = Vec::new();
-        for (i, row) in batch.rows.iter_mut().enumerate() {
+        for (i, (row, mask)) in batch.rows.iter_mut().zip(masks).enumerate() {
             let i = i as i32;
-            let (t, p) = row
-                .sampler
-                .sample_with_logprobs(&logits.try_index((i..i + 1, ..))?, top)?;
+            let (t, p) = row.sampler.sample_masked(
+                &logits.try_index((i..i + 1, ..))?,
+                mask.as_ref(),
+                top,
+            )?;
             tokens.push(t);
             packed.extend(p);
         }

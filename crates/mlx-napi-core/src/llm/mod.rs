@@ -26,10 +26,12 @@
 //! rows start as one and move into a shared batch cache after their first token.
 
 pub mod batch;
+mod constraint;
 pub mod models;
 mod options;
 mod text;
 mod token_stream;
+mod tools;
 
 use std::{
     ops::ControlFlow,
@@ -46,9 +48,13 @@ use mlx_rs::Dtype;
 pub use batch::{
     default_max_batch_size, GenerationRequest, GenerationSink, RequestQueue, ServeOptions,
 };
+pub use constraint::ConstraintSpec;
 pub use models::LanguageModel;
-pub use options::{Chunk, FinishReason, GenerateOptions, GenerationResult, Timings, Usage};
+pub use options::{
+    Chunk, FinishReason, GenerateOptions, GenerationResult, Timings, ToolReply, Usage,
+};
 pub use token_stream::host_reads;
+pub use tools::{parse_tool_calls, Tool, ToolCall, ToolChoice};
 
 use crate::{
     cache::KvCache,
@@ -125,6 +131,8 @@ pub struct Llm {
     model: Box<dyn LanguageModel>,
     tokenizer: Tokenizer,
     eos_ids: Vec<u32>,
+    /// Compiles `GenerateOptions::constraint` (its token trie built on first use).
+    constraints: constraint::ConstraintCompiler,
     model_type: String,
     dtype: Dtype,
     dir: PathBuf,
@@ -198,6 +206,7 @@ impl Llm {
             model,
             tokenizer,
             eos_ids,
+            constraints: constraint::ConstraintCompiler::new(),
             model_type,
             dtype,
             dir,
@@ -255,6 +264,59 @@ impl Llm {
         Ok(ids)
     }
 
+    /// [`Self::encode_prompt`] for a request: chat messages are rendered
+    /// with the request's tools (when it offers any).
+    pub(crate) fn encode_request(
+        &self,
+        prompt: Prompt,
+        options: &GenerateOptions,
+    ) -> Result<Vec<u32>> {
+        let Prompt::Messages(messages) = prompt else {
+            return self.encode_prompt(prompt);
+        };
+        if !options.offers_tools() {
+            return self.encode_prompt(prompt);
+        }
+        let tools: Vec<serde_json::Value> = options.tools.iter().map(|t| t.to_openai()).collect();
+        let mut rendered: Vec<serde_json::Value> = messages
+            .iter()
+            .map(ChatMessage::to_template_value)
+            .collect();
+        let mut extra = serde_json::Map::new();
+        if self.tokenizer.template_knows_tools() {
+            extra.insert("tools".into(), tools.into());
+        } else {
+            // A template without tool support: describe the tools in a system
+            // message, asking for the generic call format `parse_tool_calls` reads.
+            let text = format!(
+                "You can call these functions:\n{}\nTo call one, reply with only \
+                 <tool_call>{{\"name\": <function name>, \"arguments\": <arguments object>}}</tool_call>.",
+                tools
+                    .iter()
+                    .map(|t| t["function"].to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            match rendered.first_mut() {
+                Some(first) if first["role"] == "system" => {
+                    let content = format!("{}\n\n{text}", first["content"].as_str().unwrap_or(""));
+                    first["content"] = content.into();
+                }
+                _ => rendered.insert(0, serde_json::json!({ "role": "system", "content": text })),
+            }
+        }
+        let text = self.tokenizer.apply_chat_template_json(
+            &serde_json::Value::Array(rendered),
+            true,
+            Some(&extra),
+        )?;
+        let ids = self.tokenizer.encode(&text, false)?;
+        if ids.is_empty() {
+            return Err(Error::invalid("the prompt is empty"));
+        }
+        Ok(ids)
+    }
+
     /// Generates from a fresh cache, alone, streaming chunks to `on_chunk`
     /// (concurrent requests batch through [`Llm::serve`] instead).
     pub fn generate(
@@ -278,7 +340,9 @@ impl Llm {
         queue_ms: f64,
         on_chunk: &mut dyn FnMut(&Chunk) -> ControlFlow<()>,
     ) -> Result<GenerationResult> {
-        let ids = self.encode_prompt(prompt)?;
+        options.validate(self.model.vocab_size())?;
+        let constraint = self.compile_constraint(options)?;
+        let ids = self.encode_request(prompt, options)?;
         let mut caches = self.model.new_caches();
         if let Some(limit) = options.max_kv_size {
             for cache in &mut caches {
@@ -295,10 +359,31 @@ impl Llm {
             &ids,
             0,
             options,
+            constraint,
             start,
             queue_ms,
             on_chunk,
         )
+    }
+
+    /// `options.constraint` compiled for this model (coded errors for an
+    /// invalid schema or grammar, before any decoding).
+    fn compile_constraint(
+        &self,
+        options: &GenerateOptions,
+    ) -> Result<Option<constraint::Constraint>> {
+        options
+            .constraint_spec()?
+            .as_ref()
+            .map(|spec| {
+                self.constraints.compile(
+                    spec,
+                    &self.tokenizer,
+                    self.model.vocab_size(),
+                    &self.eos_ids,
+                )
+            })
+            .transpose()
     }
 
     /// A token stream over `caches` (holding `prompt[..cached]`) under a
@@ -311,12 +396,20 @@ impl Llm {
         prompt: &[u32],
         cached: usize,
         options: &GenerateOptions,
+        constraint: Option<constraint::Constraint>,
         start: Instant,
         queue_ms: f64,
         on_chunk: &mut dyn FnMut(&Chunk) -> ControlFlow<()>,
     ) -> Result<GenerationResult> {
-        let mut stream =
-            TokenStream::start(self.model.as_ref(), caches, fed, prompt, cached, options)?;
+        let mut stream = TokenStream::start(
+            self.model.as_ref(),
+            caches,
+            fed,
+            prompt,
+            cached,
+            options,
+            constraint,
+        )?;
         let mut text = TextLayer::new(&self.tokenizer, &self.eos_ids, options, start);
         let reason = loop {
             let Some(token) = stream.next()? else {
@@ -328,6 +421,9 @@ impl Llm {
             };
             if let Some(reason) = text.push(token.id, token.logprob, on_chunk)? {
                 break reason;
+            }
+            if stream.complete() {
+                break FinishReason::Stop;
             }
         };
         let counts = Counts {
@@ -366,9 +462,13 @@ impl Llm {
         if new_messages.is_empty() {
             return Err(Error::invalid("chat needs at least one new message"));
         }
+        // Checked before the session's cache is touched: a bad schema leaves
+        // the conversation as it was.
+        options.validate(self.model.vocab_size())?;
+        let constraint = self.compile_constraint(options)?;
         let mut messages = session.messages.clone();
         messages.extend_from_slice(new_messages);
-        let ids = self.encode_prompt(Prompt::Messages(&messages))?;
+        let ids = self.encode_request(Prompt::Messages(&messages), options)?;
         // Reuse the longest common prefix, but always run the last prompt
         // token so there are logits to sample from.
         let common = session
@@ -395,13 +495,21 @@ impl Llm {
             &ids,
             cached,
             options,
+            constraint,
             Instant::now(),
             0.0,
             on_chunk,
         );
         match &result {
             Ok(reply) => {
-                messages.push(ChatMessage::new("assistant", reply.text.clone()));
+                let mut answer = ChatMessage::new("assistant", reply.text.clone());
+                if let Some(tools) = reply.tools.as_ref().filter(|t| !t.calls.is_empty()) {
+                    // Kept as calls, so that the template renders them its way
+                    // and the tool results that follow make sense.
+                    answer.content = tools.content.clone();
+                    answer.tool_calls = Some(tools.calls.iter().map(ToolCall::to_openai).collect());
+                }
+                messages.push(answer);
                 session.messages = messages;
             }
             // The cache may hold a partial prefill: start over next time.

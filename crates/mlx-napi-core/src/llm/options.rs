@@ -3,6 +3,10 @@
 
 use std::sync::{atomic::AtomicBool, Arc};
 
+use super::{
+    constraint::ConstraintSpec,
+    tools::{forced_call_constraint, Tool, ToolCall, ToolChoice},
+};
 use crate::{
     sampling::{SamplerConfig, TokenLogprob, MAX_TOP_LOGPROBS},
     Error, Result,
@@ -35,6 +39,16 @@ pub struct GenerateOptions {
     /// likely alternatives (`Some(0)`: the token's alone); `None`: off.
     /// Computed on the device and read back with the token.
     pub logprobs: Option<usize>,
+    /// What the output must match (JSON schema, any JSON object, Lark
+    /// grammar, regex); compiled before decoding (`ERR_INVALID_SCHEMA` /
+    /// `ERR_INVALID_GRAMMAR`) and enforced with a token mask at every step.
+    pub constraint: Option<ConstraintSpec>,
+    /// Functions the model may call (chat prompts): passed to the chat
+    /// template, and the reply parsed into [`GenerationResult::tools`].
+    pub tools: Vec<Tool>,
+    /// `Required` / `Function` constrain the reply to one call whose
+    /// arguments follow the tool's parameter schema; `None` hides the tools.
+    pub tool_choice: ToolChoice,
 }
 
 impl Default for GenerateOptions {
@@ -50,6 +64,9 @@ impl Default for GenerateOptions {
             abort: None,
             max_kv_size: None,
             logprobs: None,
+            constraint: None,
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
         }
     }
 }
@@ -88,7 +105,37 @@ impl GenerateOptions {
                 "eos id {id} is outside the vocabulary ({vocab_size})"
             )));
         }
+        if self.constraint.is_some() && self.ignore_eos {
+            // The constraint ends the output where the grammar ends; going
+            // on past EOS would leave it.
+            return Err(Error::invalid(
+                "ignoreEos cannot be combined with responseFormat or grammar",
+            ));
+        }
+        if let Some(ConstraintSpec::Lark(g) | ConstraintSpec::Regex(g)) = &self.constraint {
+            if g.trim().is_empty() {
+                return Err(Error::InvalidGrammar("the grammar is empty".into()));
+            }
+        }
+        self.constraint_spec()?;
         self.sampler.validate(vocab_size)
+    }
+
+    /// Whether the tools are shown to the model and its reply parsed for calls.
+    pub fn offers_tools(&self) -> bool {
+        !self.tools.is_empty() && self.tool_choice != ToolChoice::None
+    }
+
+    /// What the output must match: `constraint`, or the forced tool call.
+    pub fn constraint_spec(&self) -> Result<Option<ConstraintSpec>> {
+        let forced = forced_call_constraint(&self.tools, &self.tool_choice)?;
+        match (&self.constraint, forced) {
+            (Some(_), Some(_)) => Err(Error::invalid(
+                "toolChoice 'required' or a named function cannot be combined with responseFormat or grammar",
+            )),
+            (Some(c), None) => Ok(Some(c.clone())),
+            (None, forced) => Ok(forced),
+        }
     }
 }
 
@@ -161,4 +208,14 @@ pub struct GenerationResult {
     pub host_reads: u64,
     /// Per generated token, when [`GenerateOptions::logprobs`] was set.
     pub logprobs: Option<Vec<TokenLogprob>>,
+    /// When tools were offered: the reply split into content and calls.
+    pub tools: Option<ToolReply>,
+}
+
+/// A reply to a request with tools.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolReply {
+    /// The text without the tool-call markup.
+    pub content: String,
+    pub calls: Vec<ToolCall>,
 }

@@ -4,7 +4,10 @@
 
 use std::{ops::ControlFlow, time::Instant};
 
-use super::options::{Chunk, FinishReason, GenerateOptions, GenerationResult, Timings, Usage};
+use super::{
+    options::{Chunk, FinishReason, GenerateOptions, GenerationResult, Timings, ToolReply, Usage},
+    tools::{parse_tool_calls, Tool},
+};
 use crate::{
     sampling::TokenLogprob,
     tokenizer::{StreamDecoder, Tokenizer},
@@ -24,6 +27,8 @@ pub(crate) struct TextLayer<'t> {
     first_token_at: Option<Instant>,
     /// False once the chunk callback asked to stop: it is not called again.
     listening: bool,
+    /// Offered tools: the final text is parsed for calls of these.
+    tools: Option<Vec<Tool>>,
 }
 
 /// How many tokens went in and came out, for the result.
@@ -53,6 +58,7 @@ impl<'t> TextLayer<'t> {
             start,
             first_token_at: None,
             listening: true,
+            tools: options.offers_tools().then(|| options.tools.clone()),
         }
     }
 
@@ -117,8 +123,14 @@ impl<'t> TextLayer<'t> {
         let ttft = first.duration_since(self.start).as_secs_f64();
         let decode_secs = end.duration_since(first).as_secs_f64();
         let reads = counts.host_reads;
+        let text = std::mem::take(&mut self.stops.text);
+        let tools = self.tools.as_ref().map(|tools| {
+            let (content, calls) = parse_tool_calls(&text, tools);
+            ToolReply { content, calls }
+        });
         Ok(GenerationResult {
-            text: std::mem::take(&mut self.stops.text),
+            tools,
+            text,
             usage: Usage {
                 prompt_tokens: counts.prompt_tokens,
                 prefilled_tokens: counts.prefilled_tokens,

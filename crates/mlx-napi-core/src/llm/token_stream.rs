@@ -23,7 +23,7 @@ use std::{
 
 use mlx_rs::{ops, transforms, Array, Dtype};
 
-use super::{models::LanguageModel, options::GenerateOptions};
+use super::{constraint::Constraint, models::LanguageModel, options::GenerateOptions};
 use crate::{
     cache::KvCache,
     sampling::{logprobs, Sampler, TokenLogprob},
@@ -251,6 +251,10 @@ pub(crate) struct TokenStream<'a> {
     produced: usize,
     reads: u64,
     aborted: bool,
+    /// Constrained decoding: masks each step's logits (see `constraint.rs`).
+    constraint: Option<Constraint>,
+    /// The constraint admits nothing after the last token: the output is complete.
+    complete: bool,
 }
 
 /// A stream taken apart after its first step, to join a batch.
@@ -259,12 +263,14 @@ pub(crate) struct FirstStep {
     /// `None` when the stream was aborted during prefill.
     pub pending: Option<Pending>,
     pub max_tokens: usize,
+    pub constraint: Option<Constraint>,
 }
 
 impl<'a> TokenStream<'a> {
     /// Checks the prompt and options, prefills `prompt[cached..]` but its
     /// last token (chunk by chunk, stopping early on abort) and queues the
     /// first step. `caches` must hold exactly `prompt[..cached]`.
+    /// `constraint` is `options.constraint` compiled for this model.
     pub fn start(
         model: &'a dyn LanguageModel,
         caches: &'a mut [KvCache],
@@ -272,6 +278,7 @@ impl<'a> TokenStream<'a> {
         prompt: &[u32],
         cached: usize,
         options: &GenerateOptions,
+        constraint: Option<Constraint>,
     ) -> Result<Self> {
         let max_tokens = check_prompt(model, prompt, options)?;
         debug_assert!(cached < prompt.len());
@@ -288,6 +295,8 @@ impl<'a> TokenStream<'a> {
             produced: 0,
             reads: 0,
             aborted: false,
+            constraint,
+            complete: false,
         };
         let last = prompt.len() - 1;
         if stream.prefill(&prompt[cached..last], options.prefill_chunk_size)? {
@@ -329,11 +338,22 @@ impl<'a> TokenStream<'a> {
 
     /// Forward of `input` `[1, 1]` (or the last prompt token), sampling, queued.
     fn step(&mut self, input: &Array) -> Result<Pending> {
+        let logits = self.forward(input)?;
+        self.sample(&logits)
+    }
+
+    /// Forward of `input` → `[1, V]` logits (lazy).
+    fn forward(&mut self, input: &Array) -> Result<Array> {
         let logits = self.model.forward(input, self.caches, true)?;
-        let logits = logits.reshape(&[1, -1])?;
-        let (tokens, packed) = self
-            .sampler
-            .sample_with_logprobs(&logits, self.top_logprobs)?;
+        Ok(logits.reshape(&[1, -1])?)
+    }
+
+    /// Sampling of `logits` (masked by the constraint's next mask), queued.
+    fn sample(&mut self, logits: &Array) -> Result<Pending> {
+        let mask = self.constraint.as_mut().map(Constraint::mask).transpose()?;
+        let (tokens, packed) =
+            self.sampler
+                .sample_masked(logits, mask.as_ref(), self.top_logprobs)?;
         Pending::new(tokens, packed)
     }
 
@@ -347,24 +367,61 @@ impl<'a> TokenStream<'a> {
             self.aborted = true;
             return Ok(None);
         }
+        let more = self.produced + 1 < self.max_tokens;
+        if self.constraint.is_some() {
+            return self.next_constrained(current, more);
+        }
         // Queue step n+1 before reading token n (unless n is the last allowed).
-        let following = if self.produced + 1 < self.max_tokens {
+        let following = if more {
             Some(self.step(&current.tokens.reshape(&[1, 1])?)?)
         } else {
             None
         };
+        let token = self.read(&current, following.is_some())?;
+        self.pending = following;
+        Ok(Some(token))
+    }
+
+    /// [`Self::next`] with a constraint: step n+1's forward pass is queued
+    /// before token n is read, as without one; its sampling needs the mask
+    /// that token n decides, so it is built after the read, while the device
+    /// runs the forward pass.
+    fn next_constrained(&mut self, current: Pending, more: bool) -> Result<Option<StreamToken>> {
+        let logits = if more {
+            let logits = self.forward(&current.tokens.reshape(&[1, 1])?)?;
+            transforms::async_eval([&logits])?;
+            Some(logits)
+        } else {
+            None
+        };
+        let token = self.read(&current, logits.is_some())?;
+        let constraint = self.constraint.as_mut().expect("constrained stream");
+        self.complete = constraint.consume(token.id)?;
+        self.pending = match logits {
+            Some(logits) if !self.complete => Some(self.sample(&logits)?),
+            _ => None,
+        };
+        Ok(Some(token))
+    }
+
+    /// Reads token n; `fed`: step n+1's forward pass consumed it.
+    fn read(&mut self, current: &Pending, fed: bool) -> Result<StreamToken> {
         let token = current
             .read(&[self.top_logprobs])?
             .pop()
             .ok_or_else(|| Error::Mlx("a step sampled no token".into()))?;
         self.reads += 1;
-        if following.is_some() {
+        if fed {
             // Step n+1's forward consumed token n: its K/V are in the caches now.
             self.fed.push(token.id);
         }
         self.produced += 1;
-        self.pending = following;
-        Ok(Some(token))
+        Ok(token)
+    }
+
+    /// Whether the constraint ended the output (it admits nothing more).
+    pub fn complete(&self) -> bool {
+        self.complete
     }
 
     /// Whether the stream ended because of the abort flag.
@@ -382,6 +439,7 @@ impl<'a> TokenStream<'a> {
             sampler: self.sampler,
             pending: self.pending,
             max_tokens: self.max_tokens,
+            constraint: self.constraint,
         }
     }
 }

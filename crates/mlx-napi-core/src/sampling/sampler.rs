@@ -114,6 +114,20 @@ impl Sampler {
         logits: &Array,
         top_logprobs: Option<usize>,
     ) -> Result<(Array, Option<Array>)> {
+        self.sample_masked(logits, None, top_logprobs)
+    }
+
+    /// Like [`Self::sample_with_logprobs`], with an additive `mask`
+    /// (broadcast to `[B, V]`: 0 for allowed tokens, −∞ for the others)
+    /// added before every other processor, so no filter or draw can pick a
+    /// masked token (constrained decoding). Log-probabilities are those of
+    /// the masked distribution.
+    pub fn sample_masked(
+        &mut self,
+        logits: &Array,
+        mask: Option<&Array>,
+        top_logprobs: Option<usize>,
+    ) -> Result<(Array, Option<Array>)> {
         if logits.ndim() != 2 || logits.dim(0) != self.batch || logits.dim(1) != self.vocab {
             return Err(Error::invalid(format!(
                 "sampler expects logits [{}, {}], got {:?}",
@@ -122,7 +136,10 @@ impl Sampler {
                 logits.shape()
             )));
         }
-        let processed = self.process(logits)?;
+        let mut processed = self.process(logits)?;
+        if let Some(mask) = mask {
+            processed = processed.add(mask)?;
+        }
         let tokens = self.draw(&processed)?;
         self.observe(&tokens)?;
         let packed = top_logprobs
