@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+// Where a Whisper configuration loses words: transcribes one file with each
+// batch size given, then prints WER, every run of ≥ --min consecutive reference
+// words missing from the transcript (a minimum-edit alignment, the rules of
+// wer.mjs), the lost words, and the segments around each run (start/end,
+// text). For issue #9's investigations; not a speed benchmark.
+//
+//   node benchmark/whisper_lost_runs.mjs --model DIR --audio F.wav --reference F.txt
+//        [--batch 1,16] [--min 8] [--language en] [--json OUT.json]
+import { createRequire } from 'node:module'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { normalize, wordErrorRate } from './wer.mjs'
+
+const require = createRequire(import.meta.url)
+const { loadWhisper } = require('../index.js')
+const { values: a } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    audio: { type: 'string' },
+    reference: { type: 'string' },
+    batch: { type: 'string', default: '1,16' },
+    min: { type: 'string', default: '8' },
+    language: { type: 'string', default: 'en' },
+    json: { type: 'string' },
+  },
+})
+if (!a.model || !a.audio || !a.reference) throw new Error('usage: --model DIR --audio F --reference F.txt (see the header)')
+
+/** Runs of ≥ min reference words deleted in a minimum-edit alignment: [{ ref, hyp, length }]. */
+function deletionRuns(r, h, min) {
+  const d = Array.from({ length: r.length + 1 }, (_, i) => {
+    const row = new Int32Array(h.length + 1)
+    row[0] = i
+    return row
+  })
+  for (let j = 0; j <= h.length; j++) d[0][j] = j
+  for (let i = 1; i <= r.length; i++) {
+    for (let j = 1; j <= h.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j - 1] + (r[i - 1] === h[j - 1] ? 0 : 1), d[i - 1][j] + 1, d[i][j - 1] + 1)
+    }
+  }
+  const runs = []
+  let i = r.length
+  let j = h.length
+  let run = 0
+  const close = () => {
+    if (run >= min) runs.push({ ref: i, hyp: j, length: run })
+    run = 0
+  }
+  while (i > 0 || j > 0) {
+    if (i > 0 && j > 0 && d[i][j] === d[i - 1][j - 1] + (r[i - 1] === h[j - 1] ? 0 : 1)) {
+      close()
+      i--
+      j--
+    } else if (i > 0 && d[i][j] === d[i - 1][j] + 1) {
+      i--
+      run++
+    } else {
+      close()
+      j--
+    }
+  }
+  close()
+  return runs.reverse()
+}
+
+const reference = readFileSync(a.reference, 'utf8')
+const r = normalize(reference)
+const model = await loadWhisper(a.model)
+const report = []
+for (const batchSize of a.batch.split(',').map(Number)) {
+  const t0 = performance.now()
+  const result = await model.transcribe(a.audio, { batchSize, language: a.language })
+  const seconds = (performance.now() - t0) / 1e3
+  const segments = result.segments.map((s) => ({ start: s.start, end: s.end, text: s.text }))
+  // Hypothesis word index → segment, to place each run in time.
+  const owner = []
+  segments.forEach((s, k) => normalize(s.text).forEach(() => owner.push(k)))
+  const h = normalize(result.text)
+  const runs = deletionRuns(r, h, Number(a.min)).map((run) => {
+    const at = owner[Math.min(run.hyp, owner.length - 1)] ?? 0
+    return {
+      ...run,
+      lost: r.slice(run.ref, run.ref + run.length).join(' '),
+      segments: segments.slice(Math.max(0, at - 2), at + 3),
+    }
+  })
+  const { wer } = wordErrorRate(reference, result.text)
+  console.log(`\n## batch ${batchSize}: WER ${wer.toFixed(2)} %, ${seconds.toFixed(1)} s, ${segments.length} segments, ${runs.length} run(s) of ≥ ${a.min} lost words`)
+  for (const run of runs) {
+    console.log(`\n- ${run.length} words lost after reference word ${run.ref}: "${run.lost}"`)
+    for (const s of run.segments) console.log(`    [${s.start.toFixed(2)}–${s.end.toFixed(2)}]${s.text}`)
+  }
+  report.push({ batchSize, wer, seconds, runs, segments })
+}
+if (a.json) writeFileSync(a.json, JSON.stringify(report, null, 1))
