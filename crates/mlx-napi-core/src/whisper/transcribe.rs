@@ -35,7 +35,7 @@ use super::{
     decode::{decode_batch, DecodeOptions, DecodedWindow, Prompts},
     mel::{window_frames, HOP_LENGTH, N_FRAMES, SAMPLE_RATE},
     tokenizer::{Task, WhisperTokenizer},
-    windows::{Planner, Skipped},
+    windows::{Planner, Skipped, WordRate},
     WhisperEngine,
 };
 use crate::{Error, Result};
@@ -826,6 +826,9 @@ impl WhisperEngine {
             })
             .collect();
         let mut next_to_emit = 0;
+        // Words per second of speech over every section read so far: a
+        // segment far below it passed over speech (see `skipped_speech`).
+        let mut word_rate = WordRate::default();
         loop {
             run.hooks.check_abort()?;
             let active: Vec<usize> = (0..readers.len())
@@ -889,8 +892,14 @@ impl WhisperEngine {
                 let mut segments = segments_of(tokenizer, seek, offset, pieces, &result, words)?;
                 // Speech the model jumped over is read again, prompted with
                 // the text before it, in a window that ends where it resumed.
-                let skipped = skipped_speech(planner, &segments, seek, seek + consumed)
-                    .filter(|s| reader.reread_from != Some(s.resume));
+                let skipped = skipped_speech(
+                    planner,
+                    &segments,
+                    seek,
+                    seek + consumed,
+                    word_rate.typical(),
+                )
+                .filter(|s| reader.reread_from != Some(s.resume));
                 if !plan.options.condition_on_previous_text
                     || result.decoded.temperature > plan.options.prompt_reset_on_temperature
                 {
@@ -898,6 +907,9 @@ impl WhisperEngine {
                 }
                 if let Some(skip) = &skipped {
                     segments.truncate(skip.keep);
+                }
+                for segment in &segments {
+                    word_rate.add(planner, span_of(segment));
                 }
                 reader
                     .context
@@ -960,23 +972,24 @@ fn skipped_speech(
     segments: &[Segment],
     window_start: usize,
     window_end: usize,
+    typical_rate: Option<f64>,
 ) -> Option<Skipped> {
+    let spans: Vec<(usize, usize, usize)> = segments.iter().map(span_of).collect();
+    planner.skipped_speech(window_start, window_end, &spans, typical_rate)
+}
+
+/// A segment as (start frame, end frame, words).
+fn span_of(segment: &Segment) -> (usize, usize, usize) {
     let frame = |t: f32| {
         (t * SAMPLE_RATE as f32 / HOP_LENGTH as f32)
             .round()
             .max(0.0) as usize
     };
-    let spans: Vec<(usize, usize, usize)> = segments
-        .iter()
-        .map(|s| {
-            (
-                frame(s.start),
-                frame(s.end),
-                s.text.split_whitespace().count(),
-            )
-        })
-        .collect();
-    planner.skipped_speech(window_start, window_end, &spans)
+    (
+        frame(segment.start),
+        frame(segment.end),
+        segment.text.split_whitespace().count(),
+    )
 }
 
 /// The segments of one decoded window (ids are given when they are handed out),

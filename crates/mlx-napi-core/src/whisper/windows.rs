@@ -69,6 +69,42 @@ const SKIP_MIN_SPEECH: f64 = 0.5;
 /// (read speech runs at 2–3 words per second).
 const SKIP_LONG_SEGMENT_FRAMES: usize = 8 * SAMPLE_RATE as usize / HOP_LENGTH;
 const SKIP_MAX_WORD_RATE: f64 = 0.6;
+/// …or with fewer words per second of speech than this share of the
+/// recording's own typical rate ([`WordRate`]). Measured on the long-form set
+/// (H200, batch 16): a 19.4 s segment held 15 words (0.77 per second, above
+/// the absolute floor) where 28 words were spoken besides, against a typical
+/// 2.6 per second of speech. Relative, so that scripts written without spaces
+/// (few "words") and slow speakers are judged against themselves.
+const SKIP_RELATIVE_WORD_RATE: f64 = 0.45;
+
+/// The typical words per second of speech of the segments read so far (the
+/// median over segments of ≥ 2 s), known once there are enough of them.
+#[derive(Debug, Default)]
+pub struct WordRate {
+    rates: Vec<f64>,
+}
+
+impl WordRate {
+    const MIN_SEGMENTS: usize = 8;
+    const MIN_FRAMES: usize = 2 * SAMPLE_RATE as usize / HOP_LENGTH;
+
+    /// Adds a segment `(start frame, end frame, words)` that was accepted.
+    pub fn add(&mut self, planner: &Planner, (start, end, words): (usize, usize, usize)) {
+        let speech = planner.speech_seconds(start, end);
+        if end >= start + Self::MIN_FRAMES && speech > 0.0 {
+            self.rates.push(words as f64 / speech);
+        }
+    }
+
+    pub fn typical(&self) -> Option<f64> {
+        if self.rates.len() < Self::MIN_SEGMENTS {
+            return None;
+        }
+        let mut sorted = self.rates.clone();
+        sorted.sort_by(f64::total_cmp);
+        Some(sorted[sorted.len() / 2])
+    }
+}
 
 /// Finds pauses (and speech) in one audio signal.
 pub struct Planner {
@@ -104,6 +140,12 @@ impl Planner {
     }
 
     /// Share of the frames in `from..to` loud enough to be speech.
+    /// Seconds of speech in frames `from..to`.
+    pub fn speech_seconds(&self, from: usize, to: usize) -> f64 {
+        let frames = to.min(self.power.len()).saturating_sub(from);
+        self.speech_share(from, to) * frames as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64
+    }
+
     pub fn speech_share(&self, from: usize, to: usize) -> f64 {
         let to = to.min(self.power.len());
         if from >= to {
@@ -128,6 +170,7 @@ impl Planner {
         window_start: usize,
         window_end: usize,
         spans: &[(usize, usize, usize)],
+        typical_rate: Option<f64>,
     ) -> Option<Skipped> {
         let passed_over = |from: usize, to: usize| {
             to >= from + SKIP_MIN_FRAMES && self.speech_share(from, to) >= SKIP_MIN_SPEECH
@@ -143,8 +186,13 @@ impl Planner {
             }
             let seconds =
                 (end.saturating_sub(start)) as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
+            let sparse = (words as f64) < SKIP_MAX_WORD_RATE * seconds
+                || typical_rate.is_some_and(|typical| {
+                    (words as f64)
+                        < SKIP_RELATIVE_WORD_RATE * typical * self.speech_seconds(start, end)
+                });
             if end >= start + SKIP_LONG_SEGMENT_FRAMES
-                && (words as f64) < SKIP_MAX_WORD_RATE * seconds
+                && sparse
                 && self.speech_share(start, end) >= SKIP_MIN_SPEECH
             {
                 return Some(Skipped {
@@ -362,12 +410,12 @@ mod tests {
         assert!(planner.speech_share(f(5.8), f(6.2)) < 0.5);
         // Every sentence read: nothing skipped.
         let all: Vec<_> = pieces.iter().map(|&(a, b)| (f(a), f(b), 12)).collect();
-        assert_eq!(planner.skipped_speech(0, f(30.0), &all), None);
+        assert_eq!(planner.skipped_speech(0, f(30.0), &all, None), None);
         // The model jumped from the first sentence to the fourth: re-read
         // from the end of the first, in a window that ends where it resumed.
         let jumped = [all[0], all[3], all[4]];
         assert_eq!(
-            planner.skipped_speech(0, f(30.0), &jumped),
+            planner.skipped_speech(0, f(30.0), &jumped, None),
             Some(Skipped {
                 keep: 1,
                 resume: f(5.5),
@@ -376,7 +424,7 @@ mod tests {
         );
         // Its first segment starts in the middle of the window.
         assert_eq!(
-            planner.skipped_speech(0, f(30.0), &all[3..]),
+            planner.skipped_speech(0, f(30.0), &all[3..], None),
             Some(Skipped {
                 keep: 0,
                 resume: 0,
@@ -386,7 +434,7 @@ mod tests {
         // One segment claims 0.5–17.5 s with 6 words.
         let sparse = [(f(0.5), f(17.5), 6), all[3], all[4]];
         assert_eq!(
-            planner.skipped_speech(0, f(30.0), &sparse),
+            planner.skipped_speech(0, f(30.0), &sparse, None),
             Some(Skipped {
                 keep: 0,
                 resume: f(0.5),
@@ -395,7 +443,7 @@ mod tests {
         );
         // The last sentences never read, though the window was taken whole.
         assert_eq!(
-            planner.skipped_speech(0, f(30.0), &all[..2]),
+            planner.skipped_speech(0, f(30.0), &all[..2], None),
             Some(Skipped {
                 keep: 2,
                 resume: f(11.5),
@@ -406,7 +454,59 @@ mod tests {
         let quiet = speech_in(30.0, &[(0.5, 5.5), (20.0, 25.0)]);
         let planner = Planner::new(&quiet, f(30.0));
         assert_eq!(
-            planner.skipped_speech(0, f(30.0), &[(f(0.5), f(5.5), 12), (f(20.0), f(25.0), 12)]),
+            planner.skipped_speech(
+                0,
+                f(30.0),
+                &[(f(0.5), f(5.5), 12), (f(20.0), f(25.0), 12)],
+                None
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_segment_far_sparser_than_the_recordings_own_rate_is_read_again() {
+        let f = |s: f32| (s * 100.0) as usize;
+        // Speech throughout 0–30 s, in 5 s sentences with 0.5 s pauses.
+        let pieces: Vec<(f32, f32)> = (0..5)
+            .map(|k| (k as f32 * 6.0 + 0.5, k as f32 * 6.0 + 5.5))
+            .collect();
+        let planner = Planner::new(&speech_in(30.0, &pieces), f(30.0));
+        // 0.5–17.5 s with 12 words: 0.7 per second, above the absolute floor
+        // (0.6), so without a typical rate it passes…
+        let claimed = [
+            (f(0.5), f(17.5), 12),
+            (f(18.5), f(23.5), 12),
+            (f(24.5), f(29.5), 12),
+        ];
+        assert_eq!(planner.skipped_speech(0, f(30.0), &claimed, None), None);
+        // …no rate is known before 8 segments of ≥ 2 s were read…
+        let mut rate = WordRate::default();
+        for &(a, b) in &pieces {
+            rate.add(&planner, (f(a), f(b), 12));
+        }
+        assert_eq!(rate.typical(), None);
+        rate.add(&planner, (f(0.5), f(1.5), 1)); // too short to count
+        for &(a, b) in &pieces[..3] {
+            rate.add(&planner, (f(a), f(b), 13));
+        }
+        // …this recording speaks ~2.5 words per second of speech: 12 words
+        // over ~15 s of speech is a skip.
+        let typical = rate.typical().unwrap();
+        assert!((2.2..2.9).contains(&typical), "{typical}");
+        assert_eq!(
+            planner.skipped_speech(0, f(30.0), &claimed, Some(typical)),
+            Some(Skipped {
+                keep: 0,
+                resume: f(0.5),
+                limit: f(17.5)
+            })
+        );
+        // 20 words in the same stretch is within this recording's own range
+        // (above 45 % of its rate): read as it is.
+        let dense_enough = [(f(0.5), f(17.5), 20), claimed[1], claimed[2]];
+        assert_eq!(
+            planner.skipped_speech(0, f(30.0), &dense_enough, Some(typical)),
             None
         );
     }
