@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import OpenAI from 'openai'
-import { sharedPath } from './shared.mjs'
+import { multilingualFixture, sharedPath } from './shared.mjs'
 
 const require = createRequire(import.meta.url)
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -483,4 +483,28 @@ test('mlx-napi serve: listens on the printed URL, serves, stops on SIGTERM', { s
   const { code } = await exited
   assert.equal(code, 0, stderr)
   assert.match(stderr, /stopping/)
+})
+
+test('translation through the real engine on a multilingual model (random weights): the openai client gets task translate', { skip, timeout: 120_000 }, async () => {
+  const { loadWhisper } = require('../index.js')
+  const dir = multilingualFixture()
+  const multi = await loadWhisper(dir, { tokenizerDir: whisperDir })
+  const local = createServer({ whispers: [{ id: 'multi', model: multi }] })
+  try {
+    const base = await local.listen({ port: 0 })
+    const c = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused' })
+    const file = new File([readFileSync(jfk)], 'jfk.wav')
+    const verbose = await c.audio.translations.create({ file, model: 'multi', response_format: 'verbose_json', temperature: 0 })
+    assert.equal(verbose.task, 'translate')
+    assert.equal(typeof verbose.text, 'string')
+    assert.ok(verbose.duration > 10 && verbose.duration < 12, String(verbose.duration))
+    // A language name, as OpenAI reports it (random weights pick some language).
+    assert.match(verbose.language, /^[a-z ]+$/)
+    const text = await c.audio.translations.create({ file, model: 'multi', response_format: 'text', temperature: 0 })
+    assert.equal(typeof text, 'string')
+  } finally {
+    await local.close()
+    await multi.dispose()
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
