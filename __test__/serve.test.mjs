@@ -33,7 +33,7 @@ const KEY = 'test-key'
 const JFK = /ask not what your country can do for you,? ask what you can do for your country/i
 const T = { timeout: 600_000 }
 
-let llm, whisper, server, url, client, limited, limitedUrl
+let llm, llmOne, whisper, server, url, client, limited, limitedUrl
 
 /** The first `name` event of `srv` for which `pred` holds. */
 function nextEvent(srv, name, pred = () => true) {
@@ -79,8 +79,18 @@ before(async () => {
   server = createServer({ ...models, apiKey: KEY, maxQueue: 15 })
   url = await server.listen({ port: 0 })
   client = new OpenAI({ baseURL: `${url}/v1`, apiKey: KEY, maxRetries: 0, timeout: 600_000 })
-  // A second server over the same models with tight limits: 64 KiB bodies, one waiting request.
-  limited = createServer({ ...models, apiKey: KEY, maxQueue: 1, maxAudioBytes: 64 * 1024, maxBodyBytes: 64 * 1024 })
+  // A second server with tight limits: 64 KiB bodies, one waiting request, and
+  // the same LLM loaded to decode one request at a time (maxBatchSize 1), so
+  // that a second request waits instead of joining the first one's batch.
+  llmOne = await loadLLM(llmDir, { maxBatchSize: 1 })
+  limited = createServer({
+    llms: [{ id: LLM_ID, model: llmOne }],
+    whispers: models.whispers,
+    apiKey: KEY,
+    maxQueue: 1,
+    maxAudioBytes: 64 * 1024,
+    maxBodyBytes: 64 * 1024,
+  })
   limitedUrl = await limited.listen({ port: 0 })
 })
 
@@ -88,6 +98,7 @@ after(async () => {
   await server?.close()
   await limited?.close()
   await llm?.dispose()
+  await llmOne?.dispose()
   await whisper?.dispose()
 })
 
