@@ -32,9 +32,14 @@ export function wordErrorRate(reference, hypothesis) {
   return { errors, words: r.length, wer: (100 * errors) / Math.max(1, r.length) }
 }
 
-/** The longest run of consecutive reference words missing from `hypothesis`
- * (deleted in a minimum-edit alignment): lost words, not misheard ones. */
-export function longestDeletionRun(reference, hypothesis) {
+/**
+ * Runs of at least `min` consecutive reference words missing from
+ * `hypothesis` (deleted in a minimum-edit alignment: lost words, not misheard
+ * ones), in reference order: `{ ref, hyp, length }`, where `ref` is the first
+ * lost word's index in the normalized reference and `hyp` the position in the
+ * normalized hypothesis where they are missing.
+ */
+export function deletionRuns(reference, hypothesis, min = 1) {
   const r = normalize(reference)
   const h = normalize(hypothesis)
   const d = Array.from({ length: r.length + 1 }, (_, i) => {
@@ -48,21 +53,32 @@ export function longestDeletionRun(reference, hypothesis) {
       d[i][j] = Math.min(d[i - 1][j - 1] + (r[i - 1] === h[j - 1] ? 0 : 1), d[i - 1][j] + 1, d[i][j - 1] + 1)
     }
   }
+  const runs = []
   let i = r.length
   let j = h.length
   let run = 0
-  let longest = 0
+  const close = () => {
+    if (run >= min) runs.push({ ref: i, hyp: j, length: run })
+    run = 0
+  }
   while (i > 0 || j > 0) {
     if (i > 0 && j > 0 && d[i][j] === d[i - 1][j - 1] + (r[i - 1] === h[j - 1] ? 0 : 1)) {
+      close()
       i--
       j--
-      run = 0
     } else if (i > 0 && d[i][j] === d[i - 1][j] + 1) {
       i--
-      longest = Math.max(longest, ++run)
+      run++
     } else {
+      close()
       j--
     }
   }
-  return longest
+  close()
+  return runs.reverse()
+}
+
+/** The longest run of consecutive reference words missing from `hypothesis` (see `deletionRuns`). */
+export function longestDeletionRun(reference, hypothesis) {
+  return Math.max(0, ...deletionRuns(reference, hypothesis).map((run) => run.length))
 }

@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { normalize, wordErrorRate } from './wer.mjs'
+import { deletionRuns, normalize, wordErrorRate } from './wer.mjs'
 
 const require = createRequire(import.meta.url)
 const { loadWhisper } = require('../index.js')
@@ -27,44 +27,6 @@ const { values: a } = parseArgs({
 })
 if (!a.model || !a.audio || !a.reference) throw new Error('usage: --model DIR --audio F --reference F.txt (see the header)')
 
-/** Runs of ≥ min reference words deleted in a minimum-edit alignment: [{ ref, hyp, length }]. */
-function deletionRuns(r, h, min) {
-  const d = Array.from({ length: r.length + 1 }, (_, i) => {
-    const row = new Int32Array(h.length + 1)
-    row[0] = i
-    return row
-  })
-  for (let j = 0; j <= h.length; j++) d[0][j] = j
-  for (let i = 1; i <= r.length; i++) {
-    for (let j = 1; j <= h.length; j++) {
-      d[i][j] = Math.min(d[i - 1][j - 1] + (r[i - 1] === h[j - 1] ? 0 : 1), d[i - 1][j] + 1, d[i][j - 1] + 1)
-    }
-  }
-  const runs = []
-  let i = r.length
-  let j = h.length
-  let run = 0
-  const close = () => {
-    if (run >= min) runs.push({ ref: i, hyp: j, length: run })
-    run = 0
-  }
-  while (i > 0 || j > 0) {
-    if (i > 0 && j > 0 && d[i][j] === d[i - 1][j - 1] + (r[i - 1] === h[j - 1] ? 0 : 1)) {
-      close()
-      i--
-      j--
-    } else if (i > 0 && d[i][j] === d[i - 1][j] + 1) {
-      i--
-      run++
-    } else {
-      close()
-      j--
-    }
-  }
-  close()
-  return runs.reverse()
-}
-
 const reference = readFileSync(a.reference, 'utf8')
 const r = normalize(reference)
 const model = await loadWhisper(a.model)
@@ -77,8 +39,7 @@ for (const batchSize of a.batch.split(',').map(Number)) {
   // Hypothesis word index → segment, to place each run in time.
   const owner = []
   segments.forEach((s, k) => normalize(s.text).forEach(() => owner.push(k)))
-  const h = normalize(result.text)
-  const runs = deletionRuns(r, h, Number(a.min)).map((run) => {
+  const runs = deletionRuns(reference, result.text, Number(a.min)).map((run) => {
     const at = owner[Math.min(run.hyp, owner.length - 1)] ?? 0
     return {
       ...run,
