@@ -134,6 +134,17 @@ fn save_finding(name: &str, input: &[u8]) {
     let _ = std::fs::write(dir.join(format!("{hash:016x}")), input);
 }
 
+/// CPU time this process has used, user + system (Linux: fields 14 and 15 of
+/// /proc/self/stat, in clock ticks of 1/100 s); None elsewhere.
+fn process_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; count fields after its ')'.
+    let mut rest = s[s.rfind(')')? + 1..].split_whitespace().skip(11);
+    let user: f64 = rest.next()?.parse().ok()?;
+    let system: f64 = rest.next()?.parse().ok()?;
+    Some((user + system) / 100.0)
+}
+
 fn fuzz(name: &str, seeds: &[Vec<u8>], mut target: impl FnMut(&[u8])) -> (u64, Vec<String>) {
     if std::env::var("MLX_FUZZ_TARGET").is_ok_and(|t| t != name) {
         return (0, Vec::new());
@@ -149,6 +160,11 @@ fn fuzz(name: &str, seeds: &[Vec<u8>], mut target: impl FnMut(&[u8])) -> (u64, V
         .ok()
         .and_then(|v| v.parse().ok());
     let deadline = seconds.map(|s| Instant::now() + Duration::from_secs(s));
+    // A CPU-time budget: on a shared machine a wall-clock budget says little
+    // about how much fuzzing a target got.
+    let cpu_budget: Option<f64> = std::env::var("MLX_FUZZ_CPU_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ name.len() as u64);
     let (mut runs, mut findings) = (0u64, Vec::new());
     // Quiet the default panic message: findings are reported below.
@@ -157,6 +173,11 @@ fn fuzz(name: &str, seeds: &[Vec<u8>], mut target: impl FnMut(&[u8])) -> (u64, V
     loop {
         match deadline {
             Some(d) if Instant::now() >= d => break,
+            _ if runs % 64 == 0
+                && cpu_budget.is_some_and(|b| process_cpu_seconds().is_some_and(|c| c >= b)) =>
+            {
+                break
+            }
             // Every seed (committed cases included) runs at least once.
             None if runs >= iters.max(seeds.len() as u64) => break,
             _ => {}
@@ -186,8 +207,9 @@ fn fuzz(name: &str, seeds: &[Vec<u8>], mut target: impl FnMut(&[u8])) -> (u64, V
     }
     std::panic::set_hook(hook);
     println!(
-        "fuzz {name}: {runs} executions, {} findings",
-        findings.len()
+        "fuzz {name}: {runs} executions, {} findings, {:.0} CPU s",
+        findings.len(),
+        process_cpu_seconds().unwrap_or(0.0)
     );
     (runs, findings)
 }

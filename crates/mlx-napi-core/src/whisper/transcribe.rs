@@ -822,7 +822,7 @@ impl WhisperEngine {
                 prompt_reset_since: 0,
                 segments: Vec::new(),
                 limit: None,
-                reread_from: None,
+                reread: None,
             })
             .collect();
         let mut next_to_emit = 0;
@@ -891,7 +891,9 @@ impl WhisperEngine {
                 let words = run.words.as_mut().map(|w| (w, &audio, window));
                 let mut segments = segments_of(tokenizer, seek, offset, pieces, &result, words)?;
                 // Speech the model jumped over is read again, prompted with
-                // the text before it, in a window that ends where it resumed.
+                // the text before it, in a window that ends where it resumed;
+                // skipped again from the same frame, in two halves split at a
+                // pause; a third time, it is accepted as it is.
                 let skipped = skipped_speech(
                     planner,
                     &segments,
@@ -899,13 +901,19 @@ impl WhisperEngine {
                     seek + consumed,
                     word_rate.typical(),
                 )
-                .filter(|s| reader.reread_from != Some(s.resume));
+                .and_then(|skip| match reader.reread {
+                    Some(r) if r.same_start(skip.resume) && !r.halved => planner
+                        .split_point(skip.resume, skip.limit)
+                        .map(|mid| (Skipped { limit: mid, ..skip }, true)),
+                    Some(r) if r.same_start(skip.resume) => None,
+                    _ => Some((skip, false)),
+                });
                 if !plan.options.condition_on_previous_text
                     || result.decoded.temperature > plan.options.prompt_reset_on_temperature
                 {
                     reader.prompt_reset_since = reader.context.len();
                 }
-                if let Some(skip) = &skipped {
+                if let Some((skip, _)) = &skipped {
                     segments.truncate(skip.keep);
                 }
                 for segment in &segments {
@@ -915,10 +923,13 @@ impl WhisperEngine {
                     .context
                     .extend(segments.iter().flat_map(|s| s.tokens.iter().copied()));
                 reader.segments.extend(segments);
-                if let Some(skip) = skipped {
+                if let Some((skip, halved)) = skipped {
                     reader.seek = skip.resume.max(seek);
                     reader.limit = Some(skip.limit);
-                    reader.reread_from = Some(skip.resume);
+                    reader.reread = Some(Reread {
+                        from: skip.resume,
+                        halved,
+                    });
                     continue;
                 }
                 reader.seek += consumed;
@@ -960,9 +971,25 @@ struct SectionReader {
     segments: Vec<Segment>,
     /// Re-reading skipped speech: the next window ends by this frame.
     limit: Option<usize>,
-    /// Where the last re-read of skipped speech started (a second skip from
-    /// the same frame is accepted as is: no endless loop).
-    reread_from: Option<usize>,
+    /// The last re-read of skipped speech (bounded: see [`Reread`]).
+    reread: Option<Reread>,
+}
+
+/// A re-read of skipped speech: where it started, and whether it already
+/// covered only the first half of the span. A skip found again from the same
+/// frame is read in halves once, then accepted as is (no endless loop).
+#[derive(Clone, Copy)]
+struct Reread {
+    from: usize,
+    halved: bool,
+}
+
+impl Reread {
+    /// Within a second of where it started: the same skip (the model's
+    /// timestamps move a little between reads of the same audio).
+    fn same_start(&self, resume: usize) -> bool {
+        resume.abs_diff(self.from) <= SAMPLE_RATE as usize / HOP_LENGTH
+    }
 }
 
 /// Speech a decoded window's segments passed over (see

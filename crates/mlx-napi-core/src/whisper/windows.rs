@@ -210,6 +210,20 @@ impl Planner {
         })
     }
 
+    /// Where to split `from..to` for a second re-read of skipped speech: a
+    /// pause in its middle third, when the span is long enough (≥ 6 s) for
+    /// both halves to be at least the 3 s a skip must span. A window that
+    /// covers only half of the span cannot be summed up by one sparse
+    /// segment again (seen on the H200 at batch 16: re-reading the jfk clip
+    /// in one window gave the same 19.4 s segment of 15 words).
+    pub fn split_point(&self, from: usize, to: usize) -> Option<usize> {
+        let span = to.checked_sub(from)?;
+        if span < 2 * SKIP_MIN_FRAMES || to > self.frames() {
+            return None;
+        }
+        Some(quiet_cut(&self.power, from + span / 3, from + 2 * span / 3))
+    }
+
     fn frames(&self) -> usize {
         self.power.len()
     }
@@ -509,6 +523,29 @@ mod tests {
             planner.skipped_speech(0, f(30.0), &dense_enough, Some(typical)),
             None
         );
+    }
+
+    #[test]
+    fn a_second_reread_splits_the_span_in_a_pause() {
+        let f = |s: f32| (s * 100.0) as usize;
+        // Sentences 0.5–5.5, 6.5–11.5, 12.5–17.5 s.
+        let pieces: Vec<(f32, f32)> = (0..3)
+            .map(|k| (k as f32 * 6.0 + 0.5, k as f32 * 6.0 + 5.5))
+            .collect();
+        let planner = Planner::new(&speech_in(30.0, &pieces), f(30.0));
+        // 0.5–17.5 s: the cut lies in its middle third (frames 616–1183),
+        // in a pause (the one from 11.5 s reaches into it), never inside a
+        // sentence.
+        let cut = planner.split_point(f(0.5), f(17.5)).unwrap();
+        assert!((616..=1183).contains(&cut), "{cut}");
+        assert!(
+            planner.speech_share(cut.saturating_sub(5), cut + 5) < 0.5,
+            "{cut}"
+        );
+        // Too short to split in two halves of ≥ 3 s each.
+        assert_eq!(planner.split_point(f(0.5), f(6.0)), None);
+        // Past the audio.
+        assert_eq!(planner.split_point(f(0.5), f(40.0)), None);
     }
 
     #[test]
