@@ -174,6 +174,10 @@ if (a.mode === 'decode') {
   for (const c of counts) {
     row(`per-stream decode tok/s (median stream), ${c} streams`, bySide, (r) => r.per_stream_decode_tps[c], { extra: '' })
   }
+  for (const c of counts) {
+    row(`last stream's first token, ms, ${c} streams (lower is better)`, bySide,
+      (r) => r.last_first_token_ms?.[c], { higherIsBetter: false, extra: '' })
+  }
   extraInfo = { raw: bySide }
 } else {
   // Cold: fresh empty caches per run and side. Warm: each side's own caches.

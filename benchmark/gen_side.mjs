@@ -110,10 +110,13 @@ if (a.mode === 'first-token') {
   }
   out.aggregate_tps = {}
   out.per_stream_decode_tps = {}
+  out.last_first_token_ms = {}
   for (const c of counts) {
     await runStreams(c, 8) // warm-up at this batch size
     const { wall, per } = await runStreams(c, tokens)
     out.aggregate_tps[c] = (c * tokens) / wall
+    // When the last stream got its first token: the prefill cost of joining.
+    out.last_first_token_ms[c] = Math.max(...per.map((p) => p.stamps[0]))
     const rates = per.map((p) => decodeRate(p.stamps)).sort((x, y) => x - y)
     out.per_stream_decode_tps[c] = rates[rates.length >> 1]
   }

@@ -112,13 +112,15 @@ def main():
             wall = time.perf_counter() - start
             gen.close()
             rates = sorted((max_tokens - 1) / (last[u] - first[u]) for u in first if last[u] > first[u])
-            return wall, produced, rates
+            return wall, produced, rates, max(first.values()) * 1e3
 
         out["aggregate_tps"] = {}
         out["per_stream_decode_tps"] = {}
+        out["last_first_token_ms"] = {}
         for c in counts:
             run(c, 8)  # warm-up at this batch size
-            wall, produced, rates = run(c, a.stream_tokens)
+            wall, produced, rates, last_first = run(c, a.stream_tokens)
+            out["last_first_token_ms"][str(c)] = last_first
             out["aggregate_tps"][str(c)] = produced / wall
             out["per_stream_decode_tps"][str(c)] = rates[len(rates) // 2] if rates else 0.0
         out["peak_memory"] = mx.get_peak_memory()
