@@ -19,7 +19,10 @@
 // --budget-s stops starting runs once the time is spent (the table says how
 // many ran); a device call has 10 minutes.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -125,11 +128,17 @@ function row(label, bySide, pick, { digits = 1, higherIsBetter = true, extra, no
   rows.push({ label, stats, ratio, extra })
 }
 
+// What a generated checkpoint is (benchmark/models/make_random_mlx.py writes
+// random_model.json), printed under the table's title: e.g. a depth cut.
+const provenance = join(a.model, 'random_model.json')
+const modelNote = existsSync(provenance) ? JSON.parse(readFileSync(provenance, 'utf8')).note : null
+
 function header(extraColumn) {
   const cols = sides.map((s) => `${s} median (min–max) [runs]`)
   if (sides.length > 1) cols.push('ratio (> 1: mlx-napi faster)')
   if (extraColumn) cols.push(extraColumn)
   console.log(`\n${name} — ${a.mode}, each side alone in its own process, alternating\n`)
+  if (modelNote) console.log(`Model: ${modelNote}.\n`)
   console.log(`| case | ${cols.join(' | ')} |`)
   console.log(`| --- |${' --- |'.repeat(cols.length)}`)
 }
@@ -141,13 +150,60 @@ function weightBytes(dir) {
     .reduce((sum, f) => sum + statSync(join(dir, f)).size, 0)
 }
 
+/** Each tensor's bytes, from the safetensors headers (no tensor data read). */
+function tensorBytes(dir) {
+  const sizes = {}
+  for (const f of readdirSync(dir).filter((f) => f.endsWith('.safetensors'))) {
+    const fd = openSync(join(dir, f), 'r')
+    try {
+      const word = Buffer.alloc(8)
+      readSync(fd, word, 0, 8, 0)
+      const header = Buffer.alloc(Number(word.readBigUInt64LE()))
+      readSync(fd, header, 0, header.length, 8)
+      for (const [t, info] of Object.entries(JSON.parse(header.toString('utf8')))) {
+        if (t !== '__metadata__') sizes[t] = info.data_offsets[1] - info.data_offsets[0]
+      }
+    } finally {
+      closeSync(fd)
+    }
+  }
+  return sizes
+}
+
+/** Bytes one batch-1 decode step reads (the roofline's divisor): the weight
+ *  files, less what a step does not touch —
+ *  - a mixture of experts runs each token through k of its E experts per
+ *    layer (k distinct ones), so the expert tensors (`.switch_mlp.` /
+ *    `.experts.`) count k/E;
+ *  - a model with its own `lm_head` looks up one row of its input embedding
+ *    table per token, so that table does not count (a tied table is the head,
+ *    read whole, and counts).
+ *  Everything else counts whole. */
+function decodeBytes(dir) {
+  const files = weightBytes(dir)
+  const sizes = Object.entries(tensorBytes(dir))
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))
+  const c = config.text_config ?? config
+  const experts = c.num_experts ?? c.num_local_experts
+  const k = c.num_experts_per_tok
+  const moe = experts > 0 && k > 0
+  const sum = (re) => sizes.filter(([t]) => re.test(t)).reduce((n, [, b]) => n + b, 0)
+  const expertBytes = moe ? sum(/\.(switch_mlp|experts)\./) : 0
+  const ownHead = sizes.some(([t]) => /(^|\.)lm_head\.weight$/.test(t))
+  const embedBytes = ownHead ? sum(/(^|\.)embed_tokens\.(weight|scales|biases)$/) : 0
+  const bytes = files - embedBytes - (moe ? expertBytes * (1 - k / experts) : 0)
+  return { bytes, files, embedBytes, ...(moe ? { experts, k, expertBytes } : {}) }
+}
+
 let extraInfo = {}
 if (a.mode === 'decode') {
   const bySide = await alternate(runs)
   const bw = a.bandwidth ? Number(a.bandwidth) * 1e9 : null
-  const bytes = weightBytes(a.model)
+  const read = decodeBytes(a.model)
+  const bytes = read.bytes
   const roofline = bw ? bw / bytes : null
-  header(roofline ? `mlx-napi % of roofline (${(bw / 1e12).toFixed(2)} TB/s ÷ ${(bytes / 1e9).toFixed(2)} GB = ${roofline.toFixed(0)} tok/s)` : null)
+  const gb = (n) => `${(n / 1e9).toFixed(2)} GB`
+  header(roofline ? `mlx-napi % of roofline (${(bw / 1e12).toFixed(2)} TB/s ÷ ${gb(bytes)} read per token = ${roofline.toFixed(0)} tok/s)` : null)
   for (const setting of ['greedy', 'all filters']) {
     const ours = summarize(bySide['mlx-napi'].map((r) => r.decode_tps[setting]))
     row(`decode tok/s, ${setting}, ${a.tokens} tokens`, bySide, (r) => r.decode_tps[setting], {
@@ -159,7 +215,25 @@ if (a.mode === 'decode') {
     (r) => 100 * (1 - r.decode_tps['all filters'] / r.decode_tps.greedy), { noRatio: true, extra: roofline ? '' : undefined })
   const reads = summarize(bySide['mlx-napi'].map((r) => r.host_reads_per_token.greedy))
   console.log(`\nhost reads per token (mlx-napi, greedy): ${reads.median.toFixed(3)}`)
-  extraInfo = { bandwidth_bytes_per_s: bw, weight_bytes: bytes, roofline_tps: roofline, raw: bySide }
+  if (read.bytes !== read.files) {
+    const parts = []
+    if (read.experts) {
+      parts.push(`${read.k}/${read.experts} of the expert weights (${gb(read.expertBytes)}): a token goes ` +
+        `through ${read.k} of each layer's ${read.experts} experts`)
+    }
+    if (read.embedBytes) parts.push(`not the input embedding table (${gb(read.embedBytes)}): one row per token`)
+    console.log(`\nBytes read per token: ${gb(bytes)} of the weight files' ${gb(read.files)} — ${parts.join('; ')}.`)
+  }
+  extraInfo = {
+    bandwidth_bytes_per_s: bw,
+    weight_bytes: read.files,
+    decode_read_bytes: bytes,
+    input_embedding_bytes_not_read: read.embedBytes,
+    ...(read.experts ? { moe: { experts: read.experts, per_token: read.k, expert_bytes: read.expertBytes } } : {}),
+    roofline_tps: roofline,
+    model_note: modelNote,
+    raw: bySide,
+  }
 } else if (a.mode === 'streams') {
   const bySide = await alternate(runs)
   header('mlx-napi aggregate ÷ its 1-stream rate')

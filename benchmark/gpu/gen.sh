@@ -4,21 +4,29 @@
 # (≤ 10 min; BUDGET_S, default 540, stops starting runs in time).
 # Usage: bash benchmark/gpu/gen.sh STEP [MODEL...]   (OUT = results dir)
 #   models        random-weight qwen2.5-0.5b and llama-3.1-8b into $MODELS (as llm.sh)
+#   models16      issue #16's random-weight gemma3-4b (bf16, 7.8 GB), qwen3-30b-a3b-4bit
+#                 (48 layers, MLX 4-bit, 17.2 GB) and qwen3-30b-a3b-bf16-24l (24 of its 48
+#                 layers, bf16, 31.2 GB: the whole bf16 model would not fit the 64 GiB disk)
+#                 into $MODELS, built in MLX (models/make_random_mlx.py); if the disk has too
+#                 little room, the bf16 model gets fewer layers and its name says how many
 #   bandwidth     device copy bandwidth through MLX -> $OUT/bandwidth.json (the roofline)
-#   decode M..    decode tok/s greedy / all filters + sampling cost + roofline, vs mlx-lm
+#   decode M..    decode tok/s greedy / all filters + sampling cost + roofline, vs mlx-lm;
+#                 the models share what is left of BUDGET_S evenly
 #   streams M..   aggregate tok/s at 1/4/16/64 concurrent streams, vs mlx-lm's BatchGenerator
 #   first-token M process start -> first token with cold and warm kernel caches, vs mlx-lm
 #   small         = bandwidth + decode qwen2.5-0.5b + streams qwen2.5-0.5b (fits one call)
-# Models: qwen2.5-0.5b, llama-3.1-8b (from `models`), smollm2-135m-4bit (real weights).
+# Models: qwen2.5-0.5b, llama-3.1-8b (from `models`), smollm2-135m-4bit (real weights),
+# gemma3-4b, qwen3-30b-a3b-4bit, qwen3-30b-a3b-bf16-24l (from `models16`;
+# qwen3-30b-a3b-bf16 names whichever qwen3-30b-a3b-bf16-<N>l it made).
 # RUNS (default 7) sets runs per side; every table lists the runs each cell got.
 # What comes back: $OUT/*.md (the tables), $OUT/device.txt and $OUT/gen-STEP.tgz (the
 # tables, raw JSON with every run, stderr logs, bandwidth.json): few files, as the
 # device tool returns at most 8.
 set -euo pipefail
-source /root/gpu-env.sh
+source "${GPU_ENV:-/root/gpu-env.sh}"   # GPU_ENV=/dev/null: a CPU dry run (README, issue #16)
 export PYTHONUNBUFFERED=1 MLX_CUDA_GRAPH_CACHE_SIZE="${MLX_CUDA_GRAPH_CACHE_SIZE:-1000}"
 OUT="${OUT:-/tmp/out}"
-RES="/tmp/gen-results"          # survives between calls while the machine stays warm
+RES="${RES:-/tmp/gen-results}"  # survives between calls while the machine stays warm
 MODELS="${MODELS:-/tmp/models}"
 SHARED="${MLX_TEST_SHARED:-/root/gpu-extra/shared}"
 BUDGET_S="${BUDGET_S:-540}"
@@ -29,6 +37,13 @@ left() { echo $(( BUDGET_S - ($(date +%s) - start) )); }
 dir_of() {
   case "$1" in
     smollm2-135m-4bit) echo "$SHARED/models/smollm2-135m-instruct-4bit" ;;
+    qwen3-30b-a3b-bf16)  # the deepest qwen3-30b-a3b-bf16-<N>l that models16 made
+      local d n best=0
+      for d in "$MODELS"/qwen3-30b-a3b-bf16-*l; do
+        n=${d##*-}; n=${n%l}
+        if [[ "$n" =~ ^[0-9]+$ && -f "$d/config.json" ]] && (( n > best )); then best=$n; fi
+      done
+      echo "$MODELS/qwen3-30b-a3b-bf16-${best}l" ;;
     *) echo "$MODELS/$1" ;;
   esac
 }
@@ -36,20 +51,42 @@ bandwidth() {  # GB/s, measured once per machine
   [ -f "$RES/bandwidth.json" ] || python3 benchmark/peers/mlx_bandwidth.py > "$RES/bandwidth.json"
   python3 -c "import json; print(json.load(open('$RES/bandwidth.json'))['best_bytes_per_s'] / 1e9)"
 }
-gen() {  # mode model extra-args...
-  local mode=$1 m=$2; shift 2
-  node benchmark/gen.mjs --mode "$mode" --model "$(dir_of "$m")" --name "$m" --runs "$RUNS" \
-    --budget-s "$(left)" --json "$RES/gen-$mode-$m.json" "$@" 2>"$RES/gen-$mode-$m.log" \
+gen() {  # mode model extra-args...   (budget: seconds for this model, default all that is left)
+  local mode=$1 dir m; dir=$(dir_of "$2"); shift 2
+  m=${dir##*/}
+  if [ ! -f "$dir/config.json" ]; then
+    echo "gen.sh: no model at $dir (run the models / models16 step first)" | tee "$OUT/gen-$mode-$m.md" >&2
+    return 1
+  fi
+  node benchmark/gen.mjs --mode "$mode" --model "$dir" --name "$m" --runs "$RUNS" \
+    --budget-s "${budget:-$(left)}" --json "$RES/gen-$mode-$m.json" "$@" 2>"$RES/gen-$mode-$m.log" \
     | tee "$RES/gen-$mode-$m.md" "$OUT/gen-$mode-$m.md"
 }
 pack() { tar czf "$OUT/gen-$step.tgz" -C "$RES" .; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/device.txt" "$RES/device.txt"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null ||
+  echo "no nvidia-smi: $(python3 -c 'import mlx.core as mx; print(mx.default_device())')"; } | tee "$OUT/device.txt" "$RES/device.txt"
 step="${1:?step}"; shift || true
 trap pack EXIT
 case "$step" in
   models) bash benchmark/gpu/llm.sh models ;;
+  models16)
+    df -h "$MODELS" | tee "$OUT/models16.txt"
+    status=0
+    # shellcheck disable=SC2086  # MAKE_ARGS: e.g. "--tiny --dtype float32" for a CPU dry run
+    python3 benchmark/models/make_random_mlx.py --out "$MODELS" --fit ${MAKE_ARGS:-} \
+      gemma3-4b qwen3-30b-a3b-4bit qwen3-30b-a3b-bf16-24l 2>&1 | tee -a "$OUT/models16.txt" || status=$?
+    { du -sh "$MODELS"/*; df -h "$MODELS"; echo "models16: $(( $(date +%s) - start )) s, exit $status"; } | tee -a "$OUT/models16.txt"
+    exit "$status"
+    ;;
   bandwidth) bandwidth | tee "$OUT/bandwidth.txt" ;;
-  decode) bw=$(bandwidth); for m in "$@"; do gen decode "$m" --bandwidth "$bw"; done ;;
+  decode)
+    bw=$(bandwidth); n=$#
+    for m in "$@"; do  # each model gets an even share of what is left
+      budget=$(( $(left) / n )); n=$(( n - 1 ))
+      if [ "$budget" -le 0 ]; then echo "gen.sh: decode $m not run: BUDGET_S spent" | tee -a "$OUT/skipped.txt"; continue; fi
+      gen decode "$m" --bandwidth "$bw" || true
+    done
+    ;;
   streams) for m in "$@"; do gen streams "$m"; done ;;
   first-token) for m in "$@"; do gen first-token "$m" --cold-runs "${COLD_RUNS:-2}"; done ;;
   small)
@@ -57,5 +94,5 @@ case "$step" in
     gen decode qwen2.5-0.5b --bandwidth "$bw"
     gen streams qwen2.5-0.5b
     ;;
-  *) echo "unknown step $step (models | bandwidth | decode | streams | first-token | small)" >&2; exit 2 ;;
+  *) echo "unknown step $step (models | models16 | bandwidth | decode | streams | first-token | small)" >&2; exit 2 ;;
 esac

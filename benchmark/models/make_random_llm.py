@@ -18,9 +18,6 @@ import subprocess
 import sys
 import time
 
-import torch
-from transformers import AutoConfig, AutoModelForCausalLM
-
 # Field values as published in each model's config.json.
 CONFIGS = {
     "qwen2.5-0.5b": dict(
@@ -67,7 +64,22 @@ def word_level_tokenizer(vocab_size, eos_id):
     }
 
 
+def write_tokenizer(path, vocab_size, eos_id):
+    """tokenizer.json + tokenizer_config.json of `word_level_tokenizer` into `path`
+    (also used by make_random_mlx.py)."""
+    with open(os.path.join(path, "tokenizer.json"), "w") as f:
+        json.dump(word_level_tokenizer(vocab_size, eos_id), f)
+    with open(os.path.join(path, "tokenizer_config.json"), "w") as f:
+        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": f"t{eos_id}",
+                   "unk_token": "t0", "model_max_length": 131072}, f)
+
+
 def make(name, out):
+    # Imported here so that make_random_mlx.py can use this module's tokenizer
+    # helpers without PyTorch.
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
     path = os.path.join(out, name)
     if os.path.exists(os.path.join(path, "config.json")):
         print(f"{name}: exists", flush=True)
@@ -85,12 +97,7 @@ def make(name, out):
             if p.dim() >= 2:
                 p.normal_(0.0, 0.02)
     model.save_pretrained(path, safe_serialization=True, max_shard_size="5GB")
-    eos = fields["eos_token_id"]
-    with open(os.path.join(path, "tokenizer.json"), "w") as f:
-        json.dump(word_level_tokenizer(fields["vocab_size"], eos), f)
-    with open(os.path.join(path, "tokenizer_config.json"), "w") as f:
-        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": f"t{eos}",
-                   "unk_token": "t0", "model_max_length": 131072}, f)
+    write_tokenizer(path, fields["vocab_size"], fields["eos_token_id"])
     n = sum(p.numel() for p in model.parameters())
     print(f"{name}: {n/1e9:.2f} B parameters in {time.time()-t:.1f} s -> {path}", flush=True)
     del model

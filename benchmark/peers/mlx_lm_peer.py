@@ -17,7 +17,10 @@ import mlx.core as mx
 from mlx_lm import load, stream_generate
 from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
+import mlx_lm_compat
 from protocol import reply
+
+mlx_lm_compat.patch()  # quantized MoE experts on MLX 0.32.2 (see mlx_lm_compat.py)
 
 model = tokenizer = None
 

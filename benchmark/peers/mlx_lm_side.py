@@ -21,6 +21,10 @@ from mlx_lm import load, stream_generate
 from mlx_lm.generate import BatchGenerator
 from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
+import mlx_lm_compat
+
+mlx_lm_compat.patch()  # quantized MoE experts on MLX 0.32.2 (see mlx_lm_compat.py)
+
 SAMPLING = {
     "greedy": {},
     "all filters": {"temperature": 0.7, "topP": 0.9, "topK": 50, "minP": 0.05, "repetitionPenalty": 1.1},
