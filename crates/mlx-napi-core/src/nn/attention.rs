@@ -5,7 +5,7 @@ use mlx_rs::{
     ops, Array,
 };
 
-use crate::Result;
+use crate::{cache::LayerCache, Result};
 
 /// How queries may look at keys.
 pub enum AttentionMask {
@@ -36,6 +36,24 @@ pub fn attention(
     Ok(fast::scaled_dot_product_attention(
         q, k, v, scale, mask, None,
     )?)
+}
+
+/// Attention of a pass's new positions, as every decoder layer runs it
+/// (mlx-lm's `base.scaled_dot_product_attention`): `k`, `v` `[B, Hkv, L, D]`
+/// join the layer's `cache`, `q` `[B, Hq, L, D]` (RoPE applied) attends over
+/// all the cache hands back under `mask`, and the heads are merged →
+/// `[B, L, Hq · D]`, ready for the output projection.
+pub fn cached_attention(
+    q: &Array,
+    k: &Array,
+    v: &Array,
+    scale: f32,
+    cache: &mut dyn LayerCache,
+    mask: &MaskPlan,
+) -> Result<Array> {
+    let (k, v) = cache.update_and_fetch(k, v)?;
+    let out = attention(q, &k, &v, scale, &mask.for_keys(q.dim(2), k.dim(2))?)?;
+    merge_heads(&out)
 }
 
 /// Boolean `[Lq, Lk]` mask where the `Lq` queries are the last positions of the

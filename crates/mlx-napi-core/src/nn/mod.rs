@@ -7,6 +7,7 @@
 pub mod attention;
 pub mod embedding;
 pub mod fused;
+pub mod head;
 pub mod linear;
 pub mod mlp;
 pub mod norm;
@@ -15,9 +16,11 @@ pub mod switch;
 pub mod weight_tree;
 
 pub use attention::{
-    attention, causal_window_mask, merge_heads, split_heads, AttentionMask, MaskPlan,
+    attention, cached_attention, causal_window_mask, merge_heads, split_heads, AttentionMask,
+    MaskPlan,
 };
 pub use embedding::Embedding;
+pub use head::LmHead;
 pub use linear::Linear;
 pub use mlp::{GeGluMlp, SwiGluMlp};
 pub use norm::{LayerNorm, RmsNorm};

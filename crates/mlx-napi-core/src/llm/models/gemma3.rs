@@ -15,14 +15,14 @@ use mlx_rs::{ops, Array};
 use serde::Deserialize;
 
 use super::{
-    check_batch_step, check_dims, check_forward, check_gqa, last_position, layer_caches,
-    parse_config, sliding_layers, LanguageModel,
+    check_dims, check_gqa,
+    decoder::{Decoder, Pass},
+    parse_config, sliding_layers,
 };
 use crate::{
-    cache::{BatchKvCache, KvCache, LayerCache},
     nn::{
-        attention, merge_heads, split_heads, Embedding, GeGluMlp, Linear, MaskPlan, RmsNorm, Rope,
-        RopeOffset, WeightTree,
+        cached_attention, split_heads, Embedding, GeGluMlp, Linear, LmHead, RmsNorm, Rope,
+        WeightTree,
     },
     Error, Result,
 };
@@ -229,29 +229,21 @@ impl Attention {
         })
     }
 
-    fn forward(
-        &self,
-        x: &Array,
-        rope: &Rope,
-        offset: &RopeOffset,
-        cache: &mut dyn LayerCache,
-        mask: &MaskPlan,
-    ) -> Result<Array> {
+    fn forward(&self, x: &Array, rope: &Rope, pass: Pass) -> Result<Array> {
         // Per-head norms on q and k, then RoPE (the layer's own base).
         let q = split_heads(&self.q_proj.forward(x)?, self.heads, self.head_dim)?;
-        let q = rope.forward_at(&self.q_norm.forward(&q)?, offset)?;
+        let q = rope.forward_at(&self.q_norm.forward(&q)?, pass.offset)?;
         let k = split_heads(&self.k_proj.forward(x)?, self.kv_heads, self.head_dim)?;
-        let k = rope.forward_at(&self.k_norm.forward(&k)?, offset)?;
+        let k = rope.forward_at(&self.k_norm.forward(&k)?, pass.offset)?;
         let v = split_heads(&self.v_proj.forward(x)?, self.kv_heads, self.head_dim)?;
-        let (k, v) = cache.update_and_fetch(&k, &v)?;
-        let out = attention(&q, &k, &v, self.scale, &mask.for_keys(x.dim(1), k.dim(2))?)?;
-        self.o_proj.forward(&merge_heads(&out)?)
+        let out = cached_attention(&q, &k, &v, self.scale, pass.cache, pass.mask)?;
+        self.o_proj.forward(&out)
     }
 }
 
 // ----------------------------------------------------------------- block
 
-struct Block {
+pub(crate) struct Block {
     input_norm: RmsNorm,
     attention: Attention,
     post_attention_norm: RmsNorm,
@@ -285,17 +277,10 @@ impl Block {
     }
 
     /// Each sub-layer's output is normed again before joining the residual.
-    fn forward(
-        &self,
-        x: &Array,
-        rope: &Rope,
-        offset: &RopeOffset,
-        cache: &mut dyn LayerCache,
-        mask: &MaskPlan,
-    ) -> Result<Array> {
+    fn forward(&self, x: &Array, rope: &Rope, pass: Pass) -> Result<Array> {
         let r = self
             .attention
-            .forward(&self.input_norm.forward(x)?, rope, offset, cache, mask)?;
+            .forward(&self.input_norm.forward(x)?, rope, pass)?;
         let h = x.add(self.post_attention_norm.forward(&r)?)?;
         let r = self.mlp.forward(&self.pre_feedforward_norm.forward(&h)?)?;
         Ok(h.add(self.post_feedforward_norm.forward(&r)?)?)
@@ -310,9 +295,8 @@ pub struct Gemma3 {
     /// √hidden in the embedding's dtype (HF rounds it the same way).
     embed_scale: f32,
     layers: Vec<Block>,
-    norm: RmsNorm,
-    /// `None` (the usual case) when the embedding doubles as the LM head.
-    lm_head: Option<Linear>,
+    /// Final norm and LM head (usually the embedding).
+    head: LmHead,
     local_rope: Rope,
     global_rope: Rope,
 }
@@ -360,17 +344,13 @@ impl Gemma3 {
         let norm =
             RmsNorm::load_one_plus(&mut tree, "model.norm", args.hidden_size, args.rms_norm_eps)?;
         // Released checkpoints tie the head; a separate one is used if present.
-        let lm_head = if tree.contains("lm_head.weight") {
-            Some(Linear::load(
-                &mut tree,
-                "lm_head",
-                args.hidden_size,
-                args.vocab_size,
-                false,
-            )?)
-        } else {
-            None
-        };
+        let head = LmHead::load_if_present(
+            &mut tree,
+            norm,
+            &embed_tokens,
+            args.hidden_size,
+            args.vocab_size,
+        )?;
         let local_rope = Rope::new(args.head_dim, args.rope_local_base_freq, false, None)?;
         let global_rope = Rope::new(
             args.head_dim,
@@ -384,17 +364,10 @@ impl Gemma3 {
             args,
             embed_tokens,
             layers,
-            norm,
-            lm_head,
+            head,
             local_rope,
             global_rope,
         })
-    }
-
-    fn embed(&self, tokens: &Array) -> Result<Array> {
-        let h = self.embed_tokens.forward(tokens)?;
-        let scale = Array::from_f32(self.embed_scale).as_dtype(h.dtype())?;
-        Ok(h.multiply(&scale)?)
     }
 
     fn rope(&self, layer: &Block) -> &Rope {
@@ -404,13 +377,33 @@ impl Gemma3 {
             &self.global_rope
         }
     }
+}
+
+impl Decoder for Gemma3 {
+    type Block = Block;
+
+    fn blocks(&self) -> &[Block] {
+        &self.layers
+    }
+
+    /// Local layers keep only their window, so a config decodes in batches
+    /// only when all of its layers are global.
+    fn window(&self, block: &Block) -> Option<i32> {
+        block.window
+    }
+
+    fn embed(&self, tokens: &Array) -> Result<Array> {
+        let h = self.embed_tokens.forward(tokens)?;
+        let scale = Array::from_f32(self.embed_scale).as_dtype(h.dtype())?;
+        Ok(h.multiply(&scale)?)
+    }
+
+    fn forward_block(&self, block: &Block, x: &Array, pass: Pass) -> Result<Array> {
+        block.forward(x, self.rope(block), pass)
+    }
 
     fn head(&self, h: &Array) -> Result<Array> {
-        let h = self.norm.forward(h)?;
-        let logits = match &self.lm_head {
-            Some(head) => head.forward(&h)?,
-            None => self.embed_tokens.as_linear(&h)?,
-        };
+        let logits = self.head.forward(h)?;
         match self.args.final_logit_softcapping {
             Some(cap) => {
                 let cap = Array::from_f32(cap).as_dtype(logits.dtype())?;
@@ -419,63 +412,12 @@ impl Gemma3 {
             None => Ok(logits),
         }
     }
-}
 
-impl LanguageModel for Gemma3 {
-    fn forward(&self, tokens: &Array, caches: &mut [KvCache], last_only: bool) -> Result<Array> {
-        check_forward(tokens, caches.len(), self.layers.len())?;
-        let global = MaskPlan::new(None);
-        let local = MaskPlan::new(Some(self.args.sliding_window));
-        let mut h = self.embed(tokens)?;
-        for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
-            let offset = RopeOffset::Same(cache.offset());
-            let mask = if layer.window.is_some() {
-                &local
-            } else {
-                &global
-            };
-            h = layer.forward(&h, self.rope(layer), &offset, cache, mask)?;
-        }
-        self.head(&last_position(h, last_only)?)
+    fn vocab(&self) -> i32 {
+        self.args.vocab_size
     }
 
-    fn forward_batch(&self, tokens: &Array, cache: &mut BatchKvCache) -> Result<Array> {
-        check_batch_step(tokens, cache)?;
-        if !self.supports_batching() {
-            return Err(Error::invalid(
-                "sliding-window models do not decode in batches",
-            ));
-        }
-        // Only reachable for a config whose layers are all global.
-        let mask = MaskPlan::batch_step(cache.decode_mask()?);
-        let offset = cache.rope_offset();
-        let mut h = self.embed(tokens)?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h, self.rope(layer), &offset, &mut cache.layer(i), &mask)?;
-        }
-        cache.advance(1);
-        Ok(self.head(&h)?.reshape(&[tokens.dim(0), -1])?)
-    }
-
-    /// Batch caches keep whole rows, sliding layers keep only their window:
-    /// the two do not mix yet.
-    fn supports_batching(&self) -> bool {
-        self.layers.iter().all(|l| l.window.is_none())
-    }
-
-    fn num_layers(&self) -> usize {
-        self.layers.len()
-    }
-
-    fn new_caches(&self) -> Vec<KvCache> {
-        layer_caches(self.layers.iter().map(|l| l.window))
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.args.vocab_size as usize
-    }
-
-    fn context_length(&self) -> Option<usize> {
-        self.args.max_position_embeddings.map(|n| n as usize)
+    fn max_positions(&self) -> Option<i64> {
+        self.args.max_position_embeddings
     }
 }

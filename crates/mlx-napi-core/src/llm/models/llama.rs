@@ -4,20 +4,21 @@
 //!
 //! Reads top to bottom: args → attention → block → model. Qwen2 and Qwen3
 //! have their own files; what they share with this one (masks, RoPE, norms,
-//! the MLP) lives in `crate::nn`.
+//! the MLP, the LM head) lives in `crate::nn`, the loop over the blocks in
+//! `decoder.rs`.
 
 use mlx_rs::Array;
 use serde::Deserialize;
 
 use super::{
-    check_batch_step, check_dims, check_forward, check_gqa, last_position, layer_caches,
-    parse_config, rope_parameters, LanguageModel,
+    check_dims, check_gqa,
+    decoder::{Decoder, Pass},
+    parse_config, rope_parameters,
 };
 use crate::{
-    cache::{BatchKvCache, KvCache, LayerCache},
     nn::{
-        attention, merge_heads, split_heads, Embedding, Linear, MaskPlan, RmsNorm, Rope,
-        RopeOffset, SwiGluMlp, WeightTree,
+        cached_attention, split_heads, Embedding, Linear, LmHead, RmsNorm, Rope, SwiGluMlp,
+        WeightTree,
     },
     Error, Result,
 };
@@ -149,30 +150,22 @@ impl Attention {
         })
     }
 
-    /// `x [B, L, D]` → `[B, L, D]` for positions from `offset`, reading and
-    /// extending `cache`.
-    fn forward(
-        &self,
-        x: &Array,
-        rope: &Rope,
-        offset: &RopeOffset,
-        cache: &mut dyn LayerCache,
-        mask: &MaskPlan,
-    ) -> Result<Array> {
+    /// `x [B, L, D]` → `[B, L, D]` for the pass's positions, reading and
+    /// extending its cache.
+    fn forward(&self, x: &Array, rope: &Rope, pass: Pass) -> Result<Array> {
         let q = split_heads(&self.q_proj.forward(x)?, self.heads, self.head_dim)?;
         let k = split_heads(&self.k_proj.forward(x)?, self.kv_heads, self.head_dim)?;
         let v = split_heads(&self.v_proj.forward(x)?, self.kv_heads, self.head_dim)?;
-        let q = rope.forward_at(&q, offset)?;
-        let k = rope.forward_at(&k, offset)?;
-        let (k, v) = cache.update_and_fetch(&k, &v)?;
-        let out = attention(&q, &k, &v, self.scale, &mask.for_keys(x.dim(1), k.dim(2))?)?;
-        self.o_proj.forward(&merge_heads(&out)?)
+        let q = rope.forward_at(&q, pass.offset)?;
+        let k = rope.forward_at(&k, pass.offset)?;
+        let out = cached_attention(&q, &k, &v, self.scale, pass.cache, pass.mask)?;
+        self.o_proj.forward(&out)
     }
 }
 
 // ----------------------------------------------------------------- block
 
-struct Block {
+pub(crate) struct Block {
     input_norm: RmsNorm,
     attention: Attention,
     post_attention_norm: RmsNorm,
@@ -201,16 +194,9 @@ impl Block {
         })
     }
 
-    fn forward(
-        &self,
-        x: &Array,
-        rope: &Rope,
-        offset: &RopeOffset,
-        cache: &mut dyn LayerCache,
-        mask: &MaskPlan,
-    ) -> Result<Array> {
+    fn forward(&self, x: &Array, rope: &Rope, pass: Pass) -> Result<Array> {
         let normed = self.input_norm.forward(x)?;
-        let h = x.add(self.attention.forward(&normed, rope, offset, cache, mask)?)?;
+        let h = x.add(self.attention.forward(&normed, rope, pass)?)?;
         Ok(h.add(self.mlp.forward(&self.post_attention_norm.forward(&h)?)?)?)
     }
 }
@@ -221,9 +207,8 @@ pub struct Llama {
     args: LlamaArgs,
     embed_tokens: Embedding,
     layers: Vec<Block>,
-    norm: RmsNorm,
-    /// `None` when the embedding doubles as the LM head.
-    lm_head: Option<Linear>,
+    /// Final norm and LM head (tied embedding or its own).
+    head: LmHead,
     rope: Rope,
 }
 
@@ -232,9 +217,6 @@ impl Llama {
         let args = LlamaArgs::from_config(config)?;
         // Precomputed rotary tables some exports carry; we compute RoPE ourselves.
         tree.discard_where(|name| name.ends_with(".rotary_emb.inv_freq"));
-        if args.tie_word_embeddings {
-            tree.discard_where(|name| name.starts_with("lm_head."));
-        }
         let embed_tokens = Embedding::load(
             &mut tree,
             "model.embed_tokens",
@@ -245,17 +227,14 @@ impl Llama {
             .map(|i| Block::load(&mut tree, &format!("model.layers.{i}"), &args))
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(&mut tree, "model.norm", args.hidden_size, args.rms_norm_eps)?;
-        let lm_head = if args.tie_word_embeddings {
-            None
-        } else {
-            Some(Linear::load(
-                &mut tree,
-                "lm_head",
-                args.hidden_size,
-                args.vocab_size,
-                false,
-            )?)
-        };
+        let head = LmHead::load(
+            &mut tree,
+            norm,
+            &embed_tokens,
+            args.tie_word_embeddings,
+            args.hidden_size,
+            args.vocab_size,
+        )?;
         let rope = Rope::new(
             args.head_dim(),
             args.rope_theta,
@@ -267,68 +246,41 @@ impl Llama {
             args,
             embed_tokens,
             layers,
-            norm,
-            lm_head,
+            head,
             rope,
         })
     }
-
-    /// Final norm and LM head (tied embedding or its own).
-    fn head(&self, h: &Array) -> Result<Array> {
-        let h = self.norm.forward(h)?;
-        match &self.lm_head {
-            Some(head) => head.forward(&h),
-            None => self.embed_tokens.as_linear(&h),
-        }
-    }
 }
 
-impl LanguageModel for Llama {
-    fn forward(&self, tokens: &Array, caches: &mut [KvCache], last_only: bool) -> Result<Array> {
-        check_forward(tokens, caches.len(), self.layers.len())?;
-        let mask = MaskPlan::new(self.args.sliding_window);
-        let mut h = self.embed_tokens.forward(tokens)?;
-        for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
-            let offset = RopeOffset::Same(cache.offset());
-            h = layer.forward(&h, &self.rope, &offset, cache, &mask)?;
-        }
-        self.head(&last_position(h, last_only)?)
+impl Decoder for Llama {
+    type Block = Block;
+
+    fn blocks(&self) -> &[Block] {
+        &self.layers
     }
 
-    fn forward_batch(&self, tokens: &Array, cache: &mut BatchKvCache) -> Result<Array> {
-        check_batch_step(tokens, cache)?;
-        if !self.supports_batching() {
-            return Err(Error::invalid(
-                "sliding-window models do not decode in batches",
-            ));
-        }
-        let mask = MaskPlan::batch_step(cache.decode_mask()?);
-        let offset = cache.rope_offset();
-        let mut h = self.embed_tokens.forward(tokens)?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h, &self.rope, &offset, &mut cache.layer(i), &mask)?;
-        }
-        cache.advance(1);
-        Ok(self.head(&h)?.reshape(&[tokens.dim(0), -1])?)
+    /// Mistral's window covers every layer.
+    fn window(&self, _: &Block) -> Option<i32> {
+        self.args.sliding_window
     }
 
-    fn supports_batching(&self) -> bool {
-        self.args.sliding_window.is_none()
+    fn embed(&self, tokens: &Array) -> Result<Array> {
+        self.embed_tokens.forward(tokens)
     }
 
-    fn num_layers(&self) -> usize {
-        self.layers.len()
+    fn forward_block(&self, block: &Block, x: &Array, pass: Pass) -> Result<Array> {
+        block.forward(x, &self.rope, pass)
     }
 
-    fn new_caches(&self) -> Vec<KvCache> {
-        layer_caches(self.layers.iter().map(|_| self.args.sliding_window))
+    fn head(&self, h: &Array) -> Result<Array> {
+        self.head.forward(h)
     }
 
-    fn vocab_size(&self) -> usize {
-        self.args.vocab_size as usize
+    fn vocab(&self) -> i32 {
+        self.args.vocab_size
     }
 
-    fn context_length(&self) -> Option<usize> {
-        self.args.max_position_embeddings.map(|n| n as usize)
+    fn max_positions(&self) -> Option<i64> {
+        self.args.max_position_embeddings
     }
 }

@@ -1,8 +1,9 @@
 //! Decoder-only language models, one file per architecture.
 //!
-//! All of them implement [`LanguageModel`]; [`load_model`] picks the file from
-//! `config.json`'s `model_type`.
+//! All of them implement [`LanguageModel`] through `decoder.rs`;
+//! [`load_model`] picks the file from `config.json`'s `model_type`.
 
+mod decoder;
 pub mod gemma3;
 pub mod llama;
 pub mod phi3;
@@ -10,7 +11,7 @@ pub mod qwen2;
 pub mod qwen3;
 pub mod qwen3_moe;
 
-use mlx_rs::{ops::indexing::TryIndexOp, Array};
+use mlx_rs::Array;
 
 use crate::{
     cache::{BatchKvCache, KvCache},
@@ -163,52 +164,4 @@ pub(crate) fn sliding_layers(
         }
         None => Ok((0..layers).map(fallback).collect()),
     }
-}
-
-/// `forward`'s argument checks: `tokens [B, L]`, one cache per layer.
-pub(crate) fn check_forward(tokens: &Array, caches: usize, layers: usize) -> Result<()> {
-    if tokens.ndim() != 2 {
-        return Err(Error::invalid(format!(
-            "tokens must be [B, L], got {:?}",
-            tokens.shape()
-        )));
-    }
-    if caches != layers {
-        return Err(Error::invalid(format!(
-            "{caches} caches for {layers} layers"
-        )));
-    }
-    Ok(())
-}
-
-/// `forward_batch`'s argument check: one token per row of `cache`.
-pub(crate) fn check_batch_step(tokens: &Array, cache: &BatchKvCache) -> Result<()> {
-    if tokens.ndim() != 2 || tokens.dim(1) != 1 || tokens.dim(0) as usize != cache.rows() {
-        return Err(Error::invalid(format!(
-            "a batch step takes one token per row ([{}, 1]), got {:?}",
-            cache.rows(),
-            tokens.shape()
-        )));
-    }
-    Ok(())
-}
-
-/// The last position of `h [B, L, D]` when only the next token's logits are
-/// wanted (the LM head is the largest matmul of a prefill).
-pub(crate) fn last_position(h: Array, last_only: bool) -> Result<Array> {
-    let l = h.dim(1);
-    if last_only && l > 1 {
-        return Ok(h.try_index((.., l - 1..l))?);
-    }
-    Ok(h)
-}
-
-/// One cache per layer: bounded to the window for sliding layers.
-pub(crate) fn layer_caches(windows: impl Iterator<Item = Option<i32>>) -> Vec<KvCache> {
-    windows
-        .map(|w| match w {
-            Some(window) => KvCache::with_max_size(window).unwrap_or_default(),
-            None => KvCache::new(),
-        })
-        .collect()
 }

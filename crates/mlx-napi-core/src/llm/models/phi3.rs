@@ -11,14 +11,14 @@ use mlx_rs::Array;
 use serde::Deserialize;
 
 use super::{
-    check_batch_step, check_dims, check_forward, check_gqa, last_position, layer_caches,
-    parse_config, LanguageModel,
+    check_dims, check_gqa,
+    decoder::{Decoder, Pass},
+    parse_config,
 };
 use crate::{
-    cache::{BatchKvCache, KvCache, LayerCache},
     nn::{
-        attention, fused, merge_heads, split_heads, Embedding, Linear, LongRope, MaskPlan, RmsNorm,
-        Rope, RopeOffset, WeightTree,
+        cached_attention, fused, split_heads, Embedding, Linear, LmHead, LongRope, RmsNorm, Rope,
+        RopeOffset, WeightTree,
     },
     Error, Result,
 };
@@ -250,15 +250,7 @@ impl Attention {
         })
     }
 
-    fn forward(
-        &self,
-        x: &Array,
-        positions: &Positions,
-        offset: &RopeOffset,
-        length: i32,
-        cache: &mut dyn LayerCache,
-        mask: &MaskPlan,
-    ) -> Result<Array> {
+    fn forward(&self, x: &Array, positions: &Positions, pass: Pass) -> Result<Array> {
         // One matmul, then q | k | v along the features.
         let q_end = self.heads * self.head_dim;
         let k_end = q_end + self.kv_heads * self.head_dim;
@@ -269,11 +261,11 @@ impl Attention {
         let q = split_heads(&qkv[0], self.heads, self.head_dim)?;
         let k = split_heads(&qkv[1], self.kv_heads, self.head_dim)?;
         let v = split_heads(&qkv[2], self.kv_heads, self.head_dim)?;
-        let q = positions.forward_at(&q, offset, length)?;
-        let k = positions.forward_at(&k, offset, length)?;
-        let (k, v) = cache.update_and_fetch(&k, &v)?;
-        let out = attention(&q, &k, &v, self.scale, &mask.for_keys(x.dim(1), k.dim(2))?)?;
-        self.o_proj.forward(&merge_heads(&out)?)
+        // LongRoPE picks its factors by the positions after this pass.
+        let q = positions.forward_at(&q, pass.offset, pass.length)?;
+        let k = positions.forward_at(&k, pass.offset, pass.length)?;
+        let out = cached_attention(&q, &k, &v, self.scale, pass.cache, pass.mask)?;
+        self.o_proj.forward(&out)
     }
 }
 
@@ -308,7 +300,7 @@ impl Mlp {
 
 // ----------------------------------------------------------------- block
 
-struct Block {
+pub(crate) struct Block {
     input_norm: RmsNorm,
     attention: Attention,
     post_attention_norm: RmsNorm,
@@ -331,21 +323,9 @@ impl Block {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn forward(
-        &self,
-        x: &Array,
-        positions: &Positions,
-        offset: &RopeOffset,
-        length: i32,
-        cache: &mut dyn LayerCache,
-        mask: &MaskPlan,
-    ) -> Result<Array> {
+    fn forward(&self, x: &Array, positions: &Positions, pass: Pass) -> Result<Array> {
         let normed = self.input_norm.forward(x)?;
-        let h = x.add(
-            self.attention
-                .forward(&normed, positions, offset, length, cache, mask)?,
-        )?;
+        let h = x.add(self.attention.forward(&normed, positions, pass)?)?;
         Ok(h.add(self.mlp.forward(&self.post_attention_norm.forward(&h)?)?)?)
     }
 }
@@ -356,9 +336,8 @@ pub struct Phi3 {
     args: Phi3Args,
     embed_tokens: Embedding,
     layers: Vec<Block>,
-    norm: RmsNorm,
-    /// `None` when the embedding doubles as the LM head (Phi-4-mini).
-    lm_head: Option<Linear>,
+    /// Final norm and LM head (tied to the embedding on Phi-4-mini).
+    head: LmHead,
     positions: Positions,
 }
 
@@ -367,9 +346,6 @@ impl Phi3 {
         let args = Phi3Args::from_config(config)?;
         let positions = args.positions()?;
         tree.discard_where(|name| name.ends_with(".rotary_emb.inv_freq"));
-        if args.tie_word_embeddings {
-            tree.discard_where(|name| name.starts_with("lm_head."));
-        }
         let embed_tokens = Embedding::load(
             &mut tree,
             "model.embed_tokens",
@@ -380,94 +356,54 @@ impl Phi3 {
             .map(|i| Block::load(&mut tree, &format!("model.layers.{i}"), &args))
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(&mut tree, "model.norm", args.hidden_size, args.rms_norm_eps)?;
-        let lm_head = if args.tie_word_embeddings {
-            None
-        } else {
-            Some(Linear::load(
-                &mut tree,
-                "lm_head",
-                args.hidden_size,
-                args.vocab_size,
-                false,
-            )?)
-        };
+        let head = LmHead::load(
+            &mut tree,
+            norm,
+            &embed_tokens,
+            args.tie_word_embeddings,
+            args.hidden_size,
+            args.vocab_size,
+        )?;
         tree.finish()?;
         Ok(Self {
             args,
             embed_tokens,
             layers,
-            norm,
-            lm_head,
+            head,
             positions,
         })
     }
-
-    fn head(&self, h: &Array) -> Result<Array> {
-        let h = self.norm.forward(h)?;
-        match &self.lm_head {
-            Some(head) => head.forward(&h),
-            None => self.embed_tokens.as_linear(&h),
-        }
-    }
 }
 
-impl LanguageModel for Phi3 {
-    fn forward(&self, tokens: &Array, caches: &mut [KvCache], last_only: bool) -> Result<Array> {
-        check_forward(tokens, caches.len(), self.layers.len())?;
-        let mask = MaskPlan::new(self.args.window());
-        let mut h = self.embed_tokens.forward(tokens)?;
-        for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
-            let start = cache.offset();
-            let offset = RopeOffset::Same(start);
-            let length = start + tokens.dim(1);
-            h = layer.forward(&h, &self.positions, &offset, length, cache, &mask)?;
-        }
-        self.head(&last_position(h, last_only)?)
+impl Decoder for Phi3 {
+    type Block = Block;
+
+    fn blocks(&self) -> &[Block] {
+        &self.layers
     }
 
-    fn forward_batch(&self, tokens: &Array, cache: &mut BatchKvCache) -> Result<Array> {
-        check_batch_step(tokens, cache)?;
-        if !self.supports_batching() {
-            return Err(Error::invalid(
-                "sliding-window models do not decode in batches",
-            ));
-        }
-        let mask = MaskPlan::batch_step(cache.decode_mask()?);
-        let offset = cache.rope_offset();
-        // LongRoPE picks its factors by the longest row after this step.
-        let length = cache.row_lengths().into_iter().max().unwrap_or(0) + 1;
-        let mut h = self.embed_tokens.forward(tokens)?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(
-                &h,
-                &self.positions,
-                &offset,
-                length,
-                &mut cache.layer(i),
-                &mask,
-            )?;
-        }
-        cache.advance(1);
-        Ok(self.head(&h)?.reshape(&[tokens.dim(0), -1])?)
+    /// Phi-3-mini-4k's window covers every layer.
+    fn window(&self, _: &Block) -> Option<i32> {
+        self.args.window()
     }
 
-    fn supports_batching(&self) -> bool {
-        self.args.window().is_none()
+    fn embed(&self, tokens: &Array) -> Result<Array> {
+        self.embed_tokens.forward(tokens)
     }
 
-    fn num_layers(&self) -> usize {
-        self.layers.len()
+    fn forward_block(&self, block: &Block, x: &Array, pass: Pass) -> Result<Array> {
+        block.forward(x, &self.positions, pass)
     }
 
-    fn new_caches(&self) -> Vec<KvCache> {
-        layer_caches(self.layers.iter().map(|_| self.args.window()))
+    fn head(&self, h: &Array) -> Result<Array> {
+        self.head.forward(h)
     }
 
-    fn vocab_size(&self) -> usize {
-        self.args.vocab_size as usize
+    fn vocab(&self) -> i32 {
+        self.args.vocab_size
     }
 
-    fn context_length(&self) -> Option<usize> {
-        Some(self.args.max_position_embeddings as usize)
+    fn max_positions(&self) -> Option<i64> {
+        Some(self.args.max_position_embeddings)
     }
 }

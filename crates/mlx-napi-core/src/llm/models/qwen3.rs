@@ -13,14 +13,14 @@ use mlx_rs::Array;
 use serde::Deserialize;
 
 use super::{
-    check_batch_step, check_dims, check_forward, check_gqa, last_position, layer_caches,
-    parse_config, rope_parameters, sliding_layers, LanguageModel,
+    check_dims, check_gqa,
+    decoder::{Decoder, Pass},
+    parse_config, rope_parameters, sliding_layers,
 };
 use crate::{
-    cache::{BatchKvCache, KvCache, LayerCache},
     nn::{
-        attention, merge_heads, split_heads, Embedding, Linear, MaskPlan, RmsNorm, Rope,
-        RopeOffset, SwiGluMlp, WeightTree,
+        cached_attention, split_heads, Embedding, Linear, LmHead, RmsNorm, Rope, SwiGluMlp,
+        WeightTree,
     },
     Error, Result,
 };
@@ -175,31 +175,23 @@ impl Attention {
         })
     }
 
-    pub(crate) fn forward(
-        &self,
-        x: &Array,
-        rope: &Rope,
-        offset: &RopeOffset,
-        cache: &mut dyn LayerCache,
-        mask: &MaskPlan,
-    ) -> Result<Array> {
+    pub(crate) fn forward(&self, x: &Array, rope: &Rope, pass: Pass) -> Result<Array> {
         // The norms act on each head's vector (the last axis), before RoPE.
         let q = split_heads(&self.q_proj.forward(x)?, self.heads, self.head_dim)?;
         let q = self.q_norm.forward(&q)?;
         let k = split_heads(&self.k_proj.forward(x)?, self.kv_heads, self.head_dim)?;
         let k = self.k_norm.forward(&k)?;
         let v = split_heads(&self.v_proj.forward(x)?, self.kv_heads, self.head_dim)?;
-        let q = rope.forward_at(&q, offset)?;
-        let k = rope.forward_at(&k, offset)?;
-        let (k, v) = cache.update_and_fetch(&k, &v)?;
-        let out = attention(&q, &k, &v, self.scale, &mask.for_keys(x.dim(1), k.dim(2))?)?;
-        self.o_proj.forward(&merge_heads(&out)?)
+        let q = rope.forward_at(&q, pass.offset)?;
+        let k = rope.forward_at(&k, pass.offset)?;
+        let out = cached_attention(&q, &k, &v, self.scale, pass.cache, pass.mask)?;
+        self.o_proj.forward(&out)
     }
 }
 
 // ----------------------------------------------------------------- block
 
-struct Block {
+pub(crate) struct Block {
     input_norm: RmsNorm,
     attention: Attention,
     post_attention_norm: RmsNorm,
@@ -235,16 +227,9 @@ impl Block {
         })
     }
 
-    fn forward(
-        &self,
-        x: &Array,
-        rope: &Rope,
-        offset: &RopeOffset,
-        cache: &mut dyn LayerCache,
-        mask: &MaskPlan,
-    ) -> Result<Array> {
+    fn forward(&self, x: &Array, rope: &Rope, pass: Pass) -> Result<Array> {
         let normed = self.input_norm.forward(x)?;
-        let h = x.add(self.attention.forward(&normed, rope, offset, cache, mask)?)?;
+        let h = x.add(self.attention.forward(&normed, rope, pass)?)?;
         Ok(h.add(self.mlp.forward(&self.post_attention_norm.forward(&h)?)?)?)
     }
 }
@@ -255,9 +240,8 @@ pub struct Qwen3 {
     args: Qwen3Args,
     embed_tokens: Embedding,
     layers: Vec<Block>,
-    norm: RmsNorm,
-    /// `None` when the embedding doubles as the LM head.
-    lm_head: Option<Linear>,
+    /// Final norm and LM head (tied embedding or its own).
+    head: LmHead,
     rope: Rope,
 }
 
@@ -265,9 +249,6 @@ impl Qwen3 {
     pub fn load(config: &serde_json::Value, mut tree: WeightTree) -> Result<Self> {
         let args = Qwen3Args::from_config(config)?;
         tree.discard_where(|name| name.ends_with(".rotary_emb.inv_freq"));
-        if args.tie_word_embeddings {
-            tree.discard_where(|name| name.starts_with("lm_head."));
-        }
         let embed_tokens = Embedding::load(
             &mut tree,
             "model.embed_tokens",
@@ -281,17 +262,14 @@ impl Qwen3 {
             .map(|(i, window)| Block::load(&mut tree, &format!("model.layers.{i}"), &args, window))
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(&mut tree, "model.norm", args.hidden_size, args.rms_norm_eps)?;
-        let lm_head = if args.tie_word_embeddings {
-            None
-        } else {
-            Some(Linear::load(
-                &mut tree,
-                "lm_head",
-                args.hidden_size,
-                args.vocab_size,
-                false,
-            )?)
-        };
+        let head = LmHead::load(
+            &mut tree,
+            norm,
+            &embed_tokens,
+            args.tie_word_embeddings,
+            args.hidden_size,
+            args.vocab_size,
+        )?;
         let rope = Rope::new(
             args.head_dim(),
             args.rope_theta,
@@ -303,73 +281,40 @@ impl Qwen3 {
             args,
             embed_tokens,
             layers,
-            norm,
-            lm_head,
+            head,
             rope,
         })
     }
-
-    fn head(&self, h: &Array) -> Result<Array> {
-        let h = self.norm.forward(h)?;
-        match &self.lm_head {
-            Some(head) => head.forward(&h),
-            None => self.embed_tokens.as_linear(&h),
-        }
-    }
 }
 
-impl LanguageModel for Qwen3 {
-    fn forward(&self, tokens: &Array, caches: &mut [KvCache], last_only: bool) -> Result<Array> {
-        check_forward(tokens, caches.len(), self.layers.len())?;
-        let full = MaskPlan::new(None);
-        let sliding = MaskPlan::new(self.args.sliding_window);
-        let mut h = self.embed_tokens.forward(tokens)?;
-        for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
-            let offset = RopeOffset::Same(cache.offset());
-            let mask = if layer.window.is_some() {
-                &sliding
-            } else {
-                &full
-            };
-            h = layer.forward(&h, &self.rope, &offset, cache, mask)?;
-        }
-        self.head(&last_position(h, last_only)?)
+impl Decoder for Qwen3 {
+    type Block = Block;
+
+    fn blocks(&self) -> &[Block] {
+        &self.layers
     }
 
-    fn forward_batch(&self, tokens: &Array, cache: &mut BatchKvCache) -> Result<Array> {
-        check_batch_step(tokens, cache)?;
-        if !self.supports_batching() {
-            return Err(Error::invalid(
-                "sliding-window models do not decode in batches",
-            ));
-        }
-        let mask = MaskPlan::batch_step(cache.decode_mask()?);
-        let offset = cache.rope_offset();
-        let mut h = self.embed_tokens.forward(tokens)?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h, &self.rope, &offset, &mut cache.layer(i), &mask)?;
-        }
-        cache.advance(1);
-        Ok(self.head(&h)?.reshape(&[tokens.dim(0), -1])?)
+    fn window(&self, block: &Block) -> Option<i32> {
+        block.window
     }
 
-    fn supports_batching(&self) -> bool {
-        self.layers.iter().all(|l| l.window.is_none())
+    fn embed(&self, tokens: &Array) -> Result<Array> {
+        self.embed_tokens.forward(tokens)
     }
 
-    fn num_layers(&self) -> usize {
-        self.layers.len()
+    fn forward_block(&self, block: &Block, x: &Array, pass: Pass) -> Result<Array> {
+        block.forward(x, &self.rope, pass)
     }
 
-    fn new_caches(&self) -> Vec<KvCache> {
-        layer_caches(self.layers.iter().map(|l| l.window))
+    fn head(&self, h: &Array) -> Result<Array> {
+        self.head.forward(h)
     }
 
-    fn vocab_size(&self) -> usize {
-        self.args.vocab_size as usize
+    fn vocab(&self) -> i32 {
+        self.args.vocab_size
     }
 
-    fn context_length(&self) -> Option<usize> {
-        self.args.max_position_embeddings.map(|n| n as usize)
+    fn max_positions(&self) -> Option<i64> {
+        self.args.max_position_embeddings
     }
 }

@@ -14,17 +14,16 @@ use mlx_rs::Array;
 use serde::Deserialize;
 
 use super::{
-    check_batch_step, check_dims, check_forward, last_position, layer_caches, parse_config,
+    check_dims,
+    decoder::{Decoder, Pass},
+    parse_config,
     qwen3::{Attention, Qwen3Args},
-    LanguageModel,
 };
 use crate::{
-    cache::{BatchKvCache, KvCache, LayerCache},
     nn::{
-        top_k_routing, Embedding, Linear, MaskPlan, RmsNorm, Rope, RopeOffset, SwiGluMlp,
-        SwitchGlu, WeightTree,
+        top_k_routing, Embedding, Linear, LmHead, RmsNorm, Rope, SwiGluMlp, SwitchGlu, WeightTree,
     },
-    Error, Result,
+    Result,
 };
 
 // ------------------------------------------------------------------ args
@@ -119,7 +118,7 @@ enum Mlp {
 
 // ----------------------------------------------------------------- block
 
-struct Block {
+pub(crate) struct Block {
     input_norm: RmsNorm,
     attention: Attention,
     post_attention_norm: RmsNorm,
@@ -163,16 +162,9 @@ impl Block {
         })
     }
 
-    fn forward(
-        &self,
-        x: &Array,
-        rope: &Rope,
-        offset: &RopeOffset,
-        cache: &mut dyn LayerCache,
-        mask: &MaskPlan,
-    ) -> Result<Array> {
+    fn forward(&self, x: &Array, rope: &Rope, pass: Pass) -> Result<Array> {
         let normed = self.input_norm.forward(x)?;
-        let h = x.add(self.attention.forward(&normed, rope, offset, cache, mask)?)?;
+        let h = x.add(self.attention.forward(&normed, rope, pass)?)?;
         let normed = self.post_attention_norm.forward(&h)?;
         let out = match &self.mlp {
             Mlp::Dense(mlp) => mlp.forward(&normed)?,
@@ -188,8 +180,8 @@ pub struct Qwen3Moe {
     args: Qwen3Args,
     embed_tokens: Embedding,
     layers: Vec<Block>,
-    norm: RmsNorm,
-    lm_head: Option<Linear>,
+    /// Final norm and LM head (tied embedding or its own).
+    head: LmHead,
     rope: Rope,
 }
 
@@ -198,9 +190,6 @@ impl Qwen3Moe {
         let args = Qwen3Args::from_config(config)?;
         let moe = MoeArgs::from_config(config)?;
         tree.discard_where(|name| name.ends_with(".rotary_emb.inv_freq"));
-        if args.tie_word_embeddings {
-            tree.discard_where(|name| name.starts_with("lm_head."));
-        }
         let embed_tokens = Embedding::load(
             &mut tree,
             "model.embed_tokens",
@@ -214,17 +203,14 @@ impl Qwen3Moe {
             .map(|(window, i)| Block::load(&mut tree, i, &args, &moe, window))
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(&mut tree, "model.norm", args.hidden_size, args.rms_norm_eps)?;
-        let lm_head = if args.tie_word_embeddings {
-            None
-        } else {
-            Some(Linear::load(
-                &mut tree,
-                "lm_head",
-                args.hidden_size,
-                args.vocab_size,
-                false,
-            )?)
-        };
+        let head = LmHead::load(
+            &mut tree,
+            norm,
+            &embed_tokens,
+            args.tie_word_embeddings,
+            args.hidden_size,
+            args.vocab_size,
+        )?;
         let rope = Rope::new(
             args.head_dim(),
             args.rope_theta,
@@ -236,73 +222,40 @@ impl Qwen3Moe {
             args,
             embed_tokens,
             layers,
-            norm,
-            lm_head,
+            head,
             rope,
         })
     }
-
-    fn head(&self, h: &Array) -> Result<Array> {
-        let h = self.norm.forward(h)?;
-        match &self.lm_head {
-            Some(head) => head.forward(&h),
-            None => self.embed_tokens.as_linear(&h),
-        }
-    }
 }
 
-impl LanguageModel for Qwen3Moe {
-    fn forward(&self, tokens: &Array, caches: &mut [KvCache], last_only: bool) -> Result<Array> {
-        check_forward(tokens, caches.len(), self.layers.len())?;
-        let full = MaskPlan::new(None);
-        let sliding = MaskPlan::new(self.args.sliding_window);
-        let mut h = self.embed_tokens.forward(tokens)?;
-        for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
-            let offset = RopeOffset::Same(cache.offset());
-            let mask = if layer.window.is_some() {
-                &sliding
-            } else {
-                &full
-            };
-            h = layer.forward(&h, &self.rope, &offset, cache, mask)?;
-        }
-        self.head(&last_position(h, last_only)?)
+impl Decoder for Qwen3Moe {
+    type Block = Block;
+
+    fn blocks(&self) -> &[Block] {
+        &self.layers
     }
 
-    fn forward_batch(&self, tokens: &Array, cache: &mut BatchKvCache) -> Result<Array> {
-        check_batch_step(tokens, cache)?;
-        if !self.supports_batching() {
-            return Err(Error::invalid(
-                "sliding-window models do not decode in batches",
-            ));
-        }
-        let mask = MaskPlan::batch_step(cache.decode_mask()?);
-        let offset = cache.rope_offset();
-        let mut h = self.embed_tokens.forward(tokens)?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h, &self.rope, &offset, &mut cache.layer(i), &mask)?;
-        }
-        cache.advance(1);
-        Ok(self.head(&h)?.reshape(&[tokens.dim(0), -1])?)
+    fn window(&self, block: &Block) -> Option<i32> {
+        block.window
     }
 
-    fn supports_batching(&self) -> bool {
-        self.layers.iter().all(|l| l.window.is_none())
+    fn embed(&self, tokens: &Array) -> Result<Array> {
+        self.embed_tokens.forward(tokens)
     }
 
-    fn num_layers(&self) -> usize {
-        self.layers.len()
+    fn forward_block(&self, block: &Block, x: &Array, pass: Pass) -> Result<Array> {
+        block.forward(x, &self.rope, pass)
     }
 
-    fn new_caches(&self) -> Vec<KvCache> {
-        layer_caches(self.layers.iter().map(|l| l.window))
+    fn head(&self, h: &Array) -> Result<Array> {
+        self.head.forward(h)
     }
 
-    fn vocab_size(&self) -> usize {
-        self.args.vocab_size as usize
+    fn vocab(&self) -> i32 {
+        self.args.vocab_size
     }
 
-    fn context_length(&self) -> Option<usize> {
-        self.args.max_position_embeddings.map(|n| n as usize)
+    fn max_positions(&self) -> Option<i64> {
+        self.args.max_position_embeddings
     }
 }
