@@ -1,6 +1,7 @@
 //! Encoded audio (a file or an in-memory buffer) → mono `f32` PCM at the source rate.
 //!
-//! Containers and codecs come from symphonia (WAV/AIFF PCM and ADPCM, FLAC, MP3,
+//! Plain 16-bit and float WAV takes a faster path (`wav.rs`, same samples).
+//! Other containers and codecs come from symphonia (WAV/AIFF PCM and ADPCM, FLAC, MP3,
 //! Ogg Vorbis, MP4/M4A AAC and ALAC, Matroska/WebM). symphonia has no Opus codec,
 //! so Ogg Opus packets from its demuxer go to the pure-Rust `opus-decoder` crate,
 //! with the header's pre-skip and the last page's end trim applied here.
@@ -11,7 +12,11 @@
 //! Errors are never panics: empty, unrecognizable, corrupt or truncated input is
 //! `ERR_AUDIO_DECODE`; a recognized stream in a codec we lack is `ERR_AUDIO_UNSUPPORTED`.
 
-use std::{fs::File, io::Cursor, path::Path};
+use std::{
+    fs::File,
+    io::{Cursor, Seek, SeekFrom},
+    path::Path,
+};
 
 use symphonia::core::{
     audio::SampleBuffer,
@@ -23,7 +28,7 @@ use symphonia::core::{
     probe::Hint,
 };
 
-use super::mp4_edits;
+use super::{mp4_edits, wav};
 use crate::{Error, Result};
 
 /// Decoded audio, down-mixed to one channel.
@@ -68,6 +73,16 @@ pub fn decode_file(path: impl AsRef<Path>) -> Result<DecodedAudio> {
     } else {
         None
     };
+    if ends.0.starts_with(b"RIFF") {
+        let mut file = &file;
+        if let Some(audio) = wav::decode_plain(&mut file, len, MAX_SOURCE_RATE) {
+            return Ok(audio);
+        }
+        file.seek(SeekFrom::Start(0)).map_err(|source| Error::Io {
+            context: format!("cannot read audio file {what}"),
+            source,
+        })?;
+    }
     let mut audio = guarded(|| decode_source(Box::new(file), hint))
         .and_then(|r| r)
         .map_err(|e| with_context(e, &what))?;
@@ -90,10 +105,21 @@ pub fn decode_bytes(bytes: Vec<u8>) -> Result<DecodedAudio> {
     } else {
         None
     };
-    let mut audio = guarded(|| decode_source(Box::new(Cursor::new(bytes)), Hint::new()))??;
+    if head.starts_with(b"RIFF") {
+        let len = bytes.len() as u64;
+        if let Some(audio) = wav::decode_plain(&mut Cursor::new(&bytes), len, MAX_SOURCE_RATE) {
+            return Ok(audio);
+        }
+    }
+    let mut audio = decode_with_symphonia(bytes)?;
     check_ogg_complete(&head, &tail)?;
     apply_edit(&mut audio, edit);
     Ok(audio)
+}
+
+/// Decodes in-memory bytes with symphonia (no fast path).
+pub(super) fn decode_with_symphonia(bytes: Vec<u8>) -> Result<DecodedAudio> {
+    guarded(|| decode_source(Box::new(Cursor::new(bytes)), Hint::new()))?
 }
 
 /// Runs third-party parsing code that may panic on absurd headers (symphonia
@@ -136,7 +162,7 @@ const MAX_SOURCE_RATE: u32 = 1_536_000;
 const ENDS_LEN: usize = 1 << 17;
 
 fn read_ends(file: &File, len: u64) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
-    use std::io::{Read, Seek, SeekFrom};
+    use std::io::Read;
     let mut file = file;
     let mut head = vec![0; (len as usize).min(ENDS_LEN)];
     file.read_exact(&mut head)?;
@@ -368,7 +394,7 @@ impl PacketDecoder {
 }
 
 /// Appends the per-frame channel mean of interleaved `samples` to `mono`.
-fn downmix_into(samples: &[f32], channels: usize, mono: &mut Vec<f32>) {
+pub(super) fn downmix_into(samples: &[f32], channels: usize, mono: &mut Vec<f32>) {
     if channels == 1 {
         mono.extend_from_slice(samples);
         return;

@@ -4,6 +4,7 @@
 pub mod decode;
 pub mod mp4_edits;
 pub mod resample;
+mod wav;
 
 use std::path::PathBuf;
 
