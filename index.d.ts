@@ -150,10 +150,16 @@ export declare class Whisper {
    */
   detectLanguage(audio: string | Uint8Array | Float32Array, options?: { sampleRate?: number, signal?: AbortSignal }): Promise<LanguageProbability[]>
   /**
-   * Transcribes one second of a quiet tone so that MLX compiles its kernels
-   * (on CUDA this takes seconds on first use). Resolves with the time in ms.
+   * Readies the model for transcriptions: MLX compiles its GPU kernels on
+   * first use (seconds on CUDA), and the first batch of a shape allocates
+   * its buffers. Transcribes a quiet tone: one second at batch 1,
+   * `batchSize` × 30 s otherwise (filling every row of the batch).
+   * Resolves with the time it took in ms.
+   *
+   * `options.batchSize`: the batch size the transcriptions will use
+   * (default: the backend's default `batchSize`, 8 on a GPU and 1 on the CPU).
    */
-  warmup(): Promise<number>
+  warmup(options?: { batchSize?: number }): Promise<number>
   /**
    * Frees the model once the running call (if any) ends; queued calls and
    * later calls reject with

@@ -266,6 +266,39 @@ test('warmup resolves with the time it took', { skip }, async () => {
   assert.ok(ms > 0 && Number.isFinite(ms))
 })
 
+test('warmup({ batchSize }) readies a batch and changes no result; bad options are coded errors', { skip }, async () => {
+  for (const [options, cls, code] of [
+    [{ batchSize: 0 }, RangeError, 'ERR_INVALID_ARG'],
+    [{ batchSize: 1.5 }, RangeError, 'ERR_INVALID_ARG'],
+    [{ batchSize: 257 }, RangeError, 'ERR_INVALID_ARG'],
+    [{ batchSize: '2' }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ batchsize: 2 }, RangeError, 'ERR_INVALID_ARG'],
+    ['fast', TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ]) {
+    await assert.rejects(whisper.warmup(options), (e) => {
+      assert.ok(e instanceof cls, `${JSON.stringify(options)}: ${e}`)
+      assert.equal(e.code, code, e.message)
+      return true
+    })
+  }
+  // The batched warm-up on the small random-weight model (a real one takes
+  // seconds on the CPU): it resolves, and a batched transcription after it
+  // equals the one before it.
+  const fixture = join(dirname(fileURLToPath(import.meta.url)), '..', 'crates/mlx-napi-core/tests/fixtures/whisper-random-80')
+  const tiny = await loadWhisper(fixture, { tokenizerDir: modelDir })
+  try {
+    const clip = Float32Array.from({ length: 16000 * 40 }, (_, i) => 0.3 * Math.sin(i * 0.02) * (i % 16000 < 12000 ? 1 : 0))
+    const opts = { sampleRate: 16000, temperature: 0, sampleLen: 8, batchSize: 2 }
+    const before = JSON.stringify((await tiny.transcribe(clip, opts)).segments.map((s) => [s.start, s.end, s.text]))
+    const ms = await tiny.warmup({ batchSize: 2 })
+    assert.ok(ms > 0 && Number.isFinite(ms))
+    const after = JSON.stringify((await tiny.transcribe(clip, opts)).segments.map((s) => [s.start, s.end, s.text]))
+    assert.equal(after, before)
+  } finally {
+    await tiny.dispose()
+  }
+})
+
 test('bad audio gives coded errors', { skip }, async () => {
   await assert.rejects(whisper.transcribe('/nonexistent/audio.wav'), { code: 'ERR_IO' })
   await assert.rejects(whisper.transcribe(Buffer.from('definitely not audio, just text')), {

@@ -7,8 +7,9 @@
 //
 // Method: every run is its own process (ours: a node child; mlx-whisper: a
 // Python peer process), alone on the machine, the configurations alternating
-// round by round. Each process loads the model, warms up on the first 30 s
-// (MLX compiles kernels on first use) and then times one transcription of the
+// round by round. Each process loads the model, warms up (ours: `warmup()` at
+// the configuration's batch size, since 2026-11-25; both: a transcription of
+// the first 30 s; MLX compiles kernels and sizes buffers on first use) and then times one transcription of the
 // whole file; load and warm-up are not in the time. Both sides use their
 // defaults (greedy with temperature fallback, timestamps, English).
 // LONG.wav/.txt: `cargo run --release -p mlx-napi-core --example longform_eval --
@@ -49,7 +50,7 @@ if (a.child) {
   const t0 = performance.now()
   const w = await loadWhisper(a.model, { dtype: a.dtype })
   const loadMs = performance.now() - t0
-  await w.warmup()
+  await w.warmup({ batchSize: options.batchSize })
   await w.transcribe(a.warm, options)
   const t = performance.now()
   const r = await w.transcribe(a.audio, options)

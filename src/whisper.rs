@@ -18,7 +18,7 @@ use mlx_napi_core::{
     audio::AudioInput,
     vad::VadOptions,
     whisper::{
-        self,
+        self, default_batch_size,
         subtitles::{self, decimal, Cue},
         Progress, Segment as CoreSegment, Task, Timings, TranscribeHooks, TranscribeOptions,
         Transcription, WhisperEngine, Word as CoreWord,
@@ -648,6 +648,8 @@ const VAD_FIELDS: &[(&str, Kind)] = &[
 ];
 
 const DETECT_FIELDS: &[(&str, Kind)] = &[("sampleRate", Kind::Number), ("signal", Kind::Signal)];
+/// `warmup(options)`'s fields.
+const WARMUP_FIELDS: &[(&str, Kind)] = &[("batchSize", Kind::Number)];
 
 /// Checks `options.vad`'s field names and types when it is an object.
 fn check_vad(options: &Option<Object>) -> Result<(), CoreError> {
@@ -984,28 +986,38 @@ impl JsWhisper {
         Ok(promise)
     }
 
-    /// Transcribes one second of a quiet tone so that MLX compiles its kernels
-    /// (on CUDA this takes seconds on first use). Resolves with the time in ms.
+    /// Readies the model for transcriptions: MLX compiles its GPU kernels on
+    /// first use (seconds on CUDA), and the first batch of a shape allocates
+    /// its buffers. Transcribes a quiet tone: one second at batch 1,
+    /// `batchSize` × 30 s otherwise (filling every row of the batch).
+    /// Resolves with the time it took in ms.
+    ///
+    /// `options.batchSize`: the batch size the transcriptions will use
+    /// (default: the backend's default `batchSize`, 8 on a GPU and 1 on the CPU).
     #[napi(ts_return_type = "Promise<number>")]
-    pub fn warmup<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+    pub fn warmup<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "{ batchSize?: number }")] options: Option<Unknown>,
+    ) -> napi::Result<Object<'env>> {
         let (settler, promise) = Settler::new(env, |_env, ms: f64| Ok(ms))?;
-        submit(&self.worker, settler, |engine| {
-            let rate = 16_000;
-            let samples = (0..rate)
-                .map(|i| 0.05 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate as f32).sin())
-                .collect();
-            let options = TranscribeOptions {
-                temperatures: vec![0.0],
-                sample_len: Some(8),
-                ..Default::default()
+        let batch_size = (|| {
+            let options = check_options("options", options, WARMUP_FIELDS)?;
+            let batch = match &options {
+                Some(o) => o
+                    .get_named_property::<Option<f64>>("batchSize")
+                    .map_err(|_| CoreError::invalid("batchSize must be a number"))?,
+                None => None,
             };
-            let input = AudioInput::Pcm {
-                samples,
-                sample_rate: rate as u32,
-            };
-            let t = engine.transcribe(input, &options, TranscribeHooks::default())?;
-            Ok(t.timings.total_ms)
-        });
+            Ok(whole("batchSize", batch, 1.0, 256.0)?
+                .map_or_else(default_batch_size, |b| b as usize))
+        })();
+        match batch_size {
+            Ok(batch_size) => submit(&self.worker, settler, move |engine| {
+                engine.warmup(batch_size)
+            }),
+            Err(e) => settler.settle(Err(e)),
+        }
         Ok(promise)
     }
 

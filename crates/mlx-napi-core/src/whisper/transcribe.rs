@@ -21,7 +21,7 @@ use std::{
     io::Write,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, OnceLock,
     },
     time::Instant,
 };
@@ -418,6 +418,14 @@ impl Plan<'_> {
                 decode_batch(model, special, &batch, prompts, &options, abort)?
             };
             timings.decode_ms += start.elapsed().as_secs_f64() * 1e3;
+            trace(|| {
+                let longest = decoded.iter().map(|d| d.tokens.len()).max().unwrap_or(0);
+                format!(
+                    "decode {} rows at T {temperature}: longest {longest} tokens, {:.1} ms",
+                    order.len(),
+                    start.elapsed().as_secs_f64() * 1e3
+                )
+            });
             let mut still_pending = Vec::new();
             for (window, group) in pending.iter().zip(decoded.chunks(candidates)) {
                 let best = group
@@ -442,6 +450,25 @@ impl Plan<'_> {
             .map(|r| r.expect("every window decoded"))
             .collect())
     }
+}
+
+/// `MLX_NAPI_TRACE_WHISPER=1` prints the schedule to stderr: each round of
+/// the batched schedule, each decode pass (rows, temperature, longest output,
+/// time) and each re-read of skipped speech. A diagnostic for speed and lost
+/// words (the benchmarks' child processes inherit it), not an API.
+fn trace(message: impl FnOnce() -> String) {
+    static ON: OnceLock<bool> = OnceLock::new();
+    let on = *ON.get_or_init(|| {
+        std::env::var_os("MLX_NAPI_TRACE_WHISPER").is_some_and(|v| !v.is_empty() && v != "0")
+    });
+    if on {
+        eprintln!("whisper: {}", message());
+    }
+}
+
+/// Seconds at mel frame `frame`.
+fn seconds(frame: usize) -> f32 {
+    frame as f32 * HOP_LENGTH as f32 / SAMPLE_RATE as f32
 }
 
 /// openai-whisper's ranking of sampled candidates: mean log-probability.
@@ -506,6 +533,44 @@ fn split_segments(
 }
 
 impl WhisperEngine {
+    /// Readies MLX for transcriptions that decode `batch_size` windows
+    /// together; returns the time it took in ms. MLX compiles its GPU
+    /// kernels on first use (seconds on CUDA, then cached on disk), and each
+    /// process loads the kernels of every shape it meets once.
+    ///
+    /// Batch 1 transcribes one second of a quiet tone (8 tokens at most).
+    /// A larger batch transcribes `batch_size` × 30 s of it with the default
+    /// options, which walks the batched schedule (its rounds, re-reads and
+    /// temperature fallbacks) as real speech does. Measured on an H200
+    /// (tiny.en, 21.3 minutes at batch 16, three processes each): the first
+    /// transcription took 2.2–2.4 s after the batch-1 warm-up and 1.5–1.6 s
+    /// after this one (1.0–1.3 s); the next ones take 1.2–1.4 s. A shallower
+    /// warm-up (`batch_size` windows decoded once from the longest prompt)
+    /// left it at 1.7–2.5 s. On the CPU backend the batched warm-up is
+    /// greedy and 8 tokens per window: there the decoding itself is the
+    /// cost (a hallucinating random-weight model took 4.7 minutes with the
+    /// default options at batch 2), and MLX compiles its CPU kernels per
+    /// shape, which this still does.
+    pub fn warmup(&self, batch_size: usize) -> Result<f64> {
+        let mut options = TranscribeOptions {
+            batch_size,
+            ..Default::default()
+        };
+        let on_gpu = matches!(crate::backend::backend_info(), Ok(info) if info.device == "gpu");
+        if batch_size == 1 || !on_gpu {
+            options.temperatures = vec![0.0];
+            options.sample_len = Some(8);
+        }
+        options.validate()?;
+        let seconds = if batch_size > 1 { 30 * batch_size } else { 1 };
+        let rate = SAMPLE_RATE as f32;
+        let samples: Vec<f32> = (0..seconds * SAMPLE_RATE as usize)
+            .map(|i| 0.05 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate).sin())
+            .collect();
+        let result = self.transcribe_samples(&samples, &options, TranscribeHooks::default())?;
+        Ok(result.timings.total_ms)
+    }
+
     /// Transcribes 16 kHz mono `samples` (see [`WhisperEngine::transcribe`]).
     pub fn transcribe_samples(
         &self,
@@ -796,6 +861,8 @@ impl WhisperEngine {
     /// each (prompts of different lengths are padded and masked). Sections end
     /// in pauses, so no sentence straddles two; segments are handed out in
     /// time order (a later section's wait until the earlier ones are done).
+    /// Rows of finished sections take over the rest of sections that fell
+    /// behind ([`Planner::take_over_point`]).
     #[allow(clippy::too_many_arguments)]
     fn transcribe_sections(
         &self,
@@ -829,10 +896,47 @@ impl WhisperEngine {
         // Words per second of speech over every section read so far: a
         // segment far below it passed over speech (see `skipped_speech`).
         let mut word_rate = WordRate::default();
+        let is_active = |r: &SectionReader| r.seek < r.end;
         loop {
             run.hooks.check_abort()?;
+            // Rows left idle by finished sections take over the rest of the
+            // section with the most audio beyond its next window, as a new
+            // section right after it (so segments still come out in order).
+            while readers.iter().filter(|r| is_active(r)).count() < plan.options.batch_size {
+                let furthest = (0..readers.len())
+                    .filter(|&i| is_active(&readers[i]))
+                    .filter_map(|i| {
+                        let r = &readers[i];
+                        let cut =
+                            planner.take_over_point(r.seek, r.limit.unwrap_or(r.end), r.end)?;
+                        Some((r.end - cut, i, cut))
+                    })
+                    .max();
+                let Some((_, i, cut)) = furthest else { break };
+                let end = std::mem::replace(&mut readers[i].end, cut);
+                trace(|| {
+                    format!(
+                        "an idle row takes over {:.1}–{:.1} s",
+                        seconds(cut),
+                        seconds(end)
+                    )
+                });
+                readers.insert(
+                    i + 1,
+                    SectionReader {
+                        seek: cut,
+                        start: cut,
+                        end,
+                        context: initial_prompt.to_vec(),
+                        prompt_reset_since: 0,
+                        segments: Vec::new(),
+                        limit: None,
+                        reread: None,
+                    },
+                );
+            }
             let active: Vec<usize> = (0..readers.len())
-                .filter(|&i| readers[i].seek < readers[i].end)
+                .filter(|&i| is_active(&readers[i]))
                 .collect();
             if active.is_empty() {
                 break;
@@ -845,6 +949,14 @@ impl WhisperEngine {
                     (r.seek, planner.window_end(r.seek, end) - r.seek)
                 })
                 .collect();
+            trace(|| {
+                let spans: Vec<String> = active
+                    .iter()
+                    .zip(&windows)
+                    .map(|(i, &(seek, n))| format!("#{i} {:.1}+{:.1}", seconds(seek), seconds(n)))
+                    .collect();
+                format!("round: {} sections: {}", active.len(), spans.join(", "))
+            });
             // The language-detection pass already encoded section 0's first window.
             let features = match first_features.take() {
                 Some(first) if active[0] == 0 && readers[0].seek == 0 => {
@@ -924,6 +1036,14 @@ impl WhisperEngine {
                     .extend(segments.iter().flat_map(|s| s.tokens.iter().copied()));
                 reader.segments.extend(segments);
                 if let Some((skip, halved)) = skipped {
+                    trace(|| {
+                        format!(
+                            "section #{i}: speech skipped, read {:.1}–{:.1} s again{}",
+                            seconds(skip.resume),
+                            seconds(skip.limit),
+                            if halved { " (first half)" } else { "" }
+                        )
+                    });
                     reader.seek = skip.resume.max(seek);
                     reader.limit = Some(skip.limit);
                     reader.reread = Some(Reread {
