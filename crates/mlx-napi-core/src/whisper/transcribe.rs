@@ -122,9 +122,9 @@ impl Default for TranscribeOptions {
 
 /// Windows decoded together unless the caller says otherwise: 8 on a GPU,
 /// the largest batch measured at the sequential loop's word error rate on
-/// long-form speech (3.6× mlx-whisper on an H200; batch 16 was faster but
-/// 2 points worse there, benchmark/RESULTS.md); 1 on the CPU, where batching
-/// adds no throughput (the encoder is compute-bound).
+/// long-form speech (4.9× mlx-whisper on an H200; batch 16 is 6.8× at 0.44
+/// points more errors, benchmark/RESULTS.md 2026-11-25); 1 on the CPU, where
+/// batching adds no throughput (the encoder is compute-bound).
 pub fn default_batch_size() -> usize {
     match crate::backend::backend_info() {
         Ok(info) if info.device == "gpu" => 8,
