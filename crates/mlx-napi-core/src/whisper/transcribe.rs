@@ -881,16 +881,7 @@ impl WhisperEngine {
         let max_prompt = self.model().config().n_text_ctx / 2 - 1;
         let mut readers: Vec<SectionReader> = sections
             .iter()
-            .map(|&(start, end)| SectionReader {
-                seek: start,
-                start,
-                end,
-                context: initial_prompt.to_vec(),
-                prompt_reset_since: 0,
-                segments: Vec::new(),
-                limit: None,
-                reread: None,
-            })
+            .map(|&(start, end)| SectionReader::new(start, end, initial_prompt))
             .collect();
         let mut next_to_emit = 0;
         // Words per second of speech over every section read so far: a
@@ -921,19 +912,7 @@ impl WhisperEngine {
                         seconds(end)
                     )
                 });
-                readers.insert(
-                    i + 1,
-                    SectionReader {
-                        seek: cut,
-                        start: cut,
-                        end,
-                        context: initial_prompt.to_vec(),
-                        prompt_reset_since: 0,
-                        segments: Vec::new(),
-                        limit: None,
-                        reread: None,
-                    },
-                );
+                readers.insert(i + 1, SectionReader::new(cut, end, initial_prompt));
             }
             let active: Vec<usize> = (0..readers.len())
                 .filter(|&i| is_active(&readers[i]))
@@ -1093,6 +1072,22 @@ struct SectionReader {
     limit: Option<usize>,
     /// The last re-read of skipped speech (bounded: see [`Reread`]).
     reread: Option<Reread>,
+}
+
+impl SectionReader {
+    /// A seek loop over frames `start..end`, prompted with `initial_prompt`.
+    fn new(start: usize, end: usize, initial_prompt: &[u32]) -> Self {
+        SectionReader {
+            seek: start,
+            start,
+            end,
+            context: initial_prompt.to_vec(),
+            prompt_reset_since: 0,
+            segments: Vec::new(),
+            limit: None,
+            reread: None,
+        }
+    }
 }
 
 /// A re-read of skipped speech: where it started, and whether it already

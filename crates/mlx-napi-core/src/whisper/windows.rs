@@ -423,6 +423,22 @@ mod tests {
     }
 
     /// Speech (a 200 Hz tone at -10 dBFS) from `a` to `b` seconds.
+    /// A planner over `total` seconds holding `count` 5 s sentences, one
+    /// every 6 s from 0.5 s (0.5 s pauses between them).
+    fn sentences(count: usize, total: f32) -> Planner {
+        Planner::new(
+            &speech_in(total, &sentence_spans(count)),
+            (total * 100.0) as usize,
+        )
+    }
+
+    /// The (start, end) seconds of [`sentences`]' sentences.
+    fn sentence_spans(count: usize) -> Vec<(f32, f32)> {
+        (0..count)
+            .map(|k| (k as f32 * 6.0 + 0.5, k as f32 * 6.0 + 5.5))
+            .collect()
+    }
+
     fn speech_in(total: f32, pieces: &[(f32, f32)]) -> Vec<f32> {
         let mut samples = vec![0.0f32; (total * SAMPLE_RATE as f32) as usize];
         for &(a, b) in pieces {
@@ -505,10 +521,8 @@ mod tests {
     fn a_segment_far_sparser_than_the_recordings_own_rate_is_read_again() {
         let f = |s: f32| (s * 100.0) as usize;
         // Speech throughout 0–30 s, in 5 s sentences with 0.5 s pauses.
-        let pieces: Vec<(f32, f32)> = (0..5)
-            .map(|k| (k as f32 * 6.0 + 0.5, k as f32 * 6.0 + 5.5))
-            .collect();
-        let planner = Planner::new(&speech_in(30.0, &pieces), f(30.0));
+        let planner = sentences(5, 30.0);
+        let pieces = sentence_spans(5);
         // 0.5–17.5 s with 12 words: 0.7 per second, above the absolute floor
         // (0.6), so without a typical rate it passes…
         let claimed = [
@@ -552,10 +566,7 @@ mod tests {
     fn a_second_reread_splits_the_span_in_a_pause() {
         let f = |s: f32| (s * 100.0) as usize;
         // Sentences 0.5–5.5, 6.5–11.5, 12.5–17.5 s.
-        let pieces: Vec<(f32, f32)> = (0..3)
-            .map(|k| (k as f32 * 6.0 + 0.5, k as f32 * 6.0 + 5.5))
-            .collect();
-        let planner = Planner::new(&speech_in(30.0, &pieces), f(30.0));
+        let planner = sentences(3, 30.0);
         // 0.5–17.5 s: the cut lies in its middle third (frames 616–1183),
         // in a pause (the one from 11.5 s reaches into it), never inside a
         // sentence.
@@ -575,10 +586,7 @@ mod tests {
     fn an_idle_row_takes_over_after_the_next_window() {
         let f = |s: f32| (s * 100.0) as usize;
         // Sentences every 6 s over 90 s.
-        let pieces: Vec<(f32, f32)> = (0..15)
-            .map(|k| (k as f32 * 6.0 + 0.5, k as f32 * 6.0 + 5.5))
-            .collect();
-        let planner = Planner::new(&speech_in(90.0, &pieces), f(90.0));
+        let planner = sentences(15, 90.0);
         // A section at 10 s ending at 90 s: the next window ends in a pause
         // 5–30 s on, and the rest is taken over from there.
         let cut = planner.take_over_point(f(10.0), f(90.0), f(90.0)).unwrap();
