@@ -54,6 +54,17 @@ impl DefaultDevice {
         };
         Ok(device)
     }
+
+    fn is_gpu(&self) -> Result<bool> {
+        let mut kind = mlx_sys::mlx_device_type__MLX_CPU;
+        unsafe {
+            check(
+                mlx_sys::mlx_device_get_type(&mut kind, self.0),
+                "mlx_device_get_type",
+            )?
+        };
+        Ok(kind == mlx_sys::mlx_device_type__MLX_GPU)
+    }
 }
 
 impl Drop for DefaultDevice {
@@ -96,6 +107,15 @@ pub(crate) fn raw_mlx_version() -> Result<String> {
     }
 }
 
+/// Whether MLX's default device is a GPU (CUDA or Metal): the one fact the
+/// defaults that differ by device need, without the rest of [`backend_info`].
+/// `false` when MLX cannot say.
+pub fn default_device_is_gpu() -> bool {
+    DefaultDevice::get()
+        .and_then(|device| device.is_gpu())
+        .unwrap_or(false)
+}
+
 pub fn backend_info() -> Result<BackendInfo> {
     crate::runtime::init();
     let mut cuda = false;
@@ -118,14 +138,7 @@ pub fn backend_info() -> Result<BackendInfo> {
         Backend::Cpu
     };
     let device = DefaultDevice::get()?;
-    let mut kind = mlx_sys::mlx_device_type__MLX_CPU;
-    unsafe {
-        check(
-            mlx_sys::mlx_device_get_type(&mut kind, device.0),
-            "mlx_device_get_type",
-        )?
-    };
-    let is_gpu = kind == mlx_sys::mlx_device_type__MLX_GPU;
+    let is_gpu = device.is_gpu()?;
     let (device_name, memory) = device_details(&device);
     Ok(BackendInfo {
         mlx_version: mlx_version()?,

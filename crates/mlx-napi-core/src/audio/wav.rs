@@ -141,12 +141,11 @@ fn convert<R: Read>(source: &mut R, size: u64, format: &Format) -> Option<Decode
         if format.channels == 1 {
             // Mono (the common case): straight into the output.
             extend_samples(&mut mono, &bytes[..take], format.kind);
-            left -= take;
-            continue;
+        } else {
+            interleaved.clear();
+            extend_samples(&mut interleaved, &bytes[..take], format.kind);
+            super::decode::downmix_into(&interleaved, format.channels, &mut mono);
         }
-        interleaved.clear();
-        extend_samples(&mut interleaved, &bytes[..take], format.kind);
-        super::decode::downmix_into(&interleaved, format.channels, &mut mono);
         left -= take;
     }
     Some(DecodedAudio {

@@ -62,8 +62,7 @@ pub const MAX_BATCH_SIZE: usize = 1024;
 /// Most rows decoded together when the caller does not say: enough to fill
 /// a GPU with small models, few enough that a CPU stays responsive.
 pub fn default_max_batch_size() -> usize {
-    let gpu = crate::backend::backend_info().is_ok_and(|info| info.device == "gpu");
-    if gpu {
+    if crate::backend::default_device_is_gpu() {
         32
     } else {
         8

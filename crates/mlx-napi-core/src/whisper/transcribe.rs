@@ -126,9 +126,10 @@ impl Default for TranscribeOptions {
 /// points more errors, benchmark/RESULTS.md 2026-11-25); 1 on the CPU, where
 /// batching adds no throughput (the encoder is compute-bound).
 pub fn default_batch_size() -> usize {
-    match crate::backend::backend_info() {
-        Ok(info) if info.device == "gpu" => 8,
-        _ => 1,
+    if crate::backend::default_device_is_gpu() {
+        8
+    } else {
+        1
     }
 }
 
@@ -556,8 +557,7 @@ impl WhisperEngine {
             batch_size,
             ..Default::default()
         };
-        let on_gpu = matches!(crate::backend::backend_info(), Ok(info) if info.device == "gpu");
-        if batch_size == 1 || !on_gpu {
+        if batch_size == 1 || !crate::backend::default_device_is_gpu() {
             options.temperatures = vec![0.0];
             options.sample_len = Some(8);
         }

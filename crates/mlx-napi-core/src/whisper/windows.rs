@@ -422,7 +422,6 @@ mod tests {
         assert_eq!(Planner::new(&short, 1200).sections(16), vec![(0, 1200)]);
     }
 
-    /// Speech (a 200 Hz tone at -10 dBFS) from `a` to `b` seconds.
     /// A planner over `total` seconds holding `count` 5 s sentences, one
     /// every 6 s from 0.5 s (0.5 s pauses between them).
     fn sentences(count: usize, total: f32) -> Planner {
@@ -439,6 +438,7 @@ mod tests {
             .collect()
     }
 
+    /// Speech (a 200 Hz tone at -10 dBFS) from `a` to `b` seconds.
     fn speech_in(total: f32, pieces: &[(f32, f32)]) -> Vec<f32> {
         let mut samples = vec![0.0f32; (total * SAMPLE_RATE as f32) as usize];
         for &(a, b) in pieces {
