@@ -10,7 +10,11 @@
 //                          [--bandwidth GBPS]   (measured copy bandwidth: adds the roofline column)
 //   node benchmark/gen.mjs --mode streams     --model DIR [--streams 1,4,16,64] [--stream-tokens 128] [--stream-prompt 64]
 //   node benchmark/gen.mjs --mode first-token --model DIR [--runs 7] [--cold-runs 2]
-//   common: [--peer mlx-lm|none] [--json F] [--budget-s S] [--python python3]
+//   common: [--peer mlx-lm|mlx-napi-eager|none] [--json F] [--budget-s S] [--python python3]
+//
+// --peer mlx-napi-eager: our own side with the sampler's draw chain eager
+// (MLX_NAPI_COMPILE_SAMPLER=0) against the default (compiled on a GPU), the
+// two alternating like any peer: the compiled sampler's A/B (issue #14).
 //
 // first-token: "cold" runs start with empty kernel caches (a fresh
 // MLX_PTX_CACHE_DIR and CUDA_CACHE_PATH each, like a new machine or
@@ -62,6 +66,7 @@ const passed = ['--mode', a.mode, '--model', a.model, '--prompt', a.prompt, '--t
   '--streams', a.streams, '--stream-prompt', a['stream-prompt'], '--stream-tokens', a['stream-tokens']]
 const SIDES = {
   'mlx-napi': () => [process.execPath, [here('./gen_side.mjs'), ...passed]],
+  'mlx-napi-eager': () => [process.execPath, [here('./gen_side.mjs'), ...passed], { MLX_NAPI_COMPILE_SAMPLER: '0' }],
   'mlx-lm': () => [a.python, [here('./peers/mlx_lm_side.py'), ...passed]],
 }
 const sides = ['mlx-napi', ...(a.peer === 'none' ? [] : [a.peer])]
@@ -70,13 +75,13 @@ for (const s of sides) if (!SIDES[s]) throw new Error(`--peer: mlx-lm or none, g
 const exitDeaths = []
 /** Runs one side in a fresh process; resolves with its JSON line. */
 function runSide(side, env = {}) {
-  const [cmd, args] = SIDES[side]()
+  const [cmd, args, sideEnv = {}] = SIDES[side]()
   const t0 = Date.now()
   const extra = a.mode === 'first-token' ? ['--t0', String(t0)] : []
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, [...args, ...extra], {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, PYTHONUNBUFFERED: '1', ...env },
+      env: { ...process.env, PYTHONUNBUFFERED: '1', ...sideEnv, ...env },
     })
     let stdout = ''
     child.stdout.on('data', (d) => (stdout += d))

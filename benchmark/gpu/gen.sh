@@ -15,6 +15,12 @@
 #   streams M..   aggregate tok/s at 1/4/16/64 concurrent streams, vs mlx-lm's BatchGenerator
 #   first-token M process start -> first token with cold and warm kernel caches, vs mlx-lm
 #   small         = bandwidth + decode qwen2.5-0.5b + streams qwen2.5-0.5b (fits one call)
+#   sampler-constrained  issues #14 and #15 in one call, ours only: the compiled sampler
+#                 against the eager one (decode qwen2.5-0.5b, --peer mlx-napi-eager), then
+#                 constrained vs free decoding (benchmark/constrained.mjs) on the 0.5B shape —
+#                 with SmolLM2's byte-level tokenizer, which llguidance can read (the random
+#                 model's word-level one it cannot) — and on SmolLM2 itself; makes
+#                 qwen2.5-0.5b first if absent
 # Models: qwen2.5-0.5b, llama-3.1-8b (from `models`), smollm2-135m-4bit (real weights),
 # gemma3-4b, qwen3-30b-a3b-4bit, qwen3-30b-a3b-bf16-24l (from `models16`;
 # qwen3-30b-a3b-bf16 names whichever qwen3-30b-a3b-bf16-<N>l it made).
@@ -94,5 +100,19 @@ case "$step" in
     gen decode qwen2.5-0.5b --bandwidth "$bw"
     gen streams qwen2.5-0.5b
     ;;
-  *) echo "unknown step $step (models | models16 | bandwidth | decode | streams | first-token | small)" >&2; exit 2 ;;
+  sampler-constrained)
+    [ -f "$MODELS/qwen2.5-0.5b/config.json" ] ||
+      python3 benchmark/models/make_random_llm.py --out "$MODELS" qwen2.5-0.5b 2>&1 | tail -2
+    # The 0.5B shape with SmolLM2's tokenizer: its 49,152 ids are a byte-level BPE that
+    # llguidance reads; the model's ids past them become special tokens no grammar admits.
+    bt="$MODELS/qwen2.5-0.5b-bytetok"; mkdir -p "$bt"
+    ln -sf "$MODELS"/qwen2.5-0.5b/*.safetensors* "$MODELS/qwen2.5-0.5b/config.json" "$bt/"
+    cp "$SHARED"/models/smollm2-135m-instruct-4bit/tokenizer*.json "$bt/"
+    for m in qwen2.5-0.5b-bytetok smollm2-135m-4bit; do
+      node benchmark/constrained.mjs --model "$(dir_of "$m")" --runs "$RUNS" --tokens 256 \
+        2>"$RES/constrained-$m.log" | tee "$RES/constrained-$m.md" "$OUT/constrained-$m.md"
+    done
+    gen decode qwen2.5-0.5b --peer mlx-napi-eager --bandwidth "$(bandwidth)"
+    ;;
+  *) echo "unknown step $step (models | models16 | bandwidth | decode | streams | first-token | small | sampler-constrained)" >&2; exit 2 ;;
 esac

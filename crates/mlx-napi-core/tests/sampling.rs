@@ -296,3 +296,62 @@ fn a_constraint_mask_is_never_crossed() {
         assert_eq!(seen[..3].iter().sum::<usize>(), 0, "{shown}: {seen:?}");
     }
 }
+
+#[test]
+fn the_compiled_draw_draws_what_the_eager_one_does() {
+    // Same seed, same logits: the compiled chain (draw.rs) must pick exactly
+    // the eager chain's tokens, for every filter combination, batched, and
+    // for each batch shape it meets (a new shape traces again).
+    let vocab = 512;
+    let logits_for = |rows: i32, seed: u64| {
+        mlx_rs::random::normal::<f32>(
+            &[rows, vocab],
+            None,
+            None,
+            &mlx_rs::random::key(seed).unwrap(),
+        )
+        .unwrap()
+        .multiply(Array::from_f32(3.0))
+        .unwrap()
+    };
+    let filters = [
+        (None, None, None),
+        (Some(40), None, None),
+        (None, Some(0.9), None),
+        (None, None, Some(0.05)),
+        (Some(40), Some(0.9), Some(0.05)),
+    ];
+    for (top_k, top_p, min_p) in filters {
+        for rows in [1, 3] {
+            let config = SamplerConfig {
+                top_k,
+                top_p,
+                min_p,
+                repetition_penalty: Some(1.1),
+                ..cfg(0.8, 11)
+            };
+            let run = |compiled: bool| {
+                let mut sampler = Sampler::new(config.clone(), vocab as usize, rows as usize, &[])
+                    .unwrap()
+                    .with_compiled_draw(compiled);
+                assert_eq!(sampler.draw_is_compiled(), compiled);
+                (0..12)
+                    .flat_map(|step| to_vec_i32(&sampler.sample(&logits_for(rows, step)).unwrap()))
+                    .collect::<Vec<_>>()
+            };
+            let eager = run(false);
+            assert_eq!(
+                run(true),
+                eager,
+                "top_k {top_k:?} top_p {top_p:?} min_p {min_p:?} rows {rows}"
+            );
+            // Not a constant: the draws vary.
+            assert!(eager.iter().any(|&t| t != eager[0]));
+        }
+    }
+    // Greedy has no chain to compile.
+    let greedy = Sampler::new(cfg(0.0, 1), vocab as usize, 1, &[])
+        .unwrap()
+        .with_compiled_draw(true);
+    assert!(!greedy.draw_is_compiled());
+}

@@ -12,17 +12,21 @@
 //! key (split once per draw, so a seed reproduces a run). Nothing is read back
 //! to the host here.
 //!
-//! Not compiled with `mlx compile`: on the CPU backend the compiled filter
-//! chain was no faster (vocab 49152, temperature + top-k + top-p + min-p:
-//! 6.3 ms eager vs 7.1 ms compiled per step; the sort for top-p dominates).
-//! `examples/sampler_compile_bench.rs` repeats the measurement on any device.
+//! The draw (temperature → filters → categorical, `draw.rs`) is one compiled
+//! MLX function on a GPU and eager on the CPU backend, where the compiled
+//! filter chain was no faster (vocab 49152, temperature + top-k + top-p +
+//! min-p: 6.3 ms eager vs 7.1 ms compiled per step; the sort for top-p
+//! dominates). `examples/sampler_compile_bench.rs` repeats the measurement on
+//! any device.
 
 mod config;
+mod draw;
 mod filters;
 pub mod logprobs;
 mod sampler;
 
 pub use config::SamplerConfig;
+pub use draw::CACHED_CHAINS;
 pub use filters::{apply_min_p, apply_top_k, apply_top_p};
 pub use logprobs::{TokenLogprob, MAX_TOP_LOGPROBS};
 pub use sampler::Sampler;

@@ -7,7 +7,7 @@ use mlx_rs::{
     random, Array, Dtype,
 };
 
-use super::{apply_min_p, apply_top_p, logprobs, SamplerConfig};
+use super::{draw::DrawChain, logprobs, SamplerConfig};
 use crate::{Error, Result};
 
 pub struct Sampler {
@@ -24,6 +24,8 @@ pub struct Sampler {
     /// `[B, V]` float counts of generated tokens (presence/frequency penalties).
     counts: Option<Array>,
     key: Array,
+    /// Temperature → truncation → draw (`None` at temperature 0: argmax).
+    chain: Option<DrawChain>,
 }
 
 impl Sampler {
@@ -74,6 +76,7 @@ impl Sampler {
             recent_next: 0,
             counts,
             key: random::key(seed)?,
+            chain: DrawChain::new(&config, vocab, None),
             config,
         };
         if sampler.config.repetition_penalty.is_some_and(|p| p != 1.0) {
@@ -98,6 +101,18 @@ impl Sampler {
 
     pub fn config(&self) -> &SamplerConfig {
         &self.config
+    }
+
+    /// Forces the draw chain compiled (`true`) or eager (`false`) instead of
+    /// the default for the device (see `draw.rs`); the tokens are the same.
+    pub fn with_compiled_draw(mut self, compiled: bool) -> Self {
+        self.chain = DrawChain::new(&self.config, self.vocab, Some(compiled));
+        self
+    }
+
+    /// Whether the draw chain runs as one compiled MLX function.
+    pub fn draw_is_compiled(&self) -> bool {
+        self.chain.as_ref().is_some_and(DrawChain::is_compiled)
     }
 
     /// Processes `logits` `[B, V]` (any float dtype) and draws one token per
@@ -191,47 +206,14 @@ impl Sampler {
         Ok(x)
     }
 
-    /// Temperature, truncation filters and the draw.
+    /// Temperature, truncation filters and the draw (`draw.rs`).
     fn draw(&mut self, x: &Array) -> Result<Array> {
-        let c = &self.config;
-        if c.temperature == 0.0 {
+        let Some(chain) = self.chain.as_mut() else {
             return Ok(ops::indexing::argmax_axis(x, -1, false)?.as_dtype(Dtype::Int32)?);
-        }
-        let x = x.multiply(Array::from_f32(1.0 / c.temperature))?;
+        };
         let (next_key, draw_key) = random::split(&self.key, 2)?;
         self.key = next_key;
-        let top_k = c.top_k.map(|k| k.min(i32::MAX as u32) as i32);
-        match top_k {
-            // With top-k, the other filters and the draw only ever see the k
-            // best tokens, so we gather those first and work on k values: a
-            // whole-vocabulary sort for top-p (and V random draws) cost more
-            // than everything else in a decode step's sampler on a GPU (an
-            // H200 spent 0.76 ms per step on the whole-vocabulary chain at 128k
-            // ids; examples/sampler_compile_bench.rs, benchmark/RESULTS.md).
-            Some(k) if k < self.vocab => {
-                let candidates =
-                    ops::argpartition_axis(x.negative()?, k - 1, -1)?.try_index((.., ..k))?;
-                let best = x.take_along_axis(&candidates, -1)?;
-                let position = random::categorical(&self.truncate(best)?, -1, None, &draw_key)?;
-                let token = candidates.take_along_axis(&position.expand_dims(-1)?, -1)?;
-                Ok(token.squeeze_axes(&[-1])?.as_dtype(Dtype::Int32)?)
-            }
-            _ => {
-                let x = self.truncate(x)?;
-                Ok(random::categorical(&x, -1, None, &draw_key)?.as_dtype(Dtype::Int32)?)
-            }
-        }
-    }
-
-    /// The top-p and min-p filters (top-k is handled by `draw`).
-    fn truncate(&self, mut x: Array) -> Result<Array> {
-        if let Some(p) = self.config.top_p {
-            x = apply_top_p(&x, p)?;
-        }
-        if let Some(p) = self.config.min_p {
-            x = apply_min_p(&x, p)?;
-        }
-        Ok(x)
+        chain.draw(x, &draw_key)
     }
 
     /// Records tokens `[B]` (sampled or forced) for the penalties.
