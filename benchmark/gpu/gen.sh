@@ -20,7 +20,8 @@
 #                 constrained vs free decoding (benchmark/constrained.mjs) on the 0.5B shape —
 #                 with SmolLM2's byte-level tokenizer, which llguidance can read (the random
 #                 model's word-level one it cannot) — and on SmolLM2 itself; makes
-#                 qwen2.5-0.5b first if absent
+#                 qwen2.5-0.5b first if absent; with what is left of BUDGET_S, 1 vs 16
+#                 concurrent streams (ours alone)
 # Models: qwen2.5-0.5b, llama-3.1-8b (from `models`), smollm2-135m-4bit (real weights),
 # gemma3-4b, qwen3-30b-a3b-4bit, qwen3-30b-a3b-bf16-24l (from `models16`;
 # qwen3-30b-a3b-bf16 names whichever qwen3-30b-a3b-bf16-<N>l it made).
@@ -109,10 +110,12 @@ case "$step" in
     ln -sf "$MODELS"/qwen2.5-0.5b/*.safetensors* "$MODELS/qwen2.5-0.5b/config.json" "$bt/"
     cp "$SHARED"/models/smollm2-135m-instruct-4bit/tokenizer*.json "$bt/"
     for m in qwen2.5-0.5b-bytetok smollm2-135m-4bit; do
-      node benchmark/constrained.mjs --model "$(dir_of "$m")" --runs "$RUNS" --tokens 256 \
+      node benchmark/constrained.mjs --model "$(dir_of "$m")" --runs "$RUNS" --tokens "${TOKENS:-256}" \
         2>"$RES/constrained-$m.log" | tee "$RES/constrained-$m.md" "$OUT/constrained-$m.md"
     done
     gen decode qwen2.5-0.5b --peer mlx-napi-eager --bandwidth "$(bandwidth)"
+    # What is left of BUDGET_S: 1 vs 16 concurrent streams, ours alone (the 8x goal).
+    if [ "$(left)" -gt 30 ]; then gen streams qwen2.5-0.5b --peer none --streams 1,16; fi
     ;;
   *) echo "unknown step $step (models | models16 | bandwidth | decode | streams | first-token | small | sampler-constrained)" >&2; exit 2 ;;
 esac
