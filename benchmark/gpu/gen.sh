@@ -108,8 +108,10 @@ case "$step" in
     # llguidance reads; the model's ids past them become special tokens no grammar admits.
     bt="$MODELS/qwen2.5-0.5b-bytetok"; mkdir -p "$bt"
     ln -sf "$MODELS"/qwen2.5-0.5b/*.safetensors* "$MODELS/qwen2.5-0.5b/config.json" "$bt/"
-    cp "$SHARED"/models/smollm2-135m-instruct-4bit/tokenizer*.json "$bt/"
-    for m in qwen2.5-0.5b-bytetok smollm2-135m-4bit; do
+    # TOKENIZER_FROM: a folder with SmolLM2's tokenizer*.json (default: the shared model's)
+    cp "${TOKENIZER_FROM:-$SHARED/models/smollm2-135m-instruct-4bit}"/tokenizer*.json "$bt/"
+    for m in ${CONSTRAINED_MODELS:-qwen2.5-0.5b-bytetok smollm2-135m-4bit}; do
+      [ -f "$(dir_of "$m")/config.json" ] || { echo "gen.sh: constrained $m skipped: no model" | tee -a "$OUT/skipped.txt"; continue; }
       node benchmark/constrained.mjs --model "$(dir_of "$m")" --runs "$RUNS" --tokens "${TOKENS:-256}" \
         2>"$RES/constrained-$m.log" | tee "$RES/constrained-$m.md" "$OUT/constrained-$m.md"
     done
