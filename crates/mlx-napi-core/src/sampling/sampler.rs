@@ -104,7 +104,7 @@ impl Sampler {
     }
 
     /// Forces the draw chain compiled (`true`) or eager (`false`) instead of
-    /// the default for the device (see `draw.rs`); the tokens are the same.
+    /// the default for the device (see `draw.rs`): the same function.
     pub fn with_compiled_draw(mut self, compiled: bool) -> Self {
         self.chain = DrawChain::new(&self.config, self.vocab, Some(compiled));
         self
