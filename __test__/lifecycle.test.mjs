@@ -19,6 +19,9 @@ const { loadLLM, loadWhisper, selfTest } = require(addon)
 
 const llmDir = sharedPath('models/smollm2-135m-instruct-4bit')
 const whisperDir = sharedPath('models/whisper-tiny.en')
+// Random weights, d_model 8, 2 layers (tokenizer from tiny.en): an encoder pass takes
+// milliseconds, where tiny.en's takes seconds on the CPU backend.
+const randomWhisperDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'crates/mlx-napi-core/tests/fixtures/whisper-random-80')
 const jfkPath = sharedPath('audio/jfk.wav')
 const skip = !llmDir || !whisperDir || !jfkPath
 
@@ -53,9 +56,11 @@ after(async () => {
 })
 
 test('64 concurrent generate calls on one model give unmixed, correct results', { skip }, async () => {
-  const prompts = ['The capital of France is', 'One, two, three,', 'def fibonacci(n):', 'Roses are red,']
+  // Short prompts of 1, 2, 3 and 4 tokens (a CPU prefills ~10 tokens/s), each with its own answer.
+  const prompts = ['def', 'Paris is', 'Roses are', 'One, two,']
   const expected = []
   for (const p of prompts) expected.push((await llm.generate(p, { maxTokens: 2 })).tokens)
+  assert.equal(new Set(expected.map(String)).size, prompts.length, `the prompts must give different answers: ${JSON.stringify(expected)}`)
   const calls = Array.from({ length: 64 }, (_, i) => llm.generate(prompts[i % 4], { maxTokens: 2 }))
   const results = await Promise.all(calls)
   results.forEach((r, i) => assert.deepEqual(r.tokens, expected[i % 4], `call ${i}`))
@@ -79,8 +84,7 @@ test(`${transcribeCalls} concurrent transcribe calls on one model give unmixed, 
 // 2 layers: an encoder pass takes milliseconds), four different clips, each
 // call's tokens compared with its solo run.
 test('64 concurrent transcribe calls (random-weight Whisper) give unmixed, correct results', { skip: !whisperDir }, async () => {
-  const fixture = join(dirname(fileURLToPath(import.meta.url)), '..', 'crates/mlx-napi-core/tests/fixtures/whisper-random-80')
-  const tiny = await loadWhisper(fixture, { tokenizerDir: whisperDir })
+  const tiny = await loadWhisper(randomWhisperDir, { tokenizerDir: whisperDir })
   try {
     const clips = [0, 1, 2, 3].map((k) =>
       Float32Array.from({ length: 16000 * (1 + k) }, (_, i) => 0.3 * Math.sin(i * (0.01 + 0.03 * k))))
@@ -128,13 +132,18 @@ test('dispose() rejects pending calls with ERR_DISPOSED; later calls too', { ski
   await gone
   await assert.rejects(batched.generate('Hello'), { code: 'ERR_DISPOSED' })
   await assert.rejects(batched.generateBatch(['Hello']), { code: 'ERR_DISPOSED' })
-  const w = await loadWhisper(whisperDir)
+  // Whisper: a running call and one queued behind it, on the random-weight model: the
+  // queue is under test, not the text, and a call there takes a fraction of a second
+  // (on tiny.en an encoder pass, 15-25 s on the CPU backend).
+  const w = await loadWhisper(randomWhisperDir, { tokenizerDir: whisperDir })
+  const quick = { sampleRate: 16000, temperature: 0, sampleLen: 8 }
   const settled = Promise.allSettled([
-    w.transcribe(jfk, { sampleRate: 16000 }),
-    w.transcribe(jfk, { sampleRate: 16000 }),
+    w.transcribe(jfk, quick),
+    w.transcribe(jfk, quick),
   ])
   await w.dispose()
   const outcomes = await settled
+  assert.ok(outcomes[0].status === 'fulfilled' || outcomes[0].reason.code === 'ERR_DISPOSED', String(outcomes[0].reason))
   assert.equal(outcomes[1].status, 'rejected')
   assert.equal(outcomes[1].reason.code, 'ERR_DISPOSED')
   await assert.rejects(w.transcribe(jfk, { sampleRate: 16000 }), { code: 'ERR_DISPOSED' })
@@ -179,7 +188,9 @@ test('a queued call whose signal fires rejects at once, not when its turn comes'
 test('abort during a long prefill ends it with finishReason "abort"; the model serves on', { skip }, async () => {
   const prompt = new Uint32Array(7000).fill(28)
   const ac = new AbortController()
-  const pending = llm.generate(prompt, { maxTokens: 4, signal: ac.signal })
+  // 16-token chunks, so that the abort is seen within a second or two on the CPU (an
+  // abortable prefill's first chunk is 128 tokens: over 10 s on a loaded 2-core CPU).
+  const pending = llm.generate(prompt, { maxTokens: 4, signal: ac.signal, prefillChunkSize: 16 })
   setTimeout(() => ac.abort(), 200)
   const r = await pending
   assert.equal(r.finishReason, 'abort')
