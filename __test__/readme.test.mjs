@@ -1,7 +1,7 @@
 // Every ```js snippet of README.md runs as pasted into a `.js` file (CommonJS),
 // with only its placeholders replaced: the package name by this checkout, the
 // model and audio paths by the test data in ../shared.
-import { test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
@@ -22,7 +22,9 @@ const mp3 = sharedPath('audio/jfk.mp3')
 
 test('README has js snippets', () => assert.ok(snippets.length >= 3))
 
-snippets.forEach((code, i) => {
+// Each snippet runs in a process of its own, two at a time (MLX's CPU backend runs a
+// process's work on one core).
+describe('README snippets', { concurrency: 2 }, () => snippets.forEach((code, i) => {
   const needs = [
     code.includes('path/to/model') && llmDir,
     code.includes('path/to/whisper') && whisperDir,
@@ -46,8 +48,9 @@ snippets.forEach((code, i) => {
         .replaceAll("'path/to/model'", JSON.stringify(llmDir))
         .replaceAll("'path/to/whisper-small'", JSON.stringify(whisperDir))
         .replaceAll("'interview.mp3'", JSON.stringify(mp3))
-        // A short stream: the quick start's 64 tokens take long on a CPU.
+        // Short generations: the snippets' 64 and 32 tokens take long on a CPU.
         .replaceAll('maxTokens: 64', 'maxTokens: 8')
+        .replaceAll('maxTokens: 32', 'maxTokens: 8')
       writeFileSync(file, pasted)
       const run = promisify(execFile)(process.execPath, [file], { cwd: dir, env, timeout: 300_000 })
       await run.catch((e) => assert.fail(`snippet ${i + 1} failed (${e.code ?? e.signal}):\n${e.stderr}`))
@@ -56,4 +59,4 @@ snippets.forEach((code, i) => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
-})
+}))
