@@ -133,15 +133,16 @@ test('download: killed midway, resumed, listed; then offline misses are ERR_OFFL
 
 test('transcribe offline from the cache: stdout for one format, files for several', { skip }, async () => {
   const offline = { HF_HUB_OFFLINE: '1', HF_ENDPOINT: 'http://127.0.0.1:9' }
-  const r = await run(['transcribe', '--model', 'test-org/whisper', jfk], { extraEnv: offline })
+  const out = join(tmp, 'subs')
+  // Two independent processes, side by side (MLX's CPU backend runs a process's work on one core).
+  const [r, all] = await Promise.all([
+    run(['transcribe', '--model', 'test-org/whisper', jfk], { extraEnv: offline }),
+    run(['transcribe', '-m', 'test-org/whisper', '-f', 'srt,vtt,json', '-o', out, jfk], { extraEnv: offline }),
+  ])
   if (r.code !== 0 && /ERR_OFFLINE/.test(r.stderr)) throw new Error('run the download test first (same file)')
   assert.equal(r.code, 0, r.stderr)
   assert.match(r.stdout, JFK)
   assert.match(r.stderr, /jfk\.wav: 0:11 \/ 0:11 \(.*x real time/)
-  const out = join(tmp, 'subs')
-  const all = await run(['transcribe', '-m', 'test-org/whisper', '-f', 'srt,vtt,json', '-o', out, jfk], {
-    extraEnv: offline,
-  })
   assert.equal(all.code, 0, all.stderr)
   assert.deepEqual(readdirSync(out).sort(), ['jfk.json', 'jfk.srt', 'jfk.vtt'])
   assert.match(readFileSync(join(out, 'jfk.srt'), 'utf8'), /^1\n00:00:00,000 --> /)
@@ -153,21 +154,24 @@ test('transcribe offline from the cache: stdout for one format, files for severa
 test('generate streams to stdout; chat keeps a session with /reset and /exit; bench', { skip }, async () => {
   const offline = { HF_HUB_OFFLINE: '1' }
   const question = 'What is the capital of France?'
-  const g = await run(['generate', '-m', 'test-org/smollm2', '-p', question, '-n', '12'], { extraEnv: offline })
+  // Four independent processes, side by side (MLX's CPU backend runs a process's work on one core).
+  const [g, j, c, b] = await Promise.all([
+    run(['generate', '-m', 'test-org/smollm2', '-p', question, '-n', '12'], { extraEnv: offline }),
+    run(['generate', '-m', llmDir, '-p', question, '-n', '4', '--json']),
+    run(['chat', '-m', 'test-org/smollm2', '-n', '12', '--stats'], {
+      extraEnv: offline,
+      input: `${question}\n/reset\n${question}\n/exit\n`,
+    }),
+    run(['bench', '-m', 'test-org/smollm2', '--tokens', '4', '--json'], { extraEnv: offline }),
+  ])
   assert.equal(g.code, 0, g.stderr)
   assert.match(g.stdout, /Paris/)
   assert.match(g.stderr, /decode [\d.]+ tok\/s/)
-  const j = await run(['generate', '-m', llmDir, '-p', question, '-n', '4', '--json'])
   assert.equal(j.code, 0, j.stderr)
   assert.equal(JSON.parse(j.stdout).usage.completionTokens, 4)
-  const c = await run(['chat', '-m', 'test-org/smollm2', '-n', '12', '--stats'], {
-    extraEnv: offline,
-    input: `${question}\n/reset\n${question}\n/exit\n`,
-  })
   assert.equal(c.code, 0, c.stderr)
   assert.equal(c.stdout.match(/Paris/g)?.length, 2, c.stdout)
   assert.match(c.stderr, /conversation cleared/)
-  const b = await run(['bench', '-m', 'test-org/smollm2', '--tokens', '4', '--json'], { extraEnv: offline })
   assert.equal(b.code, 0, b.stderr)
   const bench = JSON.parse(b.stdout)
   assert.equal(bench.kind, 'llm')
