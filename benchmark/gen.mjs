@@ -10,11 +10,14 @@
 //                          [--bandwidth GBPS]   (measured copy bandwidth: adds the roofline column)
 //   node benchmark/gen.mjs --mode streams     --model DIR [--streams 1,4,16,64] [--stream-tokens 128] [--stream-prompt 64]
 //   node benchmark/gen.mjs --mode first-token --model DIR [--runs 7] [--cold-runs 2]
-//   common: [--peer mlx-lm|mlx-napi-eager|none] [--json F] [--budget-s S] [--python python3]
+//   common: [--peer mlx-lm|mlx-napi-eager|mlx-napi-masked|none] [--json F] [--budget-s S] [--python python3]
 //
 // --peer mlx-napi-eager: our own side with the sampler's draw chain eager
 // (MLX_NAPI_COMPILE_SAMPLER=0) against the default (compiled on a GPU), the
 // two alternating like any peer: the compiled sampler's A/B (issue #14).
+// --peer mlx-napi-masked: our own side with MLX's masked attention in batch
+// steps (MLX_NAPI_PADDED_ATTENTION=0) instead of the CUDA padded-attention
+// kernel: that kernel's A/B on concurrent streams.
 //
 // first-token: "cold" runs start with empty kernel caches (a fresh
 // MLX_PTX_CACHE_DIR and CUDA_CACHE_PATH each, like a new machine or
@@ -67,10 +70,11 @@ const passed = ['--mode', a.mode, '--model', a.model, '--prompt', a.prompt, '--t
 const SIDES = {
   'mlx-napi': () => [process.execPath, [here('./gen_side.mjs'), ...passed]],
   'mlx-napi-eager': () => [process.execPath, [here('./gen_side.mjs'), ...passed], { MLX_NAPI_COMPILE_SAMPLER: '0' }],
+  'mlx-napi-masked': () => [process.execPath, [here('./gen_side.mjs'), ...passed], { MLX_NAPI_PADDED_ATTENTION: '0' }],
   'mlx-lm': () => [a.python, [here('./peers/mlx_lm_side.py'), ...passed]],
 }
 const sides = ['mlx-napi', ...(a.peer === 'none' ? [] : [a.peer])]
-for (const s of sides) if (!SIDES[s]) throw new Error(`--peer: mlx-lm or none, got ${s}`)
+for (const s of sides) if (!SIDES[s]) throw new Error(`--peer: mlx-lm, mlx-napi-eager, mlx-napi-masked or none, got ${s}`)
 
 const exitDeaths = []
 /** Runs one side in a fresh process; resolves with its JSON line. */

@@ -22,6 +22,12 @@
 #                 model's word-level one it cannot) — and on SmolLM2 itself; makes
 #                 qwen2.5-0.5b first if absent; with what is left of BUDGET_S, 1 vs 16
 #                 concurrent streams (ours alone)
+#   padded-attention  the CUDA padded-attention kernel of batch steps: its check against
+#                 MLX's masked attention and per-layer cost (.device/bin/padded_attention_check),
+#                 batched == solo at temperature 0 on SmolLM2 with the kernel and without
+#                 (benchmark/batch_equals_solo.mjs), then 1 vs 16 concurrent streams on
+#                 qwen2.5-0.5b, kernel against masked (--peer mlx-napi-masked), with what is
+#                 left of BUDGET_S; makes qwen2.5-0.5b first if absent
 # Models: qwen2.5-0.5b, llama-3.1-8b (from `models`), smollm2-135m-4bit (real weights),
 # gemma3-4b, qwen3-30b-a3b-4bit, qwen3-30b-a3b-bf16-24l (from `models16`;
 # qwen3-30b-a3b-bf16 names whichever qwen3-30b-a3b-bf16-<N>l it made).
@@ -119,5 +125,17 @@ case "$step" in
     # What is left of BUDGET_S: 1 vs 16 concurrent streams, ours alone (the 8x goal).
     if [ "$(left)" -gt 30 ]; then gen streams qwen2.5-0.5b --peer none --streams 1,16; fi
     ;;
-  *) echo "unknown step $step (models | models16 | bandwidth | decode | streams | first-token | small | sampler-constrained)" >&2; exit 2 ;;
+  padded-attention)
+    [ -f "$MODELS/qwen2.5-0.5b/config.json" ] ||
+      python3 benchmark/models/make_random_llm.py --out "$MODELS" qwen2.5-0.5b 2>&1 | tail -2
+    status=0
+    .device/bin/padded_attention_check 2>&1 | tee "$RES/padded-attention-check.md" "$OUT/padded-attention-check.md" || status=1
+    for flag in 1 0; do
+      MLX_NAPI_PADDED_ATTENTION=$flag node benchmark/batch_equals_solo.mjs --model "$(dir_of smollm2-135m-4bit)" \
+        2>&1 | tee -a "$RES/batch-equals-solo.txt" "$OUT/batch-equals-solo.txt" || status=1
+    done
+    if [ "$(left)" -gt 30 ]; then gen streams qwen2.5-0.5b --peer mlx-napi-masked --streams 1,16; fi
+    exit "$status"
+    ;;
+  *) echo "unknown step $step (models | models16 | bandwidth | decode | streams | first-token | small | sampler-constrained | padded-attention)" >&2; exit 2 ;;
 esac

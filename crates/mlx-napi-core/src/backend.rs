@@ -116,6 +116,15 @@ pub fn default_device_is_gpu() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether the loaded libmlx has a working CUDA backend (`false` when MLX
+/// cannot say).
+pub fn cuda_available() -> bool {
+    let mut available = false;
+    // SAFETY: plain out-parameter call.
+    let status = unsafe { mlx_sys::mlx_cuda_is_available(&mut available) };
+    status == 0 && available
+}
+
 pub fn backend_info() -> Result<BackendInfo> {
     crate::runtime::init();
     let mut cuda = false;

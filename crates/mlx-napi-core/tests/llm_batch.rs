@@ -21,7 +21,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use common::{max_abs_diff, to_vec_f32};
+use common::{max_abs_diff, to_vec_f32, to_vec_i32};
 use mlx_napi_core::{
     cache::BatchKvCache,
     llm::{
@@ -106,6 +106,19 @@ fn batch_matches_solo(name: &str) {
     batch.retain_rows(&[0, 2]).unwrap();
     assert_eq!(batch.row_lengths(), vec![7, 5]);
     assert_eq!(batch.len(), 7, "padding shared by all rows is cut");
+    // What a step's attention is told: each row's padding slots (the CUDA
+    // kernel's input) and the mask built from them (everywhere else).
+    let (mask, padding) = batch
+        .decode_padding()
+        .unwrap()
+        .expect("rows of different lengths are padded");
+    assert_eq!(to_vec_i32(&padding), vec![0, 2]);
+    assert_eq!(mask.shape(), &[2, 1, 1, 8]);
+    let visible = to_vec_i32(&mask.as_dtype(mlx_rs::Dtype::Int32).unwrap());
+    assert_eq!(
+        visible,
+        [vec![1; 8], [vec![0; 2], vec![1; 6]].concat()].concat()
+    );
     step(&mut solo, &mut batch, 12);
     join(&mut solo, &mut batch, 4, 14);
     assert_eq!(batch.row_lengths(), vec![8, 6, 14]);

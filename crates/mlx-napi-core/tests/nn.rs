@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use common::{max_abs_diff, to_vec_f32, to_vec_i32};
 use mlx_napi_core::{
     loading::{QuantSpec, Quantization},
-    nn::{causal_window_mask, Embedding, Linear, Rope, WeightTree},
+    nn::{
+        attention, causal_window_mask, padded_attention, AttentionMask, Embedding, Linear, Rope,
+        WeightTree,
+    },
 };
 use mlx_rs::{ops, random, Array};
 
@@ -309,4 +312,47 @@ fn erf(x: f64) -> f64 {
         * (0.254829592
             + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
     (1.0 - poly * (-x * x).exp()).copysign(x)
+}
+
+/// The CUDA kernel for a batch step's attention gives what MLX's masked
+/// attention gives (GQA, strided keys as a cache hands them over, rows with
+/// no padding and with all but one key padded). Runs on the CUDA backend
+/// only: elsewhere the kernel is not used (`applies` is false) and the test
+/// says so. `examples/padded_attention_check.rs` covers more shapes and times it.
+#[test]
+fn padded_decode_attention_matches_masked_attention() {
+    let (b, heads, kv_heads, keys, d) = (4, 6, 2, 37, 64);
+    let q = normal(&[b, 1, heads, d], 1)
+        .as_dtype(mlx_rs::Dtype::Float16)
+        .unwrap()
+        .transpose_axes(&[0, 2, 1, 3])
+        .unwrap();
+    let buffer = |seed| {
+        let full = normal(&[b, kv_heads, 64, d], seed)
+            .as_dtype(mlx_rs::Dtype::Float16)
+            .unwrap();
+        mlx_rs::ops::indexing::TryIndexOp::try_index(&full, (.., .., ..keys)).unwrap()
+    };
+    let (k, v) = (buffer(2), buffer(3));
+    if !padded_attention::applies(&q, &k) {
+        eprintln!("skipped: the padded attention kernel runs on the CUDA backend only");
+        return;
+    }
+    let pads = [0, keys - 1, 5, 20];
+    let padding = Array::from_slice(&pads, &[b]);
+    let slots = ops::arange::<_, i32>(0, keys, None)
+        .unwrap()
+        .reshape(&[1, keys])
+        .unwrap();
+    let mask = slots
+        .ge(padding.reshape(&[b, 1]).unwrap())
+        .unwrap()
+        .reshape(&[b, 1, 1, keys])
+        .unwrap();
+    let scale = 0.125;
+    let ours = padded_attention::attention(&q, &k, &v, scale, &padding).unwrap();
+    let reference = attention(&q, &k, &v, scale, &AttentionMask::Array(mask)).unwrap();
+    assert_eq!(ours.shape(), reference.shape());
+    let diff = max_abs_diff(&to_vec_f32(&ours), &to_vec_f32(&reference));
+    assert!(diff < 4e-3, "max abs difference {diff}");
 }

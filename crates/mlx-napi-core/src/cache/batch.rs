@@ -205,14 +205,23 @@ impl BatchKvCache {
     /// Boolean mask `[B, 1, 1, idx + 1]` for one new token per row (true =
     /// visible), or `None` when no row has padding.
     pub fn decode_mask(&self) -> Result<Option<Array>> {
+        Ok(self.decode_padding()?.map(|(mask, _)| mask))
+    }
+
+    /// [`Self::decode_mask`] and the padding slots per row (int32 `[B]`),
+    /// or `None` when no row has padding.
+    pub fn decode_padding(&self) -> Result<Option<(Array, Array)>> {
         if self.left_padding.iter().all(|&p| p == 0) {
             return Ok(None);
         }
         let b = self.rows() as i32;
         let keys = self.idx + 1;
-        let padding = Array::from_slice(&self.left_padding, &[b, 1]);
+        let padding = Array::from_slice(&self.left_padding, &[b]);
         let slots = ops::arange::<_, i32>(0, keys, None)?.reshape(&[1, keys])?;
-        Ok(Some(slots.ge(&padding)?.reshape(&[b, 1, 1, keys])?))
+        let mask = slots
+            .ge(padding.reshape(&[b, 1])?)?
+            .reshape(&[b, 1, 1, keys])?;
+        Ok(Some((mask, padding)))
     }
 
     /// Layer `i`'s view for one forward pass; call [`Self::advance`] after

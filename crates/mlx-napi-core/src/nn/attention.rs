@@ -52,6 +52,13 @@ pub fn cached_attention(
     mask: &MaskPlan,
 ) -> Result<Array> {
     let (k, v) = cache.update_and_fetch(k, v)?;
+    if let Some(padding) = mask.padding.as_ref().filter(|_| q.dim(2) == 1) {
+        if super::padded_attention::applies(q, &k) {
+            return merge_heads(&super::padded_attention::attention(
+                q, &k, &v, scale, padding,
+            )?);
+        }
+    }
     let out = attention(q, &k, &v, scale, &mask.for_keys(q.dim(2), k.dim(2))?)?;
     merge_heads(&out)
 }
@@ -80,6 +87,9 @@ pub struct MaskPlan {
     window: Option<i32>,
     /// A batch step's mask hiding each row's left padding.
     decode: Option<Array>,
+    /// The same padding as slots per row (int32 `[B]`), for the CUDA kernel
+    /// that takes it instead of the mask (`padded_attention`).
+    padding: Option<Array>,
     built: std::cell::RefCell<Option<(i32, Array)>>,
 }
 
@@ -89,16 +99,20 @@ impl MaskPlan {
         Self {
             window,
             decode: None,
+            padding: None,
             built: Default::default(),
         }
     }
 
     /// For one decoding step of a [`crate::cache::BatchKvCache`], whose
-    /// `decode_mask` hides the rows' left padding (`None`: no padding).
-    pub fn batch_step(decode: Option<Array>) -> Self {
+    /// `decode_mask` hides the rows' left padding and `padding_slots` counts
+    /// it (`None`: no padding).
+    pub fn batch_step(padding: Option<(Array, Array)>) -> Self {
+        let (decode, padding) = padding.unzip();
         Self {
             window: None,
             decode,
+            padding,
             built: Default::default(),
         }
     }

@@ -11,6 +11,7 @@ pub mod head;
 pub mod linear;
 pub mod mlp;
 pub mod norm;
+pub mod padded_attention;
 pub mod rope;
 pub mod switch;
 pub mod weight_tree;

@@ -82,7 +82,7 @@ impl<M: Decoder> LanguageModel for M {
                 "sliding-window models do not decode in batches",
             ));
         }
-        let mask = MaskPlan::batch_step(cache.decode_mask()?);
+        let mask = MaskPlan::batch_step(cache.decode_padding()?);
         let offset = cache.rope_offset();
         let length = cache.row_lengths().into_iter().max().unwrap_or(0) + 1;
         let mut h = self.embed(tokens)?;
