@@ -187,37 +187,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             failed = true;
         }
         // 24 layers' worth, evaluated together like a decode step.
-        let layers = 24;
-        let kernel = median_ms(
-            || {
-                let outs = (0..layers)
-                    .map(|_| padded_attention::attention(&q, &k, &v, scale, &padding))
-                    .collect::<Result<Vec<_>, _>>()?;
-                transforms::eval(&outs)?;
-                Ok(())
-            },
-            iters,
-        )?;
-        let masked = median_ms(
-            || {
-                let outs = (0..layers)
-                    .map(|_| attention(&q, &k, &v, scale, &AttentionMask::Array(mask.clone())))
-                    .collect::<Result<Vec<_>, _>>()?;
-                transforms::eval(&outs)?;
-                Ok(())
-            },
-            iters,
-        )?;
-        let unmasked = median_ms(
-            || {
-                let outs = (0..layers)
-                    .map(|_| attention(&q, &k, &v, scale, &AttentionMask::None))
-                    .collect::<Result<Vec<_>, _>>()?;
-                transforms::eval(&outs)?;
-                Ok(())
-            },
-            iters,
-        )?;
+        let per_step = |layer: &dyn Fn() -> mlx_napi_core::Result<Array>| {
+            median_ms(
+                || {
+                    let outs = (0..24).map(|_| layer()).collect::<Result<Vec<_>, _>>()?;
+                    transforms::eval(&outs)?;
+                    Ok(())
+                },
+                iters,
+            )
+        };
+        let kernel = per_step(&|| padded_attention::attention(&q, &k, &v, scale, &padding))?;
+        let masked =
+            per_step(&|| attention(&q, &k, &v, scale, &AttentionMask::Array(mask.clone())))?;
+        let unmasked = per_step(&|| attention(&q, &k, &v, scale, &AttentionMask::None))?;
         println!(
             "| {} | {}/{} | {} | {} | {:?} | {diff:.2e}{} | {kernel:.3} | {masked:.3} | {unmasked:.3} |",
             c.batch,
