@@ -66,10 +66,11 @@ test('64 concurrent generate calls on one model give unmixed, correct results', 
   results.forEach((r, i) => assert.deepEqual(r.tokens, expected[i % 4], `call ${i}`))
 })
 
-// A Whisper encoder pass takes ~25 s on MLX's CPU backend, so CI runs 4
-// concurrent transcriptions; MLX_LONG_TESTS=1 runs the full 64 (a script run
-// on a GPU or an idle machine; see RELIABILITY.md).
-const transcribeCalls = process.env.MLX_LONG_TESTS === '1' ? 64 : 4
+// A Whisper encoder pass takes ~25 s on MLX's CPU backend, so CI runs the two
+// clips concurrently, once each (the 64-call test below covers the numbers on
+// a random-weight model); MLX_LONG_TESTS=1 runs the full 64 (a script run on a
+// GPU or an idle machine; see RELIABILITY.md).
+const transcribeCalls = process.env.MLX_LONG_TESTS === '1' ? 64 : 2
 test(`${transcribeCalls} concurrent transcribe calls on one model give unmixed, correct results`, { skip }, async () => {
   const clips = [jfk.subarray(0, 16000 * 2), jfk.subarray(16000 * 4, 16000 * 6)]
   const opts = { sampleRate: 16000, temperature: 0, sampleLen: 8 }
