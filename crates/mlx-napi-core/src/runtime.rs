@@ -41,7 +41,7 @@ pub fn init() {
         let _ = ops::abs(Array::from_f32(0.0));
         // Before any kernel is compiled (the evaluation below may compile one).
         let cache = kernel_cache_dir();
-        if cuda_available() {
+        if crate::backend::cuda_available() {
             if let Some(dir) = cache.filter(|d| is_cold(d)) {
                 eprintln!(
                     "mlx-napi: compiling MLX's GPU kernels on first use (the first \
@@ -170,13 +170,6 @@ pub fn default_kernel_cache_dir(
 /// No compiled kernel in `dir` yet (a first run on this machine).
 fn is_cold(dir: &Path) -> bool {
     std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none())
-}
-
-fn cuda_available() -> bool {
-    let mut available = false;
-    // SAFETY: plain out-parameter call; the error handler is installed above.
-    let status = unsafe { mlx_sys::mlx_cuda_is_available(&mut available) };
-    status == 0 && available
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
