@@ -52,7 +52,8 @@ pub fn cached_attention(
     mask: &MaskPlan,
 ) -> Result<Array> {
     let (k, v) = cache.update_and_fetch(k, v)?;
-    if let Some(padding) = mask.padding.as_ref().filter(|_| q.dim(2) == 1) {
+    if let Some(padding) = &mask.padding {
+        // `applies` checks for one query per row, among the kernel's other limits.
         if super::padded_attention::applies(q, &k) {
             return merge_heads(&super::padded_attention::attention(
                 q, &k, &v, scale, padding,
@@ -105,8 +106,8 @@ impl MaskPlan {
     }
 
     /// For one decoding step of a [`crate::cache::BatchKvCache`], whose
-    /// `decode_mask` hides the rows' left padding and `padding_slots` counts
-    /// it (`None`: no padding).
+    /// `decode_padding` gives the mask hiding the rows' left padding and the
+    /// padding slots per row (`None`: no padding).
     pub fn batch_step(padding: Option<(Array, Array)>) -> Self {
         let (decode, padding) = padding.unzip();
         Self {
