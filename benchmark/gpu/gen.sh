@@ -28,6 +28,16 @@
 #                 (benchmark/batch_equals_solo.mjs), then 1 vs 16 concurrent streams on
 #                 qwen2.5-0.5b, kernel against masked (--peer mlx-napi-masked), with what is
 #                 left of BUDGET_S; makes qwen2.5-0.5b first if absent
+#   mask-kernel   issue #15's CUDA allowed-token kernel: its check against the mask from MLX
+#                 ops and per-step cost (.device/bin/allowed_mask_check), the padded-attention
+#                 check again (the kernels share `cuda_kernel.rs`), constrained outputs with the
+#                 kernel and without on SmolLM2 (benchmark/constrained_texts.mjs: must validate
+#                 and be the same; CHECKS=0 skips these), the decode loop's anatomy on the
+#                 0.5B shape (.device/bin/constrained_step_anatomy, ANATOMY_ROUNDS rounds,
+#                 default 7, 0 skips), then constrained vs free decoding on the 0.5B shape in
+#                 PASSES processes per setting (default 3), the settings of FLAGS (default
+#                 "1 0": kernel, ops) alternating, with KINDS (default free,json,regex);
+#                 makes qwen2.5-0.5b first if absent
 # Models: qwen2.5-0.5b, llama-3.1-8b (from `models`), smollm2-135m-4bit (real weights),
 # gemma3-4b, qwen3-30b-a3b-4bit, qwen3-30b-a3b-bf16-24l (from `models16`;
 # qwen3-30b-a3b-bf16 names whichever qwen3-30b-a3b-bf16-<N>l it made).
@@ -75,6 +85,16 @@ gen() {  # mode model extra-args...   (budget: seconds for this model, default a
     --budget-s "${budget:-$(left)}" --json "$RES/gen-$mode-$m.json" "$@" 2>"$RES/gen-$mode-$m.log" \
     | tee "$RES/gen-$mode-$m.md" "$OUT/gen-$mode-$m.md"
 }
+bytetok_model() {  # qwen2.5-0.5b (made if absent) and $MODELS/qwen2.5-0.5b-bytetok
+  [ -f "$MODELS/qwen2.5-0.5b/config.json" ] ||
+    python3 benchmark/models/make_random_llm.py --out "$MODELS" qwen2.5-0.5b 2>&1 | tail -2
+  # The 0.5B shape with SmolLM2's tokenizer: its 49,152 ids are a byte-level BPE that
+  # llguidance reads; the model's ids past them become special tokens no grammar admits.
+  local bt="$MODELS/qwen2.5-0.5b-bytetok"; mkdir -p "$bt"
+  ln -sf "$MODELS"/qwen2.5-0.5b/*.safetensors* "$MODELS/qwen2.5-0.5b/config.json" "$bt/"
+  # TOKENIZER_FROM: a folder with SmolLM2's tokenizer*.json (default: the shared model's)
+  cp "${TOKENIZER_FROM:-$SHARED/models/smollm2-135m-instruct-4bit}"/tokenizer*.json "$bt/"
+}
 pack() { tar czf "$OUT/gen-$step.tgz" -C "$RES" .; }
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null ||
   echo "no nvidia-smi: $(python3 -c 'import mlx.core as mx; print(mx.default_device())')"; } | tee "$OUT/device.txt" "$RES/device.txt"
@@ -108,14 +128,7 @@ case "$step" in
     gen streams qwen2.5-0.5b
     ;;
   sampler-constrained)
-    [ -f "$MODELS/qwen2.5-0.5b/config.json" ] ||
-      python3 benchmark/models/make_random_llm.py --out "$MODELS" qwen2.5-0.5b 2>&1 | tail -2
-    # The 0.5B shape with SmolLM2's tokenizer: its 49,152 ids are a byte-level BPE that
-    # llguidance reads; the model's ids past them become special tokens no grammar admits.
-    bt="$MODELS/qwen2.5-0.5b-bytetok"; mkdir -p "$bt"
-    ln -sf "$MODELS"/qwen2.5-0.5b/*.safetensors* "$MODELS/qwen2.5-0.5b/config.json" "$bt/"
-    # TOKENIZER_FROM: a folder with SmolLM2's tokenizer*.json (default: the shared model's)
-    cp "${TOKENIZER_FROM:-$SHARED/models/smollm2-135m-instruct-4bit}"/tokenizer*.json "$bt/"
+    bytetok_model
     for m in ${CONSTRAINED_MODELS:-qwen2.5-0.5b-bytetok smollm2-135m-4bit}; do
       [ -f "$(dir_of "$m")/config.json" ] || { echo "gen.sh: constrained $m skipped: no model" | tee -a "$OUT/skipped.txt"; continue; }
       node benchmark/constrained.mjs --model "$(dir_of "$m")" --runs "$RUNS" --tokens "${TOKENS:-256}" \
@@ -137,5 +150,38 @@ case "$step" in
     if [ "$(left)" -gt 30 ]; then gen streams qwen2.5-0.5b --peer mlx-napi-masked --streams 1,16; fi
     exit "$status"
     ;;
-  *) echo "unknown step $step (models | models16 | bandwidth | decode | streams | first-token | small | sampler-constrained | padded-attention)" >&2; exit 2 ;;
+  mask-kernel)
+    bytetok_model
+    status=0
+    if [ "${CHECKS:-1}" != 0 ]; then
+      .device/bin/allowed_mask_check 2>&1 | tee "$RES/allowed-mask-check.md" "$OUT/allowed-mask-check.md" || status=1
+      .device/bin/padded_attention_check 20 2>&1 | tee "$RES/padded-attention-check.md" "$OUT/padded-attention-check.md" || status=1
+      for flag in 1 0; do
+        MLX_NAPI_MASK_KERNEL=$flag node benchmark/constrained_texts.mjs --model "$(dir_of smollm2-135m-4bit)" \
+          > "$RES/constrained-texts-$flag.jsonl" 2>>"$RES/constrained-texts.log" || status=1
+      done
+      if cmp -s "$RES/constrained-texts-1.jsonl" "$RES/constrained-texts-0.jsonl"; then
+        echo "constrained texts: the same with the kernel and without ($(wc -l < "$RES/constrained-texts-1.jsonl") outputs)"
+      else
+        echo "constrained texts DIFFER with the kernel and without"; status=1
+        diff "$RES/constrained-texts-1.jsonl" "$RES/constrained-texts-0.jsonl" | head -20 || true
+      fi 2>&1 | tee -a "$OUT/constrained-texts.txt"
+      cat "$RES/constrained-texts.log" >> "$OUT/constrained-texts.txt"
+    fi
+    if [ "${ANATOMY_ROUNDS:-7}" != 0 ]; then
+      .device/bin/constrained_step_anatomy "$MODELS/qwen2.5-0.5b-bytetok" "${ANATOMY_ROUNDS:-7}" "${TOKENS:-256}" \
+        2>>"$RES/anatomy.log" | tee "$RES/anatomy.md" "$OUT/anatomy.md" || status=1
+    fi
+    for pass in $(seq "${PASSES:-3}"); do
+      for flag in ${FLAGS:-1 0}; do
+        if [ "$(left)" -lt 60 ]; then echo "gen.sh: pass $pass kernel=$flag not run: BUDGET_S spent" | tee -a "$OUT/skipped.txt"; continue; fi
+        MLX_NAPI_MASK_KERNEL=$flag node benchmark/constrained.mjs --model "$MODELS/qwen2.5-0.5b-bytetok" \
+          --runs "$RUNS" --tokens "${TOKENS:-256}" --kinds "${KINDS:-free,json,regex}" \
+          --json "$RES/constrained-kernel$flag-pass$pass.json" 2>>"$RES/constrained.log" \
+          | sed "s/^/kernel=$flag pass $pass: /" | tee -a "$RES/constrained-ab.md" "$OUT/constrained-ab.md"
+      done
+    done
+    exit "$status"
+    ;;
+  *) echo "unknown step $step (models | models16 | bandwidth | decode | streams | first-token | small | sampler-constrained | padded-attention | mask-kernel)" >&2; exit 2 ;;
 esac

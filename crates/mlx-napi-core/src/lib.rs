@@ -10,6 +10,7 @@
 pub mod audio;
 pub mod backend;
 pub mod cache;
+mod cuda_kernel;
 pub mod error;
 pub mod llm;
 pub mod loading;

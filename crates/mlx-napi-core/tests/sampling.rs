@@ -1,7 +1,7 @@
 mod common;
 
 use common::{to_vec_f32, to_vec_i32};
-use mlx_napi_core::sampling::{Sampler, SamplerConfig};
+use mlx_napi_core::sampling::{AllowedTokens, Sampler, SamplerConfig};
 use mlx_rs::Array;
 
 /// Logits `[1, V]` from log-probabilities of the given distribution.
@@ -249,16 +249,8 @@ fn a_constraint_mask_is_never_crossed() {
     // temperature, top-k, top-p, min-p, penalties) must draw among them, and
     // log-probabilities are those of the masked distribution.
     let probs = [0.5, 0.3, 0.1, 0.06, 0.04];
-    let mask = Array::from_slice(
-        &[
-            f32::NEG_INFINITY,
-            f32::NEG_INFINITY,
-            f32::NEG_INFINITY,
-            0.0,
-            0.0,
-        ],
-        &[1, 5],
-    );
+    // Bits 3 and 4 of one word.
+    let mask = AllowedTokens::from_bits(&[0b11000], 5).unwrap();
     let configs = [
         cfg(0.0, 1),
         cfg(1.5, 2),

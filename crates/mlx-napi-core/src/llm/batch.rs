@@ -52,7 +52,7 @@ use super::{
 };
 use crate::{
     cache::{BatchKvCache, KvCache},
-    sampling::{logprobs, Sampler},
+    sampling::{logprobs, AllowedTokens, Sampler},
     Error, Result,
 };
 
@@ -804,7 +804,7 @@ impl Llm {
         &self,
         batch: &mut Batch,
         logits: &Array,
-        masks: Vec<Option<Array>>,
+        masks: Vec<Option<AllowedTokens>>,
     ) -> Result<Pending> {
         let top = batch.rows.iter().filter_map(|r| r.top_logprobs).max();
         if batch

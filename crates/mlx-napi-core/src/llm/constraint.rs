@@ -25,10 +25,9 @@ use llguidance::{
     toktrie::{InferenceCapabilities, TokEnv, TokRxInfo, TokTrie, TokenId, TokenizerEnv},
     Matcher, ParserFactory,
 };
-use mlx_rs::{ops, Array};
 use serde_json::Value;
 
-use crate::{tokenizer::Tokenizer, Error, Result};
+use crate::{sampling::AllowedTokens, tokenizer::Tokenizer, Error, Result};
 
 /// What the output must match (`GenerateOptions::constraint`).
 #[derive(Debug, Clone, PartialEq)]
@@ -186,7 +185,6 @@ impl ConstraintCompiler {
             eos_ids: eos_ids.to_vec(),
             vocab_size,
             first_mask: None,
-            expander: None,
         };
         // The first mask now: a grammar that no token of this vocabulary can
         // start is an error before decoding, not an empty output.
@@ -205,8 +203,6 @@ pub(crate) struct Constraint {
     vocab_size: usize,
     /// The allowed set computed by `compile`, used for the first token.
     first_mask: Option<Vec<u32>>,
-    /// Built with the first mask.
-    expander: Option<MaskExpander>,
 }
 
 impl Constraint {
@@ -226,16 +222,13 @@ impl Constraint {
         Ok(words)
     }
 
-    /// The additive `[1, V]` mask of the next token (lazy: expanded on the device).
-    pub fn mask(&mut self) -> Result<Array> {
+    /// The ids allowed next, uploaded as bit words (applied on the device).
+    pub fn mask(&mut self) -> Result<AllowedTokens> {
         let words = match self.first_mask.take() {
             Some(m) => m,
             None => self.allowed()?,
         };
-        let vocab = self.vocab_size;
-        self.expander
-            .get_or_insert_with(|| MaskExpander::new(vocab))
-            .expand(&words)
+        AllowedTokens::from_bits(&words, self.vocab_size)
     }
 
     /// Records a generated token. True when the output is complete: an EOS
@@ -250,45 +243,6 @@ impl Constraint {
             .consume_token(id as TokenId)
             .map_err(|e| Error::Internal(format!("a sampled token broke the constraint: {e}")))?;
         Ok(self.matcher.is_stopped())
-    }
-}
-
-/// Turns a bit set of allowed ids into an additive mask on the device.
-/// Integer ops only (MLX's C API has bit shifts, mlx-rs 0.33 does not wrap
-/// them): bit `i` of a word is `(word / 2^i) mod 2`.
-pub(crate) struct MaskExpander {
-    /// `[V]` int32: the word holding each id's bit (`id / 32`).
-    word_of: Array,
-    /// `[V]` uint32: `2^(id % 32)`.
-    place: Array,
-    two: Array,
-}
-
-impl MaskExpander {
-    pub fn new(vocab_size: usize) -> Self {
-        let word_of: Vec<i32> = (0..vocab_size as i32).map(|id| id / 32).collect();
-        let place: Vec<u32> = (0..vocab_size as u32).map(|id| 1 << (id % 32)).collect();
-        let v = vocab_size as i32;
-        Self {
-            word_of: Array::from_slice(&word_of, &[v]),
-            place: Array::from_slice(&place, &[v]),
-            two: Array::from_slice(&[2u32], &[1]),
-        }
-    }
-
-    /// `words` (`ceil(V / 32)` words) → float32 `[1, V]`: 0 where the id's
-    /// bit is set, −∞ elsewhere.
-    pub fn expand(&self, words: &[u32]) -> Result<Array> {
-        let words = Array::from_slice(words, &[words.len() as i32]);
-        let bits = words.take_axis(&self.word_of, 0)?;
-        let set = ops::remainder(ops::floor_divide(&bits, &self.place)?, &self.two)?
-            .gt(Array::from_slice(&[0u32], &[1]))?;
-        let mask = ops::select(
-            &set,
-            Array::from_f32(0.0),
-            Array::from_f32(f32::NEG_INFINITY),
-        )?;
-        Ok(mask.reshape(&[1, -1])?)
     }
 }
 
@@ -446,35 +400,4 @@ fn token_env(tokenizer: &Tokenizer, vocab_size: usize, eos_ids: &[u32]) -> Resul
         trie,
         tokenizer: hf.clone(),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::MaskExpander;
-
-    #[test]
-    fn the_device_mask_has_exactly_the_set_bits() {
-        // 70 ids: two whole words and 6 bits of a third; a pseudo-random set
-        // with both ends and every bit position of a word represented.
-        let vocab = 70;
-        let allowed: Vec<bool> = (0..vocab)
-            .map(|id| (id * 7 + id / 5) % 3 == 0 || id == 69)
-            .collect();
-        let mut words = vec![0u32; 3];
-        for (id, &ok) in allowed.iter().enumerate() {
-            if ok {
-                words[id / 32] |= 1 << (id % 32);
-            }
-        }
-        words[2] |= 1 << 31; // a bit past the vocabulary is ignored
-        let mask = MaskExpander::new(vocab).expand(&words).unwrap();
-        assert_eq!(mask.shape(), &[1, vocab as i32]);
-        mask.eval().unwrap();
-        let got: Vec<f32> = mask.as_slice::<f32>().to_vec();
-        for (id, &ok) in allowed.iter().enumerate() {
-            let want = if ok { 0.0 } else { f32::NEG_INFINITY };
-            assert_eq!(got[id], want, "id {id}");
-        }
-        assert!(allowed.iter().any(|&a| !a) && allowed.iter().filter(|&&a| a).count() > 10);
-    }
 }

@@ -15,11 +15,14 @@
 //! the mask. `MLX_NAPI_PADDED_ATTENTION=0` turns the kernel off (benchmarks
 //! compare the two).
 
-use std::{cell::RefCell, ffi::CString, sync::OnceLock};
+use std::{cell::RefCell, sync::OnceLock};
 
-use mlx_rs::{Array, Dtype, Stream};
+use mlx_rs::{Array, Dtype};
 
-use crate::{Error, Result};
+use crate::{
+    cuda_kernel::{CudaKernel, Launch, Template},
+    Error, Result,
+};
 
 const BODY: &str = include_str!("padded_attention.cu");
 
@@ -62,18 +65,28 @@ pub fn attention(q: &Array, k: &Array, v: &Array, scale: f32, padding: &Array) -
         let kernel = match kernels.iter().position(|(s, _)| *s == scale.to_bits()) {
             Some(i) => &kernels[i].1,
             None => {
-                kernels.push((scale.to_bits(), CudaKernel::new(scale)?));
+                kernels.push((scale.to_bits(), new_kernel(scale)?));
                 &kernels.last().unwrap().1
             }
         };
-        let mut out = kernel.apply(
-            &[q, k, v, padding],
-            &[batch, heads, 1, d],
-            q.dtype(),
-            (heads * 32 * WARPS, batch, 1),
-            (32 * WARPS, 1, 1),
-            d,
-        )?;
+        // SAFETY: the kernel reads keys from `padding[b]` to the key length
+        // and features below D, with the strides MLX passes, and writes each
+        // element of its `[B, H, 1, D]` output once.
+        let mut out = unsafe {
+            kernel.apply(
+                &[q, k, v, padding],
+                &[(&[batch, heads, 1, d], q.dtype())],
+                &Launch {
+                    grid: (heads * 32 * WARPS, batch, 1),
+                    block: (32 * WARPS, 1, 1),
+                },
+                &[
+                    Template::Dtype("T", q.dtype()),
+                    Template::Int("D", d),
+                    Template::Int("WARPS", WARPS),
+                ],
+            )
+        }?;
         out.pop()
             .ok_or_else(|| Error::Mlx("the padded attention kernel gave no output".into()))
     })
@@ -85,174 +98,18 @@ thread_local! {
     static KERNELS: RefCell<Vec<(u32, CudaKernel)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// An `mlx::core::fast::cuda_kernel` (mlx-rs 0.33 binds only the Metal one).
-struct CudaKernel(mlx_sys::mlx_fast_cuda_kernel);
-
-impl CudaKernel {
-    fn new(scale: f32) -> Result<Self> {
-        // `{:e}` prints the shortest text that reads back as the same f32.
-        let header = format!(
-            "constexpr float SCALE_LOG2 = {:e}f;\n",
-            scale * std::f32::consts::LOG2_E
-        );
-        let name = c("padded_decode_attention")?;
-        let body = c(BODY)?;
-        let header = c(&header)?;
-        let inputs = StringVector::new(&["q", "k", "v", "padding"])?;
-        let outputs = StringVector::new(&["out"])?;
-        // SAFETY: every pointer is a live NUL-terminated string or vector for
-        // the call; mlx-c copies what it keeps.
-        let raw = unsafe {
-            mlx_sys::mlx_fast_cuda_kernel_new(
-                name.as_ptr(),
-                inputs.0,
-                outputs.0,
-                body.as_ptr(),
-                header.as_ptr(),
-                false,
-                0,
-            )
-        };
-        if raw.ctx.is_null() {
-            return Err(Error::Mlx(
-                "could not create the padded attention kernel".into(),
-            ));
-        }
-        Ok(Self(raw))
-    }
-
-    /// Queues the kernel (lazy, like any MLX op; it compiles on first use).
-    fn apply(
-        &self,
-        inputs: &[&Array],
-        shape: &[i32],
-        dtype: Dtype,
-        grid: (i32, i32, i32),
-        block: (i32, i32, i32),
-        head_dim: i32,
-    ) -> Result<Vec<Array>> {
-        let config = Config::new();
-        let t = c("T")?;
-        let d = c("D")?;
-        let warps = c("WARPS")?;
-        // SAFETY: `config` is live; names are NUL-terminated for each call.
-        let status = unsafe {
-            mlx_sys::mlx_fast_cuda_kernel_config_add_output_arg(
-                config.0,
-                shape.as_ptr(),
-                shape.len(),
-                dtype.into(),
-            ) | mlx_sys::mlx_fast_cuda_kernel_config_set_grid(config.0, grid.0, grid.1, grid.2)
-                | mlx_sys::mlx_fast_cuda_kernel_config_set_thread_group(
-                    config.0, block.0, block.1, block.2,
-                )
-                | mlx_sys::mlx_fast_cuda_kernel_config_add_template_arg_dtype(
-                    config.0,
-                    t.as_ptr(),
-                    dtype.into(),
-                )
-                | mlx_sys::mlx_fast_cuda_kernel_config_add_template_arg_int(
-                    config.0,
-                    d.as_ptr(),
-                    head_dim,
-                )
-                | mlx_sys::mlx_fast_cuda_kernel_config_add_template_arg_int(
-                    config.0,
-                    warps.as_ptr(),
-                    WARPS,
-                )
-        };
-        if status != 0 {
-            return Err(Error::Mlx(
-                "could not configure the padded attention kernel".into(),
-            ));
-        }
-        let raw_inputs: Vec<mlx_sys::mlx_array> = inputs.iter().map(|a| a.as_ptr()).collect();
-        let stream = Stream::thread_local_or_default();
-        // SAFETY: the arrays outlive the call (mlx-c takes its own
-        // references); the kernel reads only inside its inputs (keys from
-        // `padding[b]` to the key length, features below D, strides as MLX
-        // passes them) and writes each output element once.
-        unsafe {
-            let input_vector =
-                mlx_sys::mlx_vector_array_new_data(raw_inputs.as_ptr(), raw_inputs.len());
-            let mut results = mlx_sys::mlx_vector_array_new();
-            let status = mlx_sys::mlx_fast_cuda_kernel_apply(
-                &mut results,
-                self.0,
-                input_vector,
-                config.0,
-                stream.as_ptr(),
-            );
-            mlx_sys::mlx_vector_array_free(input_vector);
-            if status != 0 {
-                mlx_sys::mlx_vector_array_free(results);
-                return Err(Error::Mlx(
-                    "the padded attention kernel could not be queued".into(),
-                ));
-            }
-            let mut arrays = Vec::new();
-            for i in 0..mlx_sys::mlx_vector_array_size(results) {
-                let mut array = mlx_sys::mlx_array_new();
-                if mlx_sys::mlx_vector_array_get(&mut array, results, i) != 0 {
-                    mlx_sys::mlx_array_free(array);
-                    mlx_sys::mlx_vector_array_free(results);
-                    return Err(Error::Mlx("reading the padded attention output".into()));
-                }
-                arrays.push(Array::from_ptr(array));
-            }
-            mlx_sys::mlx_vector_array_free(results);
-            Ok(arrays)
-        }
-    }
-}
-
-impl Drop for CudaKernel {
-    fn drop(&mut self) {
-        // SAFETY: created by mlx_fast_cuda_kernel_new, freed once.
-        unsafe { mlx_sys::mlx_fast_cuda_kernel_free(self.0) };
-    }
-}
-
-struct Config(mlx_sys::mlx_fast_cuda_kernel_config);
-
-impl Config {
-    fn new() -> Self {
-        // SAFETY: plain constructor.
-        Self(unsafe { mlx_sys::mlx_fast_cuda_kernel_config_new() })
-    }
-}
-
-impl Drop for Config {
-    fn drop(&mut self) {
-        // SAFETY: created above, freed once.
-        unsafe { mlx_sys::mlx_fast_cuda_kernel_config_free(self.0) };
-    }
-}
-
-struct StringVector(mlx_sys::mlx_vector_string);
-
-impl StringVector {
-    fn new(items: &[&str]) -> Result<Self> {
-        // SAFETY: plain constructor; each appended string is copied.
-        let vector = Self(unsafe { mlx_sys::mlx_vector_string_new() });
-        for item in items {
-            let item = c(item)?;
-            if unsafe { mlx_sys::mlx_vector_string_append_value(vector.0, item.as_ptr()) } != 0 {
-                return Err(Error::Mlx("building a kernel's argument names".into()));
-            }
-        }
-        Ok(vector)
-    }
-}
-
-impl Drop for StringVector {
-    fn drop(&mut self) {
-        // SAFETY: created above, freed once.
-        unsafe { mlx_sys::mlx_vector_string_free(self.0) };
-    }
-}
-
-fn c(text: &str) -> Result<CString> {
-    CString::new(text).map_err(|_| Error::Internal("a kernel string holds a NUL byte".into()))
+fn new_kernel(scale: f32) -> Result<CudaKernel> {
+    // `{:e}` prints the shortest text that reads back as the same f32.
+    let header = format!(
+        "constexpr float SCALE_LOG2 = {:e}f;\n",
+        scale * std::f32::consts::LOG2_E
+    );
+    CudaKernel::new(
+        "padded_decode_attention",
+        &["q", "k", "v", "padding"],
+        &["out"],
+        BODY,
+        &header,
+        false,
+    )
 }

@@ -19,12 +19,14 @@
 //! dominates). `examples/sampler_compile_bench.rs` repeats the measurement on
 //! any device.
 
+mod allowed;
 mod config;
 mod draw;
 mod filters;
 pub mod logprobs;
 mod sampler;
 
+pub use allowed::AllowedTokens;
 pub use config::SamplerConfig;
 pub use draw::CACHED_CHAINS;
 pub use filters::{apply_min_p, apply_top_k, apply_top_p};

@@ -7,7 +7,7 @@ use mlx_rs::{
     random, Array, Dtype,
 };
 
-use super::{draw::DrawChain, logprobs, SamplerConfig};
+use super::{allowed::AllowedTokens, draw::DrawChain, logprobs, SamplerConfig};
 use crate::{Error, Result};
 
 pub struct Sampler {
@@ -132,15 +132,14 @@ impl Sampler {
         self.sample_masked(logits, None, top_logprobs)
     }
 
-    /// Like [`Self::sample_with_logprobs`], with an additive `mask`
-    /// (broadcast to `[B, V]`: 0 for allowed tokens, −∞ for the others)
-    /// added before every other processor, so no filter or draw can pick a
-    /// masked token (constrained decoding). Log-probabilities are those of
-    /// the masked distribution.
+    /// Like [`Self::sample_with_logprobs`], with only the `allowed` ids
+    /// (constrained decoding, one row): the others' logits become −∞ before
+    /// every other processor, so no penalty, filter or draw can pick them.
+    /// Log-probabilities are those of the masked distribution.
     pub fn sample_masked(
         &mut self,
         logits: &Array,
-        mask: Option<&Array>,
+        allowed: Option<&AllowedTokens>,
         top_logprobs: Option<usize>,
     ) -> Result<(Array, Option<Array>)> {
         if logits.ndim() != 2 || logits.dim(0) != self.batch || logits.dim(1) != self.vocab {
@@ -151,10 +150,11 @@ impl Sampler {
                 logits.shape()
             )));
         }
-        let mut processed = self.process(logits)?;
-        if let Some(mask) = mask {
-            processed = processed.add(mask)?;
-        }
+        let processed = match allowed {
+            // float32 already: `process`'s cast is then no kernel.
+            Some(allowed) => self.process(&allowed.apply(logits)?)?,
+            None => self.process(logits)?,
+        };
         let tokens = self.draw(&processed)?;
         self.observe(&tokens)?;
         let packed = top_logprobs
