@@ -165,38 +165,31 @@ fn main() -> Result<(), Failure> {
     };
     type Variant<'a> = (&'a str, Box<dyn Fn() -> Result<f64, Failure> + 'a>);
     let model = llm.model();
-    let variants: Vec<Variant> = vec![
-        (
-            "double-buffered",
-            Box::new(|| decode_loop(model, &prompt, tokens, Order::DoubleBuffered, Mask::None)),
-        ),
-        (
-            "split",
-            Box::new(|| decode_loop(model, &prompt, tokens, Order::Split, Mask::None)),
-        ),
-        (
-            "folded",
-            Box::new(|| decode_loop(model, &prompt, tokens, Order::Folded, Mask::None)),
-        ),
-        (
-            "split+kernel",
-            Box::new(|| decode_loop(model, &prompt, tokens, Order::Split, Mask::Kernel)),
-        ),
-        (
-            "split+ops",
-            Box::new(|| decode_loop(model, &prompt, tokens, Order::Split, Mask::Ops)),
-        ),
-        (
-            "folded+kernel",
-            Box::new(|| decode_loop(model, &prompt, tokens, Order::Folded, Mask::Kernel)),
-        ),
+    let loops = [
+        ("double-buffered", Order::DoubleBuffered, Mask::None),
+        ("split", Order::Split, Mask::None),
+        ("folded", Order::Folded, Mask::None),
+        ("split+kernel", Order::Split, Mask::Kernel),
+        ("split+ops", Order::Split, Mask::Ops),
+        ("folded+kernel", Order::Folded, Mask::Kernel),
         (
             "double-buffered+kernel",
-            Box::new(|| decode_loop(model, &prompt, tokens, Order::DoubleBuffered, Mask::Kernel)),
+            Order::DoubleBuffered,
+            Mask::Kernel,
         ),
-        ("generate free", Box::new(|| generate(false))),
-        ("generate json", Box::new(|| generate(true))),
     ];
+    let prompt = &prompt;
+    let mut variants: Vec<Variant> = loops
+        .into_iter()
+        .map(|(name, order, mask)| -> Variant {
+            (
+                name,
+                Box::new(move || decode_loop(model, prompt, tokens, order, mask)),
+            )
+        })
+        .collect();
+    variants.push(("generate free", Box::new(|| generate(false))));
+    variants.push(("generate json", Box::new(|| generate(true))));
     for (_, run) in &variants {
         run()?; // warm-up: kernels compile, grammar builds
     }
