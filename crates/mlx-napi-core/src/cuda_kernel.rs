@@ -14,6 +14,15 @@ use mlx_rs::{Array, Dtype, Stream};
 
 use crate::{Error, Result};
 
+/// Whether one of our kernels runs: on the CUDA backend, unless the
+/// environment variable `off_switch` is `0` (each kernel has one, for A/B
+/// benchmarks). Callers keep the answer in a `OnceLock`.
+pub(crate) fn enabled(off_switch: &str) -> bool {
+    std::env::var(off_switch).as_deref() != Ok("0")
+        && crate::backend::default_device_is_gpu()
+        && crate::backend::cuda_available()
+}
+
 /// A template argument of a kernel launch.
 pub(crate) enum Template<'a> {
     Dtype(&'a str, Dtype),

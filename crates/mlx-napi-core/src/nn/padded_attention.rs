@@ -20,7 +20,7 @@ use std::{cell::RefCell, sync::OnceLock};
 use mlx_rs::{Array, Dtype};
 
 use crate::{
-    cuda_kernel::{CudaKernel, Launch, Template},
+    cuda_kernel::{self, CudaKernel, Launch, Template},
     Error, Result,
 };
 
@@ -48,11 +48,7 @@ pub fn applies(q: &Array, k: &Array) -> bool {
 /// `0` turns it off.
 fn enabled() -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| {
-        std::env::var("MLX_NAPI_PADDED_ATTENTION").as_deref() != Ok("0")
-            && crate::backend::default_device_is_gpu()
-            && crate::backend::cuda_available()
-    })
+    *ENABLED.get_or_init(|| cuda_kernel::enabled("MLX_NAPI_PADDED_ATTENTION"))
 }
 
 /// `softmax(q kᵀ · scale) v` for `q [B, H, 1, D]`, `k, v [B, Hkv, L, D]`,
