@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Constrained outputs on a real model and a real device, for comparing two
-// builds or settings of the mask (the CUDA allowed-token kernel against MLX
-// ops: MLX_NAPI_MASK_KERNEL=1 / 0): JSON schemas (nested objects, arrays,
+// builds or settings of the mask (the CUDA allowed-token kernel on uploaded
+// or mapped words, or MLX ops: MLX_NAPI_MASK_KERNEL=1 / mapped / 0): JSON schemas (nested objects, arrays,
 // enums, integer bounds), any JSON object and a regex; greedy and sampled at
 // temperature 1 with a seed; solo calls, then each in a batch of two. Every
 // JSON output must parse and validate (ajv). Prints one
@@ -79,5 +79,5 @@ for (const call of calls) {
   rows.forEach((r) => check('batch', call, r))
 }
 await llm.dispose()
-console.error(`constrained_texts: ${calls.length * 3} outputs, ${broken} broken (mask kernel ${process.env.MLX_NAPI_MASK_KERNEL === '0' ? 'off' : 'default'})`)
+console.error(`constrained_texts: ${calls.length * 3} outputs, ${broken} broken (MLX_NAPI_MASK_KERNEL=${process.env.MLX_NAPI_MASK_KERNEL ?? 'unset'})`)
 process.exitCode = broken ? 1 : 0

@@ -30,13 +30,14 @@
 #                 left of BUDGET_S; makes qwen2.5-0.5b first if absent
 #   mask-kernel   issue #15's CUDA allowed-token kernel: its check against the mask from MLX
 #                 ops and per-step cost (.device/bin/allowed_mask_check), the padded-attention
-#                 check again (the kernels share `cuda_kernel.rs`), constrained outputs with the
-#                 kernel and without on SmolLM2 (benchmark/constrained_texts.mjs: must validate
-#                 and be the same; CHECKS=0 skips these), the decode loop's anatomy on the
-#                 0.5B shape (.device/bin/constrained_step_anatomy, ANATOMY_ROUNDS rounds,
-#                 default 7, 0 skips), then constrained vs free decoding on the 0.5B shape in
-#                 PASSES processes per setting (default 3), the settings of FLAGS (default
-#                 "1 0": kernel, ops) alternating, with KINDS (default free,json,regex);
+#                 check again (the kernels share `cuda_kernel.rs`), constrained outputs on
+#                 SmolLM2 with MLX_NAPI_MASK_KERNEL=1 (uploaded words), mapped and 0 (MLX ops)
+#                 (benchmark/constrained_texts.mjs: must validate and be the same; CHECKS=0
+#                 skips these), the decode loop's anatomy on the 0.5B shape
+#                 (.device/bin/constrained_step_anatomy, ANATOMY_ROUNDS rounds, default 7, 0
+#                 skips), then constrained vs free decoding on the 0.5B shape in PASSES
+#                 processes per setting (default 3), the MLX_NAPI_MASK_KERNEL settings of FLAGS
+#                 (default "mapped 1") alternating, with KINDS (default free,json,regex);
 #                 makes qwen2.5-0.5b first if absent
 # Models: qwen2.5-0.5b, llama-3.1-8b (from `models`), smollm2-135m-4bit (real weights),
 # gemma3-4b, qwen3-30b-a3b-4bit, qwen3-30b-a3b-bf16-24l (from `models16`;
@@ -154,18 +155,21 @@ case "$step" in
     bytetok_model
     status=0
     if [ "${CHECKS:-1}" != 0 ]; then
-      .device/bin/allowed_mask_check 2>&1 | tee "$RES/allowed-mask-check.md" "$OUT/allowed-mask-check.md" || status=1
+      MLX_NAPI_MASK_KERNEL=mapped .device/bin/allowed_mask_check 2>&1 | tee "$RES/allowed-mask-check.md" "$OUT/allowed-mask-check.md" || status=1
       .device/bin/padded_attention_check 20 2>&1 | tee "$RES/padded-attention-check.md" "$OUT/padded-attention-check.md" || status=1
-      for flag in 1 0; do
+      # 1: the kernel on uploaded words (default), mapped: on mapped words, 0: MLX ops.
+      for flag in 1 mapped 0; do
         MLX_NAPI_MASK_KERNEL=$flag node benchmark/constrained_texts.mjs --model "$(dir_of smollm2-135m-4bit)" \
           > "$RES/constrained-texts-$flag.jsonl" 2>>"$RES/constrained-texts.log" || status=1
       done
-      if cmp -s "$RES/constrained-texts-1.jsonl" "$RES/constrained-texts-0.jsonl"; then
-        echo "constrained texts: the same with the kernel and without ($(wc -l < "$RES/constrained-texts-1.jsonl") outputs)"
-      else
-        echo "constrained texts DIFFER with the kernel and without"; status=1
-        diff "$RES/constrained-texts-1.jsonl" "$RES/constrained-texts-0.jsonl" | head -20 || true
-      fi 2>&1 | tee -a "$OUT/constrained-texts.txt"
+      for flag in mapped 0; do
+        if cmp -s "$RES/constrained-texts-1.jsonl" "$RES/constrained-texts-$flag.jsonl"; then
+          echo "constrained texts: MLX_NAPI_MASK_KERNEL=1 and =$flag give the same $(wc -l < "$RES/constrained-texts-1.jsonl") outputs"
+        else
+          echo "constrained texts DIFFER between MLX_NAPI_MASK_KERNEL=1 and =$flag"; status=1
+          diff "$RES/constrained-texts-1.jsonl" "$RES/constrained-texts-$flag.jsonl" | head -20 || true
+        fi
+      done 2>&1 | tee -a "$OUT/constrained-texts.txt"
       cat "$RES/constrained-texts.log" >> "$OUT/constrained-texts.txt"
     fi
     if [ "${ANATOMY_ROUNDS:-7}" != 0 ]; then
@@ -173,7 +177,7 @@ case "$step" in
         2>>"$RES/anatomy.log" | tee "$RES/anatomy.md" "$OUT/anatomy.md" || status=1
     fi
     for pass in $(seq "${PASSES:-3}"); do
-      for flag in ${FLAGS:-1 0}; do
+      for flag in ${FLAGS:-mapped 1}; do
         if [ "$(left)" -lt 60 ]; then echo "gen.sh: pass $pass kernel=$flag not run: BUDGET_S spent" | tee -a "$OUT/skipped.txt"; continue; fi
         MLX_NAPI_MASK_KERNEL=$flag node benchmark/constrained.mjs --model "$MODELS/qwen2.5-0.5b-bytetok" \
           --runs "$RUNS" --tokens "${TOKENS:-256}" --kinds "${KINDS:-free,json,regex}" \

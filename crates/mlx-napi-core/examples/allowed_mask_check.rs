@@ -1,17 +1,20 @@
 //! The CUDA allowed-token kernel (`sampling::AllowedTokens`) against the
 //! same mask built from MLX ops, then what one constrained sampling step
-//! costs each way (upload the bit words, mask the logits, argmax, wait), and
-//! with the kernel on words already on the device (no upload).
+//! costs each way (upload the bit words, mask the logits, argmax, wait), with
+//! the kernel reading the words in place from pinned host memory
+//! (`sampling::MaskWords`, what decoding does with
+//! `MLX_NAPI_MASK_KERNEL=mapped`), and with the kernel on words
+//! already on the device (no upload: the floor).
 //!
-//! Exits non-zero when an output differs (the two must agree bit for bit:
-//! both write the logit's float32 value or −∞), or when not on the CUDA
-//! backend.
+//! Exits non-zero when an output differs (all must agree bit for bit: each
+//! writes the logit's float32 value or −∞), when the pinned words cannot be
+//! made, or when not on the CUDA backend.
 //!
-//! `cargo run --release -p mlx-napi-core --example allowed_mask_check -- [iters]`
+//! `MLX_NAPI_MASK_KERNEL=mapped cargo run --release -p mlx-napi-core --example allowed_mask_check -- [iters]`
 
 use std::time::Instant;
 
-use mlx_napi_core::sampling::AllowedTokens;
+use mlx_napi_core::sampling::{mapped_words, AllowedTokens, MaskWords};
 use mlx_rs::{ops, ops::indexing::IndexOp, random, transforms, Array, Dtype};
 
 type Failure = Box<dyn std::error::Error>;
@@ -50,9 +53,13 @@ fn main() -> Result<(), Failure> {
         println!("not the CUDA backend: the kernel does not run here");
         std::process::exit(2);
     }
+    if let Err(why) = mapped_words() {
+        println!("FAILED: no pinned mask words: {why}");
+        std::process::exit(1);
+    }
     let mut failed = false;
-    println!("| V | dtype | allowed | same | argmax same | kernel µs/step | ops µs/step | kernel, words resident µs/step |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| V | dtype | allowed | same (uploaded, mapped) | argmax same | kernel, uploaded µs/step | ops µs/step | kernel, mapped µs/step | kernel, words resident µs/step |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     // SmolLM2 / Qwen2.5 vocabularies; JSON-like sparse sets, one id, all ids.
     for vocab in [49_152usize, 151_936] {
         let sets: [IdSet; 3] = [
@@ -72,14 +79,28 @@ fn main() -> Result<(), Failure> {
                 let bits = words(vocab, set);
                 let tokens = AllowedTokens::from_bits(&bits, vocab)?;
                 let reference = logits.as_dtype(Dtype::Float32)?.add(tokens.additive()?)?;
-                let ours = tokens.apply_kernel(&logits)?;
-                let same = ours.shape() == reference.shape()
-                    && ours.as_slice::<f32>() == reference.as_slice::<f32>();
+                let mut mask_words = MaskWords::new(vocab);
+                let same_as_reference = |ours: &Array| {
+                    ours.shape() == reference.shape()
+                        && ours.as_slice::<f32>() == reference.as_slice::<f32>()
+                };
                 let argmax = |x: &Array| -> Result<i32, Failure> {
                     Ok(ops::indexing::argmax_axis(x, -1, false)?.item_cast::<i32>())
                 };
-                let argmax_same = argmax(&ours)? == argmax(&reference)?;
-                if !same || !argmax_same {
+                let ours = tokens.apply_kernel(&logits)?;
+                let mapped = {
+                    let filled = mask_words.fill(&bits)?;
+                    if !filled.is_mapped() {
+                        return Err("MaskWords did not map its words".into());
+                    }
+                    let out = filled.apply_kernel(&logits)?;
+                    transforms::eval([&out])?;
+                    out
+                };
+                let same = (same_as_reference(&ours), same_as_reference(&mapped));
+                let argmax_same = argmax(&ours)? == argmax(&reference)?
+                    && argmax(&mapped)? == argmax(&reference)?;
+                if !same.0 || !same.1 || !argmax_same {
                     failed = true;
                 }
                 // One sampling step as decoding runs it: upload, mask, argmax.
@@ -106,11 +127,20 @@ fn main() -> Result<(), Failure> {
                     transforms::eval([&id])?;
                     Ok(())
                 };
+                // As decoding runs it: this step's words written in place.
+                let mut in_place = || -> Result<(), Failure> {
+                    let masked = mask_words.fill(&bits)?.apply_kernel(&logits)?;
+                    let id = ops::indexing::argmax_axis(&masked, -1, false)?;
+                    transforms::eval([&id])?;
+                    Ok(())
+                };
                 let kernel_us = median_us(step(true), iters)?;
                 let ops_us = median_us(step(false), iters)?;
+                let mapped_us = median_us(&mut in_place, iters)?;
                 let resident_us = median_us(resident, iters)?;
                 println!(
-                    "| {vocab} | {dtype:?} | {name} | {same} | {argmax_same} | {kernel_us:.1} | {ops_us:.1} | {resident_us:.1} |"
+                    "| {vocab} | {dtype:?} | {name} | {}, {} | {argmax_same} | {kernel_us:.1} | {ops_us:.1} | {mapped_us:.1} | {resident_us:.1} |",
+                    same.0, same.1
                 );
             }
         }

@@ -10,6 +10,7 @@
 pub mod audio;
 pub mod backend;
 pub mod cache;
+mod cuda_host;
 mod cuda_kernel;
 pub mod error;
 pub mod llm;

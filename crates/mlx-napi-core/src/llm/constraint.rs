@@ -27,7 +27,11 @@ use llguidance::{
 };
 use serde_json::Value;
 
-use crate::{sampling::AllowedTokens, tokenizer::Tokenizer, Error, Result};
+use crate::{
+    sampling::{AllowedTokens, MaskWords},
+    tokenizer::Tokenizer,
+    Error, Result,
+};
 
 /// What the output must match (`GenerateOptions::constraint`).
 #[derive(Debug, Clone, PartialEq)]
@@ -185,6 +189,8 @@ impl ConstraintCompiler {
             eos_ids: eos_ids.to_vec(),
             vocab_size,
             first_mask: None,
+            words: MaskWords::new(vocab_size),
+            consumed: true,
         };
         // The first mask now: a grammar that no token of this vocabulary can
         // start is an error before decoding, not an empty output.
@@ -203,6 +209,11 @@ pub(crate) struct Constraint {
     vocab_size: usize,
     /// The allowed set computed by `compile`, used for the first token.
     first_mask: Option<Vec<u32>>,
+    /// Where each step's allowed set goes to the device.
+    words: MaskWords,
+    /// A token was consumed since the last mask: that mask's sampling has
+    /// been read, so its words may be overwritten in place.
+    consumed: bool,
 }
 
 impl Constraint {
@@ -222,13 +233,19 @@ impl Constraint {
         Ok(words)
     }
 
-    /// The ids allowed next, uploaded as bit words (applied on the device).
+    /// The ids allowed next, as bit words the device reads (applied there).
+    /// Written in place (`MaskWords::fill`) when the last mask's token has
+    /// been consumed, which decoding always does first; uploaded otherwise.
     pub fn mask(&mut self) -> Result<AllowedTokens> {
         let words = match self.first_mask.take() {
             Some(m) => m,
             None => self.allowed()?,
         };
-        AllowedTokens::from_bits(&words, self.vocab_size)
+        if std::mem::replace(&mut self.consumed, false) {
+            self.words.fill(&words)
+        } else {
+            AllowedTokens::from_bits(&words, self.vocab_size)
+        }
     }
 
     /// Records a generated token. True when the output is complete: an EOS
@@ -236,6 +253,7 @@ impl Constraint {
     /// the grammar admits nothing more.
     pub fn consume(&mut self, id: u32) -> Result<bool> {
         self.first_mask = None;
+        self.consumed = true;
         if self.eos_ids.contains(&id) {
             return Ok(true);
         }

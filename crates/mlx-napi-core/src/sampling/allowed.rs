@@ -11,16 +11,27 @@
 //! on the 0.5B shape, where a step is bound by the host's launches, it took
 //! constrained decoding from 6.9 to 6.1 % slower than free decoding
 //! (benchmark/RESULTS.md, 2026-12-04). Most of what remains is the upload:
-//! MLX puts host-made arrays in managed memory and recycles the buffer the
-//! GPU read a step before, so the host's write faults its pages back.
-//! Elsewhere (Metal, CPU) the expansion runs as MLX ops.
-//! `MLX_NAPI_MASK_KERNEL=0` turns the kernel off (benchmarks compare the two).
+//! an MLX array made on the host each step lands in managed memory the GPU
+//! read a step before, and the host's write faults those pages back.
+//! [`MaskWords`] can skip MLX for the words: each constrained sequence
+//! writes them into its own pinned, device-mapped host words (`cuda_host.rs`)
+//! and the kernel reads them in place. That path is opt-in
+//! (`MLX_NAPI_MASK_KERNEL=mapped`) until a GPU run has checked and measured
+//! it (`benchmark/gpu/gen.sh mask-kernel`). Elsewhere (Metal, CPU) the words
+//! are an MLX array and the expansion runs as MLX ops.
+//!
+//! `MLX_NAPI_MASK_KERNEL`: unset or `1`, the kernel on uploaded words;
+//! `mapped`, the kernel on mapped words; `0`, the MLX ops.
 
-use std::{cell::RefCell, sync::OnceLock};
+use std::{
+    cell::RefCell,
+    sync::{Arc, Mutex, OnceLock},
+};
 
 use mlx_rs::{ops, Array, Dtype};
 
 use crate::{
+    cuda_host::MappedWords,
     cuda_kernel::{self, CudaKernel, Launch, Template},
     Error, Result,
 };
@@ -31,27 +42,42 @@ const BLOCK: i32 = 256;
 /// Vocabulary sizes whose expansion tables a thread keeps.
 const CACHED_VOCABS: usize = 4;
 
-/// The ids allowed at one step, as bit words on the device.
+/// The ids allowed at one step, as bit words the device can read.
 pub struct AllowedTokens {
-    /// uint32 `[ceil(V / 32)]`.
-    words: Array,
+    words: Words,
     vocab: i32,
+}
+
+enum Words {
+    /// uint32 `[ceil(V / 32)]` in MLX memory.
+    Array(Array),
+    /// Pinned host words the kernel reads in place. `address` is int64
+    /// `[2]`: their device address and count, made once per buffer (so it
+    /// stays where the GPU put it). While this value lives, `host` has a
+    /// second owner and [`MaskWords::fill`] does not write it.
+    Mapped {
+        address: Array,
+        host: Arc<MappedWords>,
+    },
 }
 
 impl AllowedTokens {
     /// `words`: bit `id % 32` of word `id / 32` set for each allowed id of a
-    /// `vocab`-id vocabulary (bits past the vocabulary are ignored).
+    /// `vocab`-id vocabulary (bits past the vocabulary are ignored). Uploads
+    /// the words as an MLX array; a constrained sequence uses
+    /// [`MaskWords::fill`] instead.
     pub fn from_bits(words: &[u32], vocab: usize) -> Result<Self> {
-        if words.len() != vocab.div_ceil(32) || vocab == 0 || vocab > i32::MAX as usize {
-            return Err(Error::Internal(format!(
-                "{} mask words for a vocabulary of {vocab}",
-                words.len()
-            )));
-        }
+        check_words(words, vocab)?;
         Ok(Self {
-            words: Array::from_slice(words, &[words.len() as i32]),
+            words: Words::Array(Array::from_slice(words, &[words.len() as i32])),
             vocab: vocab as i32,
         })
+    }
+
+    /// Whether the kernel will read these words in place (pinned host
+    /// memory) rather than from an MLX array.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.words, Words::Mapped { .. })
     }
 
     /// `logits` `[1, V]` (any float dtype) → float32 `[1, V]`: each allowed
@@ -79,6 +105,15 @@ impl AllowedTokens {
     /// The additive float32 `[1, V]` mask (0 allowed, −∞ not) as MLX ops;
     /// public so tests can hold the kernel to it.
     pub fn additive(&self) -> Result<Array> {
+        let uploaded;
+        let words = match &self.words {
+            Words::Array(words) => words,
+            Words::Mapped { host, .. } => {
+                let host = host.as_slice();
+                uploaded = Array::from_slice(host, &[host.len() as i32]);
+                &uploaded
+            }
+        };
         EXPANDERS.with(|cache| {
             let mut cache = cache.borrow_mut();
             let at = match cache.iter().position(|(v, _)| *v == self.vocab) {
@@ -91,21 +126,29 @@ impl AllowedTokens {
                     cache.len() - 1
                 }
             };
-            cache[at].1.expand(&self.words)
+            cache[at].1.expand(words)
         })
     }
 
     /// [`Self::apply`] as one CUDA kernel.
     pub fn apply_kernel(&self, logits: &Array) -> Result<Array> {
-        KERNEL.with(|kernel| {
+        let (kernel, words) = match &self.words {
+            Words::Array(words) => (&KERNEL, words),
+            Words::Mapped { address, .. } => (&MAPPED_KERNEL, address),
+        };
+        kernel.with(|kernel| {
             let mut kernel = kernel.borrow_mut();
             if kernel.is_none() {
+                let (name, header) = match &self.words {
+                    Words::Array(_) => ("allowed_tokens", ""),
+                    Words::Mapped { .. } => ("allowed_tokens_mapped", "#define WORDS_MAPPED 1\n"),
+                };
                 *kernel = Some(CudaKernel::new(
-                    "allowed_tokens",
+                    name,
                     &["logits", "words"],
                     &["out"],
                     BODY,
-                    "",
+                    header,
                     true,
                 )?);
             }
@@ -113,10 +156,12 @@ impl AllowedTokens {
             let threads = (self.vocab + BLOCK - 1) / BLOCK * BLOCK;
             // SAFETY: thread `id` < V reads `logits[id]` (row-contiguous
             // `[1, V]`, checked above) and word `id / 32` of the
-            // `ceil(V / 32)` words (`from_bits`), and writes `out[id]` once.
+            // `ceil(V / 32)` words (`check_words`; mapped words: the buffer
+            // `words[0]` addresses holds that many, `MaskWords::fill`), and
+            // writes `out[id]` once.
             let mut out = unsafe {
                 kernel.apply(
-                    &[logits, &self.words],
+                    &[logits, words],
                     &[(&[1, self.vocab], Dtype::Float32)],
                     &Launch {
                         grid: (threads, 1, 1),
@@ -134,6 +179,105 @@ impl AllowedTokens {
     }
 }
 
+fn check_words(words: &[u32], vocab: usize) -> Result<()> {
+    if words.len() != vocab.div_ceil(32) || vocab == 0 || vocab > i32::MAX as usize {
+        return Err(Error::Internal(format!(
+            "{} mask words for a vocabulary of {vocab}",
+            words.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Where one constrained sequence writes each step's allowed set.
+///
+/// With mapped words ([`mapped_words`]) that is a buffer of pinned,
+/// device-mapped host words the kernel reads in place, taken from a
+/// process-wide pool on first use and given back on drop. Buffers are never
+/// freed: one whose owner went away may still be read by a kernel queued
+/// before (an aborted step; its result is discarded, but a freed page would
+/// be a device fault). Elsewhere each step's words are uploaded
+/// ([`AllowedTokens::from_bits`]).
+pub struct MaskWords {
+    vocab: usize,
+    slot: Option<Slot>,
+}
+
+/// A mapped buffer and the device array that addresses it.
+struct Slot {
+    host: Arc<MappedWords>,
+    /// int64 `[2]`: `host`'s device address and word count.
+    address: Array,
+}
+
+/// Buffers of dropped [`MaskWords`], for the next sequence.
+static POOL: Mutex<Vec<Slot>> = Mutex::new(Vec::new());
+
+impl MaskWords {
+    pub fn new(vocab: usize) -> Self {
+        Self { vocab, slot: None }
+    }
+
+    /// `words` (as for [`AllowedTokens::from_bits`]) as this step's mask.
+    ///
+    /// The mapped buffer is written in place, so call this only once every
+    /// array made from the previous mask has been evaluated: a kernel reads
+    /// the words when it runs, not when it is queued. A constraint's next
+    /// mask needs the token sampled with the last one, so decoding holds to
+    /// this by construction. While the previous [`AllowedTokens`] is still
+    /// alive the words are uploaded instead.
+    pub fn fill(&mut self, words: &[u32]) -> Result<AllowedTokens> {
+        check_words(words, self.vocab)?;
+        if self.slot.is_none() && mapped_enabled() {
+            self.slot = take_slot(words.len());
+        }
+        let Some(slot) = self.slot.as_mut() else {
+            return AllowedTokens::from_bits(words, self.vocab);
+        };
+        let Some(host) = Arc::get_mut(&mut slot.host) else {
+            return AllowedTokens::from_bits(words, self.vocab);
+        };
+        host.write(words);
+        Ok(AllowedTokens {
+            words: Words::Mapped {
+                address: slot.address.clone(),
+                host: Arc::clone(&slot.host),
+            },
+            vocab: self.vocab as i32,
+        })
+    }
+}
+
+impl Drop for MaskWords {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            POOL.lock().unwrap_or_else(|p| p.into_inner()).push(slot);
+        }
+    }
+}
+
+/// A free pooled buffer of `words` words, or a new one; `None` when the
+/// driver cannot make one (then every step uploads).
+fn take_slot(words: usize) -> Option<Slot> {
+    {
+        let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = pool
+            .iter()
+            .position(|s| s.host.len() == words && Arc::strong_count(&s.host) == 1)
+        {
+            return Some(pool.swap_remove(i));
+        }
+    }
+    let host = MappedWords::new(words).ok()?;
+    // 16 bytes: MLX serves 8-byte arrays from a shared pool of managed pages
+    // that host-made scalars write into; this one gets a buffer of its own.
+    let address = Array::from_slice(&[host.device_address() as i64, words as i64], &[2]);
+    Some(Slot {
+        host: Arc::new(host),
+        address,
+    })
+}
+
 /// Whether [`AllowedTokens::apply`] runs the CUDA kernel: on the CUDA
 /// backend unless `MLX_NAPI_MASK_KERNEL=0`.
 pub fn kernel_enabled() -> bool {
@@ -141,10 +285,34 @@ pub fn kernel_enabled() -> bool {
     *ENABLED.get_or_init(|| cuda_kernel::enabled("MLX_NAPI_MASK_KERNEL"))
 }
 
+/// Whether [`MaskWords`] writes pinned host words: with the kernel, when
+/// `MLX_NAPI_MASK_KERNEL=mapped` and the CUDA driver makes them (`Err`: why
+/// not).
+pub fn mapped_words() -> std::result::Result<(), String> {
+    static MAPPED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    MAPPED
+        .get_or_init(|| {
+            if !kernel_enabled() {
+                return Err("the allowed-token kernel does not run here".into());
+            }
+            if std::env::var("MLX_NAPI_MASK_KERNEL").as_deref() != Ok("mapped") {
+                return Err("opt-in: MLX_NAPI_MASK_KERNEL=mapped".into());
+            }
+            MappedWords::new(1).map(drop)
+        })
+        .clone()
+}
+
+fn mapped_enabled() -> bool {
+    mapped_words().is_ok()
+}
+
 thread_local! {
-    /// The kernel (compiled once per dtype and vocabulary by MLX, which
-    /// caches modules by source and template arguments).
+    /// The kernels (compiled once per dtype and vocabulary by MLX, which
+    /// caches modules by source and template arguments): on words in an MLX
+    /// array, and on mapped words.
     static KERNEL: RefCell<Option<CudaKernel>> = const { RefCell::new(None) };
+    static MAPPED_KERNEL: RefCell<Option<CudaKernel>> = const { RefCell::new(None) };
     /// Expansion tables per vocabulary size, oldest first.
     static EXPANDERS: RefCell<Vec<(i32, Expander)>> = const { RefCell::new(Vec::new()) };
 }
@@ -188,7 +356,7 @@ impl Expander {
 
 #[cfg(test)]
 mod tests {
-    use super::{kernel_enabled, AllowedTokens};
+    use super::{kernel_enabled, mapped_words, AllowedTokens, MaskWords};
     use mlx_rs::{ops::indexing::IndexOp, Array, Dtype};
 
     /// 70 ids: two whole words and 6 bits of a third; a pseudo-random set
@@ -242,19 +410,47 @@ mod tests {
         }
         let (allowed, words) = example();
         let vocab = allowed.len() as i32;
-        let tokens = AllowedTokens::from_bits(&words, allowed.len()).unwrap();
+        let uploaded = AllowedTokens::from_bits(&words, allowed.len()).unwrap();
+        let mut mask_words = MaskWords::new(allowed.len());
+        let mapped = mask_words.fill(&words).unwrap();
+        assert_eq!(mapped.is_mapped(), mapped_words().is_ok());
         // A row of a wider batch (an offset, row-contiguous view), in each dtype.
         let wide = mlx_rs::random::normal::<f32>(&[3, vocab], None, None, None).unwrap();
-        for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
-            let row = wide.as_dtype(dtype).unwrap().index((1..2, ..));
-            let want = row
-                .as_dtype(Dtype::Float32)
-                .unwrap()
-                .add(tokens.additive().unwrap())
-                .unwrap();
-            let got = tokens.apply_kernel(&row).unwrap();
-            assert_eq!(got.dtype(), Dtype::Float32);
-            assert_eq!(got.as_slice::<f32>(), want.as_slice::<f32>(), "{dtype:?}");
+        for tokens in [&uploaded, &mapped] {
+            for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
+                let row = wide.as_dtype(dtype).unwrap().index((1..2, ..));
+                let want = row
+                    .as_dtype(Dtype::Float32)
+                    .unwrap()
+                    .add(uploaded.additive().unwrap())
+                    .unwrap();
+                let got = tokens.apply_kernel(&row).unwrap();
+                assert_eq!(got.dtype(), Dtype::Float32);
+                assert_eq!(got.as_slice::<f32>(), want.as_slice::<f32>(), "{dtype:?}");
+            }
         }
+    }
+
+    /// Each fill is that step's set, whether written in place or (while the
+    /// last mask is still held) uploaded; a held mask keeps its own words.
+    #[test]
+    fn mask_words_hold_each_steps_set() {
+        let (allowed, words) = example();
+        let vocab = allowed.len();
+        let others: Vec<u32> = words.iter().map(|w| !w).collect();
+        let additive = |t: &AllowedTokens| t.additive().unwrap().as_slice::<f32>().to_vec();
+        let want = |w: &[u32]| additive(&AllowedTokens::from_bits(w, vocab).unwrap());
+        let mut mask_words = MaskWords::new(vocab);
+        let first = mask_words.fill(&words).unwrap();
+        assert_eq!(additive(&first), want(&words));
+        let held = mask_words.fill(&others).unwrap();
+        assert!(!held.is_mapped(), "the first mask still holds the buffer");
+        assert_eq!(additive(&held), want(&others));
+        assert_eq!(additive(&first), want(&words));
+        drop((first, held));
+        let again = mask_words.fill(&others).unwrap();
+        assert_eq!(again.is_mapped(), mapped_words().is_ok());
+        assert_eq!(additive(&again), want(&others));
+        assert!(mask_words.fill(&words[..2]).is_err());
     }
 }

@@ -26,7 +26,7 @@ mod filters;
 pub mod logprobs;
 mod sampler;
 
-pub use allowed::AllowedTokens;
+pub use allowed::{mapped_words, AllowedTokens, MaskWords};
 pub use config::SamplerConfig;
 pub use draw::CACHED_CHAINS;
 pub use filters::{apply_min_p, apply_top_k, apply_top_p};
