@@ -151,6 +151,18 @@ impl MappedWords {
         })
     }
 
+    /// Plain host memory in the same shape (device address 0), for testing
+    /// the owners' bookkeeping where there is no driver.
+    #[cfg(test)]
+    pub fn host_only(words: usize) -> Self {
+        let memory = vec![0u32; words].leak();
+        Self {
+            host: memory.as_mut_ptr(),
+            words,
+            device: 0,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.words
     }

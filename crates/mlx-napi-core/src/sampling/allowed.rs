@@ -356,8 +356,10 @@ impl Expander {
 
 #[cfg(test)]
 mod tests {
-    use super::{kernel_enabled, mapped_words, AllowedTokens, MaskWords};
+    use super::{kernel_enabled, mapped_words, take_slot, AllowedTokens, MaskWords, Slot};
+    use crate::cuda_host::MappedWords;
     use mlx_rs::{ops::indexing::IndexOp, Array, Dtype};
+    use std::sync::Arc;
 
     /// 70 ids: two whole words and 6 bits of a third; a pseudo-random set
     /// with both ends and every bit position of a word represented, and a
@@ -452,5 +454,56 @@ mod tests {
         assert_eq!(again.is_mapped(), mapped_words().is_ok());
         assert_eq!(additive(&again), want(&others));
         assert!(mask_words.fill(&words[..2]).is_err());
+    }
+
+    /// The in-place path's bookkeeping, on plain host memory where there is
+    /// no driver: each fill writes the buffer, a held mask is never
+    /// overwritten (the next fill uploads), and a dropped sequence's buffer
+    /// goes to the next one only once no mask holds it.
+    #[test]
+    fn mapped_words_are_written_in_place_leased_and_pooled() {
+        let (_, words) = example();
+        let n = words.len() + 1000; // a count no other test's buffer has
+        let vocab_n = n * 32;
+        let words_n = |w: &[u32]| -> Vec<u32> {
+            let mut all = w.to_vec();
+            all.resize(n, 0xA5A5_5A5A);
+            all
+        };
+        let (first_words, other_words) = (
+            words_n(&words),
+            words_n(&words.iter().map(|w| !w).collect::<Vec<_>>()),
+        );
+        let additive = |t: &AllowedTokens| t.additive().unwrap().as_slice::<f32>().to_vec();
+        let want = |w: &[u32]| additive(&AllowedTokens::from_bits(w, vocab_n).unwrap());
+        let slot = || Slot {
+            host: Arc::new(MappedWords::host_only(n)),
+            address: Array::from_slice(&[0i64, n as i64], &[2]),
+        };
+        let mut mask_words = MaskWords {
+            vocab: vocab_n,
+            slot: Some(slot()),
+        };
+        let first = mask_words.fill(&first_words).unwrap();
+        assert!(first.is_mapped());
+        assert_eq!(additive(&first), want(&first_words));
+        let held = mask_words.fill(&other_words).unwrap();
+        assert!(!held.is_mapped(), "a held mask's words are not overwritten");
+        assert_eq!(additive(&held), want(&other_words));
+        assert_eq!(additive(&first), want(&first_words));
+        drop((first, held));
+        let again = mask_words.fill(&other_words).unwrap();
+        assert!(again.is_mapped());
+        assert_eq!(additive(&again), want(&other_words));
+        let buffer = Arc::clone(&mask_words.slot.as_ref().unwrap().host);
+        drop(mask_words);
+        // Pooled, but `again` (and `buffer`) still hold it: not handed out.
+        let other = take_slot(n);
+        assert!(other
+            .as_ref()
+            .is_none_or(|s| !Arc::ptr_eq(&s.host, &buffer)));
+        drop((again, buffer));
+        let reused = take_slot(n).expect("the pooled buffer, now free");
+        assert_eq!(reused.host.as_slice(), other_words.as_slice());
     }
 }
