@@ -341,9 +341,10 @@ export interface GenerateOptions {
   responseFormat?: ResponseFormat
   /**
    * A grammar the output must match (not with `responseFormat`): a string
-   * is a Lark grammar (llguidance's dialect, rule `start`), or
-   * `{ type: 'regex', source }` / `{ type: 'lark', source }`. An invalid
-   * or unmatchable grammar rejects with `ERR_INVALID_GRAMMAR`.
+   * is a GBNF grammar (llama.cpp's format, rule `root`) when a line
+   * defines a rule with `::=`, else a Lark grammar (llguidance's dialect,
+   * rule `start`); or `{ type: 'lark' | 'gbnf' | 'regex', source }`. An
+   * invalid or unmatchable grammar rejects with `ERR_INVALID_GRAMMAR`.
    */
   grammar?: string | GrammarSpec
   /**
@@ -385,8 +386,11 @@ export interface GenerationResult {
 
 /** `GenerateOptions.grammar` in object form. */
 export interface GrammarSpec {
-  /** `'lark'` (default) or `'regex'` (Rust `regex` syntax; the whole output matches). */
-  type?: 'lark' | 'regex'
+  /**
+   * `'lark'` (default: llguidance's Lark dialect), `'gbnf'` (llama.cpp's
+   * GBNF) or `'regex'` (Rust `regex` syntax; the whole output matches).
+   */
+  type?: 'lark' | 'gbnf' | 'regex'
   /** The grammar or the regular expression. */
   source: string
 }

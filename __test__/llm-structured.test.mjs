@@ -112,6 +112,17 @@ test('grammar: Lark string, regex object', { skip }, async () => {
   assert.match(d.text, /^20\d\d-(0[1-9]|1[0-2])$/)
 })
 
+test('grammar: GBNF, told from Lark by its ::= rules or named by type', { skip }, async () => {
+  const gbnf = '# llama.cpp style\nroot ::= size " " fruit\nsize ::= "small" | "big"\nfruit ::= "apple"\n      | "pear"'
+  for (const grammar of [gbnf, { type: 'gbnf', source: gbnf }]) {
+    const r = await llm.generate('Pick one:', { temperature: 1, seed: 9, maxTokens: 10, grammar })
+    assert.match(r.text, /^(small|big) (apple|pear)$/)
+    assert.equal(r.finishReason, 'stop')
+  }
+  const words = await llm.generate('Words:', { temperature: 1, seed: 3, maxTokens: 40, grammar: 'root ::= [a-z]{2,6} ("," [a-z]{2,6}){2}' })
+  assert.match(words.text, /^[a-z]{2,6}(,[a-z]{2,6}){2}$/)
+})
+
 test('invalid schemas and grammars are coded errors; the model stays usable', { skip }, async () => {
   const cases = [
     [{ responseFormat: { type: 'json_schema', schema: { type: 'wat' } } }, Error, 'ERR_INVALID_SCHEMA'],
@@ -120,6 +131,8 @@ test('invalid schemas and grammars are coded errors; the model stays usable', { 
     [{ grammar: 'start: (' }, Error, 'ERR_INVALID_GRAMMAR'],
     [{ grammar: { type: 'regex', source: 'a(' } }, Error, 'ERR_INVALID_GRAMMAR'],
     [{ grammar: '' }, Error, 'ERR_INVALID_GRAMMAR'],
+    [{ grammar: 'root ::= "a' }, Error, 'ERR_INVALID_GRAMMAR'],
+    [{ grammar: { type: 'gbnf', source: 'start: "a"' } }, Error, 'ERR_INVALID_GRAMMAR'],
     [{ responseFormat: { type: 'xml' } }, RangeError, 'ERR_INVALID_ARG'],
     [{ grammar: { type: 'ebnf', source: 'x' } }, RangeError, 'ERR_INVALID_ARG'],
     [{ grammar: 'start: "a"', responseFormat: { type: 'json_object' } }, RangeError, 'ERR_INVALID_ARG'],

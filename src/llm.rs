@@ -175,9 +175,10 @@ pub struct GenerateOptionsJs {
     /// decoding.
     pub response_format: Option<ResponseFormat>,
     /// A grammar the output must match (not with `responseFormat`): a string
-    /// is a Lark grammar (llguidance's dialect, rule `start`), or
-    /// `{ type: 'regex', source }` / `{ type: 'lark', source }`. An invalid
-    /// or unmatchable grammar rejects with `ERR_INVALID_GRAMMAR`.
+    /// is a GBNF grammar (llama.cpp's format, rule `root`) when a line
+    /// defines a rule with `::=`, else a Lark grammar (llguidance's dialect,
+    /// rule `start`); or `{ type: 'lark' | 'gbnf' | 'regex', source }`. An
+    /// invalid or unmatchable grammar rejects with `ERR_INVALID_GRAMMAR`.
     #[napi(ts_type = "string | GrammarSpec")]
     pub grammar: Option<napi::Either<String, GrammarSpec>>,
     /// Functions the model may call, in OpenAI's format
@@ -212,8 +213,9 @@ pub struct ResponseFormat {
 /// `GenerateOptions.grammar` in object form.
 #[napi(object, object_to_js = false)]
 pub struct GrammarSpec {
-    /// `'lark'` (default) or `'regex'` (Rust `regex` syntax; the whole output matches).
-    #[napi(js_name = "type", ts_type = "'lark' | 'regex'")]
+    /// `'lark'` (default: llguidance's Lark dialect), `'gbnf'` (llama.cpp's
+    /// GBNF) or `'regex'` (Rust `regex` syntax; the whole output matches).
+    #[napi(js_name = "type", ts_type = "'lark' | 'gbnf' | 'regex'")]
     pub kind: Option<String>,
     /// The grammar or the regular expression.
     pub source: String,

@@ -1,5 +1,5 @@
 //! Constrained decoding on SmolLM2-135M (CPU): JSON schemas, any JSON
-//! object, Lark grammars and regexes, alone, in a batch and in a chat
+//! object, Lark and GBNF grammars and regexes, alone, in a batch and in a chat
 //! session; coded errors before decoding. Sampling at temperature 1 with
 //! many seeds, so that the mask — not the model's preference — is what
 //! keeps the output valid.
@@ -262,6 +262,90 @@ fn chat_turns_with_a_schema_keep_the_session() {
     assert!(r.usage.prefilled_tokens < r.usage.prompt_tokens);
 }
 
+/// JSON in GBNF, as llama.cpp's grammars write it (terminal rules for
+/// strings, numbers and blanks; recursive values).
+const JSON_GBNF: &str = r#"
+root   ::= object
+value  ::= object | array | string | number | ("true" | "false" | "null") ws
+object ::=
+  "{" ws (
+    string ":" ws value
+    ("," ws string ":" ws value)*
+  )? "}" ws
+array  ::=
+  "[" ws (
+    value
+    ("," ws value)*
+  )? "]" ws
+string ::=
+  "\"" (
+    [^"\\\x7F\x00-\x1F] |
+    "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
+  )* "\"" ws
+number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]+)? ([eE] [-+]? [0-9]{1,3})? ws
+# blanks, bounded
+ws ::= | " " | "\n" [ \t]{0,20}
+"#;
+
+#[test]
+fn gbnf_grammars_hold_at_temperature_one() {
+    let Some(llm) = load() else { return };
+    let prompt = Prompt::Text("Here is some data:");
+    // Without a type, a grammar with `::=` rules is GBNF.
+    let spec = ConstraintSpec::from_options(None, Some((None, JSON_GBNF.into()))).unwrap();
+    assert_eq!(spec, Some(ConstraintSpec::Gbnf(JSON_GBNF.into())));
+    let list = ConstraintSpec::Gbnf(
+        "root ::= item{1,3}\nitem ::= \"- \" word (\" \" word){0,2} \"\\n\"\nword ::= [a-z]{1,10}\n"
+            .into(),
+    );
+    for seed in 0..3 {
+        let r = llm
+            .generate(
+                prompt,
+                &sampled(seed, 100, spec.clone().unwrap()),
+                &mut |_| ControlFlow::Continue(()),
+            )
+            .unwrap();
+        if r.finish_reason == FinishReason::Stop {
+            let v: Value =
+                serde_json::from_str(&r.text).unwrap_or_else(|e| panic!("{e}: {}", r.text));
+            assert!(v.is_object(), "{}", r.text);
+        } else {
+            assert!(r.text.starts_with('{'), "{}", r.text);
+        }
+
+        let r = llm
+            .generate(prompt, &sampled(seed, 150, list.clone()), &mut |_| {
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(r.finish_reason, FinishReason::Stop, "{:?}", r.text);
+        let lines: Vec<&str> = r
+            .text
+            .strip_suffix('\n')
+            .unwrap_or("")
+            .split('\n')
+            .collect();
+        assert!((1..=3).contains(&lines.len()), "{:?}", r.text);
+        for line in lines {
+            let words: Vec<&str> = line
+                .strip_prefix("- ")
+                .unwrap_or_else(|| panic!("{:?}", r.text))
+                .split(' ')
+                .collect();
+            assert!((1..=3).contains(&words.len()), "{:?}", r.text);
+            assert!(
+                words
+                    .iter()
+                    .all(|w| (1..=10).contains(&w.len())
+                        && w.bytes().all(|b| b.is_ascii_lowercase())),
+                "{:?}",
+                r.text
+            );
+        }
+    }
+}
+
 #[test]
 fn invalid_and_impossible_constraints_are_coded_errors() {
     let Some(llm) = load() else { return };
@@ -294,6 +378,14 @@ fn invalid_and_impossible_constraints_are_coded_errors() {
         ),
         (
             ConstraintSpec::Regex("a(".into()),
+            ErrorCode::InvalidGrammar,
+        ),
+        (
+            ConstraintSpec::Gbnf("root ::= \"a".into()),
+            ErrorCode::InvalidGrammar,
+        ),
+        (
+            ConstraintSpec::Gbnf("root ::= missing".into()),
             ErrorCode::InvalidGrammar,
         ),
         (ConstraintSpec::Regex("".into()), ErrorCode::InvalidGrammar),

@@ -1,5 +1,5 @@
-//! Constrained decoding: a JSON schema, any JSON object, a Lark grammar or a
-//! regex limits which tokens may come next.
+//! Constrained decoding: a JSON schema, any JSON object, a Lark or GBNF
+//! grammar or a regex limits which tokens may come next.
 //!
 //! llguidance compiles the constraint and, after every sampled token,
 //! computes the set of tokens allowed next on the host, as a bit set; we
@@ -42,6 +42,8 @@ pub enum ConstraintSpec {
     JsonObject,
     /// A grammar in llguidance's Lark dialect.
     Lark(String),
+    /// A grammar in llama.cpp's GBNF (translated to Lark, `gbnf.rs`).
+    Gbnf(String),
     /// A regular expression (Rust `regex` syntax) the whole output matches.
     Regex(String),
 }
@@ -50,8 +52,9 @@ impl ConstraintSpec {
     /// The `responseFormat` and `grammar` options as the bindings receive
     /// them: `response_format` is `(type, schema)` (`'text'` = none,
     /// `'json_object'`, `'json_schema'` with a schema); `grammar` is
-    /// `(kind, source)` with kind `'lark'` (default) or `'regex'`. At most
-    /// one of the two.
+    /// `(kind, source)` with kind `'lark'`, `'gbnf'` or `'regex'`; without a
+    /// kind, GBNF when a line defines a rule with `::=`, Lark otherwise. At
+    /// most one of the two.
     pub fn from_options(
         response_format: Option<(&str, Option<Value>)>,
         grammar: Option<(Option<&str>, String)>,
@@ -78,11 +81,15 @@ impl ConstraintSpec {
         };
         let grammar = match grammar {
             None => None,
+            Some((None, source)) if super::gbnf::looks_like_gbnf(&source) => {
+                Some(ConstraintSpec::Gbnf(source))
+            }
             Some((None | Some("lark"), source)) => Some(ConstraintSpec::Lark(source)),
+            Some((Some("gbnf"), source)) => Some(ConstraintSpec::Gbnf(source)),
             Some((Some("regex"), source)) => Some(ConstraintSpec::Regex(source)),
             Some((Some(other), _)) => {
                 return Err(Error::invalid(format!(
-                    "grammar.type must be 'lark' or 'regex', got '{other}'"
+                    "grammar.type must be 'lark', 'gbnf' or 'regex', got '{other}'"
                 )))
             }
         };
@@ -96,7 +103,9 @@ impl ConstraintSpec {
     fn what(&self) -> &'static str {
         match self {
             ConstraintSpec::JsonSchema(_) | ConstraintSpec::JsonObject => "responseFormat",
-            ConstraintSpec::Lark(_) | ConstraintSpec::Regex(_) => "grammar",
+            ConstraintSpec::Lark(_) | ConstraintSpec::Gbnf(_) | ConstraintSpec::Regex(_) => {
+                "grammar"
+            }
         }
     }
 
@@ -105,7 +114,9 @@ impl ConstraintSpec {
             ConstraintSpec::JsonSchema(_) | ConstraintSpec::JsonObject => {
                 Error::InvalidSchema(message)
             }
-            ConstraintSpec::Lark(_) | ConstraintSpec::Regex(_) => Error::InvalidGrammar(message),
+            ConstraintSpec::Lark(_) | ConstraintSpec::Gbnf(_) | ConstraintSpec::Regex(_) => {
+                Error::InvalidGrammar(message)
+            }
         }
     }
 
@@ -123,6 +134,10 @@ impl ConstraintSpec {
                 TopLevelGrammar::from_json_schema(compact(serde_json::json!({"type": "object"})))
             }
             ConstraintSpec::Lark(lark) => TopLevelGrammar::from_lark(lark.clone()),
+            ConstraintSpec::Gbnf(gbnf) => TopLevelGrammar::from_lark(
+                super::gbnf::to_lark(gbnf)
+                    .map_err(|e| Error::InvalidGrammar(format!("invalid grammar: {e}")))?,
+            ),
             ConstraintSpec::Regex(rx) => TopLevelGrammar::from_regex(rx),
         })
     }

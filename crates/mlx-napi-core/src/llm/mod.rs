@@ -27,6 +27,7 @@
 
 pub mod batch;
 mod constraint;
+mod gbnf;
 pub mod models;
 mod options;
 mod text;
