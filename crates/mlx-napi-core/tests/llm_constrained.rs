@@ -9,7 +9,10 @@ mod common;
 use std::ops::ControlFlow;
 
 use mlx_napi_core::{
-    llm::{host_reads, ConstraintSpec, FinishReason, GenerateOptions, Llm, LoadOptions, Prompt},
+    llm::{
+        host_reads, ConstraintSpec, FinishReason, GenerateOptions, GenerationResult, Llm,
+        LoadOptions, Prompt,
+    },
     sampling::SamplerConfig,
     tokenizer::ChatMessage,
     ErrorCode,
@@ -134,6 +137,16 @@ fn json_schema_outputs_always_validate() {
     }
 }
 
+/// A whole JSON object, or (cut by maxTokens) the start of one.
+fn assert_json_object(r: &GenerationResult) {
+    if r.finish_reason == FinishReason::Stop {
+        let v: Value = serde_json::from_str(&r.text).unwrap_or_else(|e| panic!("{e}: {}", r.text));
+        assert!(v.is_object(), "{}", r.text);
+    } else {
+        assert!(r.text.starts_with('{'), "{}", r.text);
+    }
+}
+
 #[test]
 fn json_object_regex_and_lark() {
     let Some(llm) = load() else { return };
@@ -146,14 +159,7 @@ fn json_object_regex_and_lark() {
                 &mut |_| ControlFlow::Continue(()),
             )
             .unwrap();
-        if r.finish_reason == FinishReason::Stop {
-            let v: Value =
-                serde_json::from_str(&r.text).unwrap_or_else(|e| panic!("{e}: {}", r.text));
-            assert!(v.is_object(), "{}", r.text);
-        } else {
-            // Cut by maxTokens: still a prefix the grammar accepts.
-            assert!(r.text.starts_with('{'), "{}", r.text);
-        }
+        assert_json_object(&r);
 
         let rx = ConstraintSpec::Regex(r"(yes|no), [0-9]{2,4}".into());
         let r = llm
@@ -306,13 +312,7 @@ fn gbnf_grammars_hold_at_temperature_one() {
                 &mut |_| ControlFlow::Continue(()),
             )
             .unwrap();
-        if r.finish_reason == FinishReason::Stop {
-            let v: Value =
-                serde_json::from_str(&r.text).unwrap_or_else(|e| panic!("{e}: {}", r.text));
-            assert!(v.is_object(), "{}", r.text);
-        } else {
-            assert!(r.text.starts_with('{'), "{}", r.text);
-        }
+        assert_json_object(&r);
 
         let r = llm
             .generate(prompt, &sampled(seed, 150, list.clone()), &mut |_| {
