@@ -139,6 +139,12 @@ test('OpenAI fields are mapped by name to documented options, nothing else passe
   await client.completions.create({ model: 'stub-llm', prompt: [1, 2, 3], echo: true })
   assert.deepEqual([...llm.calls[2].input], [1, 2, 3])
   assert.equal(llm.calls[2].options.maxTokens, 16)
+  // The grammar extension (llama.cpp's field), a string or { type, source }, on both routes.
+  const gbnf = 'root ::= "yes" | "no"'
+  await client.completions.create({ model: 'stub-llm', prompt: 'x', grammar: gbnf })
+  assert.equal(llm.calls[3].options.grammar, gbnf)
+  await client.chat.completions.create({ model: 'stub-llm', messages: [{ role: 'user', content: 'x' }], grammar: { type: 'regex', source: '[0-9]+', extra: 1 } })
+  assert.deepEqual(llm.calls[4].options.grammar, { type: 'regex', source: '[0-9]+' })
 })
 
 test('unsupported request features are 400s that name the parameter', { timeout: 30_000 }, async () => {
@@ -146,6 +152,8 @@ test('unsupported request features are 400s that name the parameter', { timeout:
     [{ n: 2 }, 'n'],
     [{ tools: [{ type: 'function' }] }, 'tools[0].function'],
     [{ response_format: { type: 'xml' } }, 'response_format.type'],
+    [{ grammar: { type: 'ebnf', source: 'x' } }, 'grammar.type'],
+    [{ grammar: 42 }, 'grammar'],
     [{ response_format: { type: 'json_schema', json_schema: { name: 'x' } } }, 'response_format'],
     [{ logprobs: true }, 'logprobs'],
     [{ messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].tool_call_id'],

@@ -236,6 +236,11 @@ test('structured output and tool calls through the openai client (JSON and strea
     model: LLM_ID, messages, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'wat' } } },
   }))
   assert.equal(bad.status, 400)
+  // The grammar extension (llama.cpp's field) on completions: GBNF.
+  const yesNo = await client.completions.create({ model: LLM_ID, prompt: 'Is water wet? Answer:', temperature: 1, seed: 5, max_tokens: 4, grammar: 'root ::= " yes" | " no"' })
+  assert.match(yesNo.choices[0].text, /^ (yes|no)$/)
+  const badGrammar = await failure(client.completions.create({ model: LLM_ID, prompt: 'x', grammar: 'root ::= (' }))
+  assert.equal(badGrammar.status, 400)
 
   const tools = [{
     type: 'function',

@@ -31,6 +31,15 @@ const SAMPLING_PROPERTIES = {
   top_k: nullable({ type: 'integer', minimum: 0, maximum: 1_000_000 }),
   min_p: nullable({ type: 'number', minimum: 0, maximum: 1 }),
   repetition_penalty: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 100 }),
+  // llama.cpp server's spelling: a grammar string (GBNF, or Lark), or ours,
+  // `{ type, source }`.
+  grammar: {
+    anyOf: [
+      { type: 'string' },
+      { type: 'object', required: ['source'], properties: { type: { enum: ['lark', 'gbnf', 'regex'] }, source: { type: 'string' } } },
+      { type: 'null' },
+    ],
+  },
 }
 
 const MESSAGE_SCHEMA = {
@@ -167,6 +176,10 @@ function generateOptions(body, defaultMaxTokens, signal) {
   if (has('logit_bias') && Object.keys(body.logit_bias).length) {
     options.logitBias = {}
     for (const [id, bias] of Object.entries(body.logit_bias)) options.logitBias[id] = bias
+  }
+  if (has('grammar')) {
+    const { grammar } = body
+    options.grammar = typeof grammar === 'string' ? grammar : { source: grammar.source, ...(grammar.type ? { type: grammar.type } : {}) }
   }
   return options
 }
