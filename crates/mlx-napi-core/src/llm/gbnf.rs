@@ -242,8 +242,9 @@ impl<'a> Parser<'a> {
                     let start = self.pos;
                     let name = self.name()?;
                     if self.at_definition() {
-                        // The next rule (this one's body went on past a
-                        // newline, after `::=` or `|`, and ended empty).
+                        // The next rule's name: this rule has ended (a
+                        // `::=` or `|` that ended its line left its last
+                        // alternative empty).
                         self.pos = start;
                         break;
                     }
