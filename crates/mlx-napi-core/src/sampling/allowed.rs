@@ -132,17 +132,19 @@ impl AllowedTokens {
 
     /// [`Self::apply`] as one CUDA kernel.
     pub fn apply_kernel(&self, logits: &Array) -> Result<Array> {
-        let (kernel, words) = match &self.words {
-            Words::Array(words) => (&KERNEL, words),
-            Words::Mapped { address, .. } => (&MAPPED_KERNEL, address),
+        // The kernel, its name and header, and what it takes as `words`.
+        let (kernel, name, header, words) = match &self.words {
+            Words::Array(words) => (&KERNEL, "allowed_tokens", "", words),
+            Words::Mapped { address, .. } => (
+                &MAPPED_KERNEL,
+                "allowed_tokens_mapped",
+                "#define WORDS_MAPPED 1\n",
+                address,
+            ),
         };
         kernel.with(|kernel| {
             let mut kernel = kernel.borrow_mut();
             if kernel.is_none() {
-                let (name, header) = match &self.words {
-                    Words::Array(_) => ("allowed_tokens", ""),
-                    Words::Mapped { .. } => ("allowed_tokens_mapped", "#define WORDS_MAPPED 1\n"),
-                };
                 *kernel = Some(CudaKernel::new(
                     name,
                     &["logits", "words"],
